@@ -1,0 +1,382 @@
+"""SQLAlchemy models of the CRM (DESIGN.md "Central types").  Storage only: services in
+``crm_core.services`` and the pipeline in ``crm_core.pipeline`` hold the behaviour."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AttachmentRow",
+    "AuditEntry",
+    "Base",
+    "Client",
+    "ConnectorStateRow",
+    "ContactPerson",
+    "ContactPoint",
+    "Deal",
+    "DealStageChange",
+    "Form",
+    "InboxEvent",
+    "Interaction",
+    "Lead",
+    "OutboxCommand",
+    "RoutingPointer",
+    "Segment",
+    "Task",
+    "User",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on SQLite (naive storage) and PostgreSQL (timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+def _fk(target: str, ondelete: str = "SET NULL") -> Any:
+    return ForeignKey(target, ondelete=ondelete)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))  # admin | supervisor | manager
+    team: Mapped[str | None] = mapped_column(String(100), index=True)
+    extension: Mapped[str | None] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    working_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    absences: Mapped[list[Any]] = mapped_column(default=list)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    locale: Mapped[str] = mapped_column(String(8), default="ru")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # company | person
+    name: Mapped[str] = mapped_column(String(300))
+    inn: Mapped[str | None] = mapped_column(String(12), unique=True)
+    segment_id: Mapped[int | None] = mapped_column(_fk("segments.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="cold")
+    owner_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    region: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactPerson(Base):
+    __tablename__ = "contact_persons"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    position: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    source: Mapped[str] = mapped_column(String(20), index=True)  # channel
+    source_ref: Mapped[str | None] = mapped_column(String(200))  # form key, mailbox, bot, PBX
+    title: Mapped[str] = mapped_column(String(300), default="")
+    name: Mapped[str | None] = mapped_column(String(300))
+    company: Mapped[str | None] = mapped_column(String(300))
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deals.id", ondelete="SET NULL", use_alter=True)
+    )
+    owner_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    queue: Mapped[str | None] = mapped_column(String(100), index=True)  # team awaiting someone
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    utm: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    loss_reason: Mapped[str | None] = mapped_column(String(300))
+    rule_id: Mapped[str | None] = mapped_column(String(100))
+    assign_reason: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[str | None] = mapped_column(String(20))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    first_event_id: Mapped[int | None] = mapped_column(_fk("inbox_events.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ContactPoint(Base):
+    """A phone, email, Telegram or VK id; unique across the CRM, owned by one party."""
+
+    __tablename__ = "contact_points"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(320))
+    extension: Mapped[str | None] = mapped_column(String(16))
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
+    contact_person_id: Mapped[int | None] = mapped_column(_fk("contact_persons.id", "CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"), index=True)
+    label: Mapped[str | None] = mapped_column(String(100))  # display name, username
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    unreachable_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
+    title: Mapped[str] = mapped_column(String(300))
+    stage: Mapped[str] = mapped_column(String(30), default="new", index=True)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    owner_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    loss_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class DealStageChange(Base):
+    __tablename__ = "deal_stage_changes"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(_fk("deals.id", "CASCADE"), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(30))
+    to_stage: Mapped[str] = mapped_column(String(30))
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboxEvent(Base):
+    """The durable inbox: every accepted event, unique per (channel, kind, external_id)."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("channel", "kind", "external_id"),
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[datetime | None] = mapped_column()
+    lead_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    client_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    interaction_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite")
+    )
+
+
+class Interaction(Base):
+    """One entry on a timeline: a call, an email, a message, a form submission."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index(
+            "uq_interactions_channel_message_key",
+            "channel",
+            "message_key",
+            unique=True,
+            sqlite_where=text("message_key IS NOT NULL"),
+            postgresql_where=text("message_key IS NOT NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(_fk("deals.id", "SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    kind: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    classification: Mapped[str] = mapped_column(String(20), default="regular")
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    ring_s: Mapped[int | None] = mapped_column(Integer)
+    recording_url: Mapped[str | None] = mapped_column(String(1000))
+    subject: Mapped[str | None] = mapped_column(String(1000))
+    body: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    thread_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    message_key: Mapped[str | None] = mapped_column(String(500))
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    event_id: Mapped[int | None] = mapped_column(_fk("inbox_events.id"), unique=True)
+    outbox_id: Mapped[int | None] = mapped_column(_fk("outbox.id"), unique=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(_fk("interactions.id", "CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    path: Mapped[str | None] = mapped_column(String(1000))
+    url: Mapped[str | None] = mapped_column(String(1000))
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_due", "status", "remind_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    due_at: Mapped[datetime | None] = mapped_column()
+    remind_at: Mapped[datetime | None] = mapped_column()
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    sla_due_at: Mapped[datetime | None] = mapped_column()
+    sla_warned_at: Mapped[datetime | None] = mapped_column()
+    escalated_at: Mapped[datetime | None] = mapped_column()
+    assignee_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(_fk("deals.id", "SET NULL"), index=True)
+    interaction_id: Mapped[int | None] = mapped_column(ID)  # no FK: avoids a cycle
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxCommand(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(40))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
+    deal_id: Mapped[int | None] = mapped_column(_fk("deals.id", "SET NULL"))
+    task_id: Mapped[int | None] = mapped_column(_fk("tasks.id", "SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Form(Base):
+    __tablename__ = "forms"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(128))
+    aliases: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    honeypot_fields: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingPointer(Base):
+    """Round-robin pointers, updated in the assignment's own transaction."""
+
+    __tablename__ = "routing_pointers"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConnectorStateRow(Base):
+    __tablename__ = "connector_state"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    action: Mapped[str] = mapped_column(String(100))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
