@@ -1,0 +1,120 @@
+"""The hub: the one ingest pipeline every channel feeds (persist -> match -> assign ->
+log -> notify), as an object the gateway starts and stops.  It implements the
+``crm_core.ports.Ingest`` port that connectors are given."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from crm_core.db import Database
+from crm_core.events import Attachment, InboundEvent
+from crm_core.live import LiveHub
+from crm_core.pipeline.assign import Assigner, RoundRobinAssigner
+from crm_core.pipeline.inbox import InboxWriter, Persisted
+from crm_core.pipeline.process import PipelineConfig
+from crm_core.pipeline.worker import InboxProcessor
+from crm_core.ports import IngestReceipt, IngestUnavailable
+
+__all__ = ["Hub"]
+
+log = structlog.get_logger("crmhub.hub")
+
+
+def _store_attachment(root: Path, content: bytes) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    path = root / digest[:2] / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(digest + ".part")
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    return digest
+
+
+class Hub:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cfg: PipelineConfig | None = None,
+        assigner: Assigner | None = None,
+        live: LiveHub | None = None,
+        wait_timeout: float = 5.0,
+        on_received: Callable[[str], None] | None = None,
+        on_result: Callable[[str, str], None] | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.cfg = cfg or PipelineConfig()
+        self.live = live or LiveHub()
+        self.assigner: Assigner = assigner or RoundRobinAssigner(postgres=db.is_postgres)
+        self.wait_timeout = wait_timeout
+        self.on_received = on_received
+        self.processor = InboxProcessor(
+            db, self.assigner, self.live, self.cfg, on_result=on_result, poll_interval=poll_interval
+        )
+        self.writer = InboxWriter(db, on_persisted=self.processor.persisted)
+        self._started = False
+
+    async def start(self, *, process: bool = True) -> None:
+        self.writer.start()
+        if process:
+            self.processor.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+        await self.processor.stop()
+        self._started = False
+
+    async def _externalize(self, event: InboundEvent) -> InboundEvent:
+        """Attachment bytes go to the content-addressed store before the inbox row, so
+        the durable row refers to them by SHA-256 and a retry finds them again."""
+        if not any(a.content is not None for a in event.attachments):
+            return event
+        root = Path(self.cfg.attachments_dir)
+        atts: list[Attachment] = []
+        for a in event.attachments:
+            if a.content is None:
+                atts.append(a)
+                continue
+            digest = await asyncio.to_thread(_store_attachment, root, a.content)
+            atts.append(dataclasses.replace(a, sha256=digest, size=a.size or len(a.content)))
+        return dataclasses.replace(event, attachments=tuple(atts))
+
+    async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
+        """Persist (group commit) and, with ``wait``, wait for processing (bounded)."""
+        try:
+            event = await self._externalize(event)
+            persisted = await self.writer.submit(event)
+        except IngestUnavailable:
+            raise
+        except Exception as exc:
+            log.error("ingest_unavailable", error=str(exc), channel=event.channel.value)
+            raise IngestUnavailable(str(exc)) from exc
+        if self.on_received is not None and not persisted.duplicate:
+            self.on_received(event.channel.value)
+        if not persisted.duplicate:
+            self.processor._events[persisted.event_id] = event
+        result: Persisted | None = persisted
+        if wait and persisted.status in ("pending", "processing"):
+            done = await self.processor.wait_for(persisted.event_id, self.wait_timeout)
+            result = done or persisted
+        assert result is not None
+        return IngestReceipt(
+            event_id=result.event_id,
+            duplicate=persisted.duplicate,
+            status=result.status,
+            lead_id=result.lead_id,
+            client_id=result.client_id,
+            interaction_id=result.interaction_id,
+            error=result.error,
+        )
+
+    ingest = __call__

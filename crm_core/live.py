@@ -1,0 +1,113 @@
+"""Live events for operators: in-process fan-out, across processes via PostgreSQL NOTIFY.
+
+A subscriber gets the events it may see: each event carries the users it concerns
+(``user_ids``) and the owner of the record; the gateway filters by role on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LiveEvent", "LiveHub", "Subscription"]
+
+CHANNEL = "crmhub_live"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    kind: str  # caller_card, call_state, new_lead, new_message, task_reminder, sla_warning ...
+    payload: Mapping[str, Any]
+    user_ids: tuple[int, ...] | None = None  # None: everyone allowed to see owner_id
+    owner_id: int | None = None
+    origin: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "payload": dict(self.payload),
+            "user_ids": list(self.user_ids) if self.user_ids is not None else None,
+            "owner_id": self.owner_id,
+        }
+
+
+@dataclass(eq=False)
+class Subscription:
+    queue: asyncio.Queue[LiveEvent] = field(default_factory=lambda: asyncio.Queue(1000))
+    dropped: int = 0
+
+    def offer(self, event: LiveEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:  # a slow browser must not stall the hub
+            self.dropped += 1
+
+
+class LiveHub:
+    """Publish/subscribe.  ``publish`` is what the pipeline calls after commit."""
+
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+        self.node_id = uuid.uuid4().hex[:12]
+        self._forward: Any = None  # async callable(json_text) set by the PG bridge
+
+    async def publish(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        user_ids: list[int] | None = None,
+        owner_id: int | None = None,
+    ) -> None:
+        event = LiveEvent(
+            kind=kind,
+            payload=payload,
+            user_ids=tuple(user_ids) if user_ids is not None else None,
+            owner_id=owner_id,
+            origin=self.node_id,
+        )
+        self.deliver(event)
+        if self._forward is not None:
+            with contextlib.suppress(Exception):
+                await self._forward(json.dumps({"node": self.node_id, **event.to_json()}))
+
+    def deliver(self, event: LiveEvent) -> None:
+        for sub in list(self._subs):
+            sub.offer(event)
+
+    def deliver_remote(self, text: str) -> None:
+        """An event another hub process published (PostgreSQL NOTIFY payload)."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return
+        if data.get("node") == self.node_id:
+            return
+        ids = data.get("user_ids")
+        self.deliver(
+            LiveEvent(
+                kind=str(data.get("kind")),
+                payload=data.get("payload") or {},
+                user_ids=tuple(ids) if ids is not None else None,
+                owner_id=data.get("owner_id"),
+                origin=str(data.get("node")),
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        sub = Subscription()
+        self._subs.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subs.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)

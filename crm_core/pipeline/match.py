@@ -1,0 +1,120 @@
+"""Step 3, ``match``: who is this?  Contact points first, then the thread, then open leads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.events import Channel, InboundEvent
+from crm_core.models import Client, ContactPerson, ContactPoint, Deal, Interaction, Lead
+
+__all__ = ["OPEN_LEAD_STATUSES", "Match", "match_event", "parse_our_message_id"]
+
+OPEN_LEAD_STATUSES = ("new", "in_progress")
+# Our outbound Message-IDs encode the interaction: <crmhub.i123.5f1c2e@mail.example.ru>
+_OUR_MSGID = re.compile(r"^crmhub\.i(\d+)\.[0-9a-z]+@", re.IGNORECASE)
+
+
+def parse_our_message_id(ref: str) -> int | None:
+    m = _OUR_MSGID.match(ref.strip("<>"))
+    return int(m.group(1)) if m else None
+
+
+@dataclass(slots=True)
+class Match:
+    points: dict[str, ContactPoint] = field(default_factory=dict)  # identity -> point
+    client: Client | None = None
+    lead: Lead | None = None  # an open lead of the same identity
+    deal_id: int | None = None  # from the thread or a subject token
+    thread_id: str | None = None
+    thread_interaction: Interaction | None = None
+    how: str = "none"  # contact_point | thread | lead | none
+
+    @property
+    def known(self) -> bool:
+        return self.client is not None or self.lead is not None
+
+
+async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
+    m = Match()
+    pairs = [tuple(i.split(":", 1)) for i in event.identities if ":" in i]
+    if pairs:
+        rows = await s.scalars(
+            select(ContactPoint).where(tuple_(ContactPoint.kind, ContactPoint.value).in_(pairs))
+        )
+        for point in rows:
+            m.points[f"{point.kind}:{point.value}"] = point
+    # Identities in the event's order: the sender's address before signature phones.
+    for ident in event.identities:
+        cp = m.points.get(ident)
+        if cp is None:
+            continue
+        client_id = cp.client_id
+        if client_id is None and cp.contact_person_id is not None:
+            person = await s.get(ContactPerson, cp.contact_person_id)
+            client_id = person.client_id if person else None
+        if client_id is not None and m.client is None:
+            m.client = await s.get(Client, client_id)
+            m.how = "contact_point"
+        if cp.lead_id is not None and m.lead is None:
+            lead = await s.get(Lead, cp.lead_id)
+            if lead is not None and lead.status in OPEN_LEAD_STATUSES:
+                m.lead = lead
+                if m.how == "none":
+                    m.how = "lead"
+                if m.client is None and lead.client_id is not None:
+                    m.client = await s.get(Client, lead.client_id)
+    if m.client is not None and m.lead is None:
+        # A known client's request still open as a lead (e.g. a second form the same day).
+        m.lead = await s.scalar(
+            select(Lead)
+            .where(Lead.client_id == m.client.id, Lead.status.in_(OPEN_LEAD_STATUSES))
+            .order_by(Lead.id.desc())
+            .limit(1)
+        )
+    await _match_thread(s, event, m)
+    return m
+
+
+async def _match_thread(s: AsyncSession, event: InboundEvent, m: Match) -> None:
+    refs = [r.strip("<>") for r in event.thread_refs if r]
+    if event.channel in (Channel.TELEGRAM, Channel.VK):
+        chat = event.meta.get("chat_id") or event.meta.get("peer_id")
+        if chat is not None:
+            m.thread_id = f"{event.channel.value}:{event.source or ''}:{chat}"
+        return
+    if event.channel != Channel.EMAIL:
+        return
+    thread: Interaction | None = None
+    our_ids = [i for i in (parse_our_message_id(r) for r in refs) if i is not None]
+    if our_ids:
+        thread = await s.get(Interaction, our_ids[-1])
+    if thread is None and refs:
+        thread = await s.scalar(
+            select(Interaction)
+            .where(Interaction.channel == "email", Interaction.message_key.in_(refs))
+            .order_by(Interaction.id.desc())
+            .limit(1)
+        )
+    if thread is not None:
+        # Join only when the sender belongs to the thread's client or lead: a reply from
+        # another person (a forwarded newsletter) must not merge into someone else's thread.
+        same_client = m.client is not None and thread.client_id == m.client.id
+        same_lead = m.lead is not None and thread.lead_id == m.lead.id
+        if same_client or same_lead:
+            m.thread_interaction = thread
+            m.thread_id = thread.thread_id
+            m.deal_id = thread.deal_id
+            if m.how == "none":
+                m.how = "thread"
+    if m.thread_id is None:
+        m.thread_id = refs[0] if refs else event.external_id
+    token = event.meta.get("subject_token")
+    if m.deal_id is None and isinstance(token, dict) and m.client is not None:
+        if token.get("kind") == "deal":
+            deal = await s.get(Deal, int(token.get("id") or 0))
+            if deal is not None and deal.client_id == m.client.id:
+                m.deal_id = deal.id

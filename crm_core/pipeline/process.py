@@ -1,0 +1,338 @@
+"""Steps 3-5 for one event, inside the caller's transaction: match, assign, log.
+
+Pure domain logic over a session; ``worker.py`` owns transactions, retries and step 6
+(notify, after commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.events import Channel, Classification, Direction, EventKind, InboundEvent
+from crm_core.models import (
+    ContactPoint,
+    Interaction,
+    Lead,
+    OutboxCommand,
+    Task,
+    User,
+)
+from crm_core.pipeline.assign import Assigner, Assignment
+from crm_core.pipeline.match import Match, match_event
+from crm_core.pipeline.record import live_events_for, record_attachments
+
+__all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
+
+# Events that open a lead when the sender is not known yet.
+LEAD_KINDS = frozenset(
+    {
+        EventKind.FORM_SUBMITTED,
+        EventKind.LEAD_FORM_SUBMITTED,
+        EventKind.CALL_STARTED,
+        EventKind.CALL_ENDED,
+        EventKind.MESSAGE_RECEIVED,
+        EventKind.EMAIL_RECEIVED,
+        EventKind.CALLBACK_QUERY,
+    }
+)
+# A known client's request that still deserves its own lead (a new enquiry).
+REQUEST_KINDS = frozenset({EventKind.FORM_SUBMITTED, EventKind.LEAD_FORM_SUBMITTED})
+# Events that are a timeline entry of their own.
+LOGGED_KINDS = frozenset(
+    {
+        EventKind.FORM_SUBMITTED,
+        EventKind.LEAD_FORM_SUBMITTED,
+        EventKind.CALL_ENDED,
+        EventKind.EMAIL_RECEIVED,
+        EventKind.EMAIL_SENT,
+        EventKind.MESSAGE_RECEIVED,
+        EventKind.MESSAGE_SENT,
+        EventKind.CALLBACK_QUERY,
+    }
+)
+NO_LEAD_CLASSES = frozenset(
+    {Classification.AUTO_REPLY, Classification.BOUNCE, Classification.BULK, Classification.SPAM}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    callback_due_minutes: int = 30
+    attachments_dir: str = "./var/attachments"
+    lead_title_max: int = 300
+
+
+@dataclass(slots=True)
+class Outcome:
+    lead_id: int | None = None
+    client_id: int | None = None
+    interaction_id: int | None = None
+    created_lead: bool = False
+    live: list[tuple[str, dict[str, Any], list[int] | None, int | None]] = field(
+        default_factory=list
+    )
+
+
+def _lead_title(event: InboundEvent) -> str:
+    name = event.display_name or (event.identities[0].split(":", 1)[1] if event.identities else "")
+    labels = {
+        Channel.CALL: "Звонок",
+        Channel.EMAIL: "Письмо",
+        Channel.WEBFORM: "Заявка с сайта",
+        Channel.TELEGRAM: "Telegram",
+        Channel.VK: "ВКонтакте",
+    }
+    return f"{labels.get(event.channel, event.channel.value)}: {name}".strip(": ")[:300]
+
+
+async def _ensure_points(
+    s: AsyncSession, event: InboundEvent, m: Match, *, lead_id: int | None, client_id: int | None
+) -> None:
+    """Create the contact points the event brought; unique (kind, value) settles races."""
+    for ident in event.identities:
+        if ident in m.points:
+            continue
+        kind, value = ident.split(":", 1)
+        cp = ContactPoint(
+            kind=kind,
+            value=value,
+            lead_id=lead_id,
+            client_id=client_id,
+            label=event.display_name if kind in ("telegram", "vk") else None,
+        )
+        ext = (event.meta.get("phone_extensions") or {}) if kind == "phone" else {}
+        if isinstance(ext, dict) and value in ext:
+            cp.extension = str(ext[value])[:16]
+        s.add(cp)
+        m.points[ident] = cp
+    await s.flush()
+
+
+async def _outbox_links(s: AsyncSession, event: InboundEvent) -> OutboxCommand | None:
+    call_id = event.meta.get("crm_call_id")
+    if not call_id:
+        return None
+    return await s.scalar(select(OutboxCommand).where(OutboxCommand.idempotency_key == call_id))
+
+
+async def process_event(
+    s: AsyncSession,
+    event: InboundEvent,
+    event_id: int,
+    assigner: Assigner,
+    cfg: PipelineConfig,
+) -> Outcome:
+    out = Outcome()
+    if event.meta.get("parse_error"):
+        raise ValueError(f"payload could not be parsed: {event.meta['parse_error']}")
+    if event.kind == EventKind.IGNORED:
+        return out
+    m = await match_event(s, event)
+    client, lead = m.client, m.lead
+    out.client_id = client.id if client else None
+
+    if event.kind == EventKind.SUBSCRIPTION_CHANGED:
+        for cp in m.points.values():
+            cp.unreachable = not bool(event.meta.get("allowed", True))
+            cp.unreachable_reason = None if not cp.unreachable else "unsubscribed"
+        return out
+    if event.classification == Classification.BOUNCE:
+        for addr in event.meta.get("bounced_addresses") or []:
+            await s.execute(
+                update(ContactPoint)
+                .where(ContactPoint.kind == "email", ContactPoint.value == str(addr).lower())
+                .values(unreachable=True, unreachable_reason="bounced")
+            )
+    if event.kind == EventKind.MESSAGE_EDITED:
+        return await _apply_edit(s, event, out)
+
+    link = await _outbox_links(s, event)
+    inbound = event.direction == Direction.INBOUND
+    wants_lead = (
+        inbound
+        and event.kind in LEAD_KINDS
+        and event.classification not in NO_LEAD_CLASSES
+        and not (event.kind == EventKind.CALL_ENDED and link is not None)
+    )
+    new_request = client is not None and event.kind in REQUEST_KINDS and lead is None
+    assignment: Assignment | None = None
+    if wants_lead and (lead is None and (client is None or new_request)):
+        assignment = await assigner.assign(s, event, client)
+        lead = Lead(
+            status="new",
+            source=event.channel.value,
+            source_ref=event.source,
+            title=_lead_title(event),
+            name=event.display_name,
+            company=(event.meta.get("company") or None),
+            client_id=client.id if client else None,
+            owner_id=assignment.user_id,
+            queue=assignment.queue,
+            needs_review=event.classification == Classification.NEEDS_REVIEW,
+            utm=dict(event.meta.get("utm") or {}),
+            rule_id=assignment.rule_id,
+            assign_reason=assignment.reason,
+            priority=assignment.priority,
+            tags=list(assignment.tags),
+            first_event_id=event_id,
+        )
+        s.add(lead)
+        await s.flush()
+        out.created_lead = True
+        if assignment.task or assignment.sla_minutes:
+            spec = assignment.task or {}
+            minutes = int(spec.get("due_in_minutes") or assignment.sla_minutes or 15)
+            s.add(
+                Task(
+                    kind=str(spec.get("kind") or "first_reply"),
+                    title=str(spec.get("title") or f"Ответить на заявку #{lead.id}"),
+                    due_at=event.occurred_at + timedelta(minutes=minutes),
+                    remind_at=event.occurred_at + timedelta(minutes=minutes),
+                    sla_due_at=event.occurred_at + timedelta(minutes=minutes),
+                    assignee_id=assignment.user_id,
+                    lead_id=lead.id,
+                    client_id=lead.client_id,
+                )
+            )
+    if lead is not None and (wants_lead or client is None):
+        await _ensure_points(
+            s,
+            event,
+            m,
+            lead_id=None if client else lead.id,
+            client_id=client.id if client else None,
+        )
+    elif client is not None and inbound:
+        await _ensure_points(s, event, m, lead_id=None, client_id=client.id)
+    out.lead_id = lead.id if lead else None
+
+    if event.kind in LOGGED_KINDS:
+        inter = _interaction(event, event_id, m, lead, link)
+        s.add(inter)
+        await s.flush()
+        out.interaction_id = inter.id
+        await record_attachments(s, inter, event, cfg.attachments_dir)
+        if out.client_id is None and link is not None:
+            out.client_id = link.client_id
+        await _call_tasks(s, event, inter, lead, client, cfg, assignment)
+    out.live.extend(await live_events_for(s, event, m, lead, out))
+    return out
+
+
+def _interaction(
+    event: InboundEvent, event_id: int, m: Match, lead: Lead | None, link: OutboxCommand | None
+) -> Interaction:
+    meta = dict(event.meta)
+    meta.pop("fields", None) if len(str(meta.get("fields", ""))) > 20_000 else None
+    message_key = meta.get("message_key") or (
+        meta.get("message_id") if event.channel == Channel.EMAIL else None
+    )
+    if event.channel == Channel.CALL:
+        message_key = event.external_id
+    if message_key and event.channel in (Channel.TELEGRAM, Channel.VK):
+        message_key = f"{event.source or ''}:{message_key}"
+    return Interaction(
+        client_id=(m.client.id if m.client else None) or (link.client_id if link else None),
+        lead_id=(lead.id if lead else None) or (link.lead_id if link else None),
+        deal_id=m.deal_id or (link.deal_id if link else None),
+        channel=event.channel.value,
+        direction=event.direction.value,
+        kind=event.kind.value,
+        outcome=meta.get("outcome"),
+        classification=event.classification.value,
+        duration_s=_int(meta.get("talk_seconds")),
+        ring_s=_int(meta.get("ring_seconds")),
+        recording_url=meta.get("recording_url"),
+        subject=(event.subject or None) and event.subject[:1000],
+        body=event.text,
+        html=event.html,
+        thread_id=m.thread_id,
+        message_key=str(message_key)[:500] if message_key else None,
+        user_id=(link.created_by if link else None),
+        event_id=event_id,
+        meta=meta,
+        occurred_at=event.occurred_at,
+    )
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def _call_tasks(
+    s: AsyncSession,
+    event: InboundEvent,
+    inter: Interaction,
+    lead: Lead | None,
+    client: Any,
+    cfg: PipelineConfig,
+    assignment: Assignment | None,
+) -> None:
+    """A missed inbound call opens a "call back" task; an answered call closes it."""
+    if event.kind != EventKind.CALL_ENDED:
+        return
+    outcome = event.meta.get("outcome")
+    owner_id = (client.owner_id if client else None) or (lead.owner_id if lead else None)
+    scope = Task.client_id == client.id if client else (Task.lead_id == (lead.id if lead else -1))
+    if outcome == "answered":
+        now = event.occurred_at
+        await s.execute(
+            update(Task)
+            .where(scope, Task.kind == "call_back", Task.status == "open")
+            .values(status="done", closed_at=now, note="closed by an answered call")
+        )
+        return
+    if event.direction != Direction.INBOUND or outcome not in ("missed", "busy", "failed"):
+        return
+    existing = await s.scalar(
+        select(Task.id).where(scope, Task.kind == "call_back", Task.status == "open").limit(1)
+    )
+    if existing is not None:
+        return
+    caller = event.phones[0] if event.phones else event.meta.get("caller_raw") or ""
+    due = event.occurred_at + timedelta(minutes=cfg.callback_due_minutes)
+    if owner_id is None and event.meta.get("extensions_rung"):
+        owner_id = await s.scalar(
+            select(User.id).where(User.extension.in_(list(event.meta["extensions_rung"]))).limit(1)
+        )
+    s.add(
+        Task(
+            kind="call_back",
+            title=f"Перезвонить {caller}".strip(),
+            due_at=due,
+            remind_at=due,
+            assignee_id=owner_id,
+            client_id=client.id if client else None,
+            lead_id=lead.id if lead else None,
+            interaction_id=inter.id,
+        )
+    )
+
+
+async def _apply_edit(s: AsyncSession, event: InboundEvent, out: Outcome) -> Outcome:
+    key = event.meta.get("message_key")
+    if key:
+        key = f"{event.source or ''}:{key}"
+        inter = await s.scalar(
+            select(Interaction).where(
+                Interaction.channel == event.channel.value, Interaction.message_key == key
+            )
+        )
+        if inter is not None:
+            history = list((inter.meta or {}).get("edits") or [])
+            history.append({"at": event.occurred_at.isoformat(), "previous": inter.body})
+            inter.body = event.text
+            inter.meta = {**(inter.meta or {}), "edits": history}
+            out.interaction_id = inter.id
+            out.client_id = inter.client_id
+            out.lead_id = inter.lead_id
+            return out
+    raise LookupError(f"edited message {key!r} is not on any timeline yet")

@@ -1,0 +1,292 @@
+"""Runs steps 3-6 for persisted events: claims inbox rows, processes them in batches
+(one transaction, a savepoint per event), retries failures with backoff, and
+publishes live events after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import Database
+from crm_core.events import InboundEvent
+from crm_core.live import LiveHub
+from crm_core.models import InboxEvent, utcnow
+from crm_core.pipeline.assign import Assigner
+from crm_core.pipeline.inbox import Persisted
+from crm_core.pipeline.process import Outcome, PipelineConfig, process_event
+
+__all__ = ["InboxProcessor", "ProcessorStats", "backoff_seconds"]
+
+log = structlog.get_logger("crmhub.pipeline")
+LEASE = timedelta(seconds=120)
+MAX_ATTEMPTS = 12
+
+
+def backoff_seconds(attempts: int) -> float:
+    """5 s, 10 s, 20 s ... capped at one hour."""
+    return float(min(3600, 5 * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(slots=True)
+class ProcessorStats:
+    processed: int = 0
+    failed: int = 0
+    batches: int = 0
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        db: Database,
+        assigner: Assigner,
+        live: LiveHub,
+        cfg: PipelineConfig,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 1.0,
+        on_result: Callable[[str, str], None] | None = None,  # (channel, processed|failed)
+    ) -> None:
+        self.db = db
+        self.assigner = assigner
+        self.live = live
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.on_result = on_result
+        self.stats = ProcessorStats()
+        self._wake: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._events: dict[int, InboundEvent] = {}  # fast path: the objects just persisted
+        self._waiters: dict[int, list[asyncio.Future[Persisted]]] = {}
+        self._done: OrderedDict[int, Persisted] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- wiring ---------------------------------------------------------------
+    def persisted(self, ids: list[int], events: dict[int, InboundEvent] | None = None) -> None:
+        if events:
+            self._events.update(events)
+        self._wake.put_nowait(ids)
+
+    async def wait_for(self, event_id: int, wait_seconds: float) -> Persisted | None:
+        if event_id in self._done:
+            return self._done[event_id]
+        fut: asyncio.Future[Persisted] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, wait_seconds)
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(event_id)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    self._waiters.pop(event_id, None)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="inbox-processor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- loop -----------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            ids: list[int] = []
+            try:
+                ids = await asyncio.wait_for(self._wake.get(), self.poll_interval)
+                while not self._wake.empty() and len(ids) < self.batch_size * 4:
+                    ids.extend(self._wake.get_nowait())
+            except TimeoutError:
+                pass
+            try:
+                if ids:
+                    for i in range(0, len(ids), self.batch_size):
+                        await self.process_ids(ids[i : i + self.batch_size], fresh=True)
+                else:
+                    await self.process_due()
+            except Exception as exc:  # keep the worker alive; rows stay due for a retry
+                log.error("processor_loop_error", error=repr(exc))
+                await asyncio.sleep(min(self.poll_interval, 1.0))
+
+    async def process_due(self) -> int:
+        """Claim and process rows that are due: left pending, failed and due, or stale."""
+        now = utcnow()
+        T = InboxEvent
+        cond = or_(
+            and_(T.status == "pending", T.received_at < now - timedelta(seconds=5)),
+            and_(T.status == "failed", T.next_attempt_at <= now, T.attempts < MAX_ATTEMPTS),
+            and_(T.status == "processing", T.next_attempt_at < now),
+        )
+        q = select(T.id).where(cond).order_by(T.id).limit(self.batch_size)
+        if self.db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        async with self.db.transaction() as s:
+            ids = list(await s.scalars(q))
+            if not ids:
+                return 0
+            await s.execute(
+                update(T)
+                .where(T.id.in_(ids))
+                .values(status="processing", next_attempt_at=now + LEASE)
+            )
+        await self.process_ids(ids, fresh=False, claimed=True)
+        return len(ids)
+
+    async def process_ids(self, ids: list[int], *, fresh: bool, claimed: bool = False) -> None:
+        if not claimed:
+            async with self.db.transaction() as s:
+                res = await s.execute(
+                    update(InboxEvent)
+                    .where(InboxEvent.id.in_(ids), InboxEvent.status == "pending")
+                    .values(status="processing", next_attempt_at=utcnow() + LEASE)
+                    .returning(InboxEvent.id)
+                )
+                ids = sorted(r[0] for r in res)
+        if not ids:
+            return
+        try:
+            results = await self._batch(ids)
+        except DBAPIError as exc:  # a deadlock or a lost connection: one by one
+            log.warning("batch_failed_retrying_singly", error=str(exc)[:300], size=len(ids))
+            results = {}
+            for i in ids:
+                try:
+                    results.update(await self._batch([i]))
+                except DBAPIError as exc2:
+                    await self._mark_failed_alone(i, exc2)
+        for event_id, (persisted, outcome) in results.items():
+            self._finish(event_id, persisted)
+            if outcome is not None:
+                for kind, payload, user_ids, owner in outcome.live:
+                    await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
+
+    async def _batch(self, ids: list[int]) -> dict[int, tuple[Persisted, Outcome | None]]:
+        results: dict[int, tuple[Persisted, Outcome | None]] = {}
+        started = time.perf_counter()
+        async with self.db.transaction() as s:
+            rows = list(
+                await s.scalars(
+                    select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+                )
+            )
+            for row in rows:
+                results[row.id] = await self._one(s, row)
+        self.stats.batches += 1
+        log.debug("batch_done", size=len(ids), ms=round((time.perf_counter() - started) * 1000, 1))
+        return results
+
+    async def _one(self, s: AsyncSession, row: InboxEvent) -> tuple[Persisted, Outcome | None]:
+        event = self._events.pop(row.id, None)
+        error: str | None = None
+        outcome: Outcome | None = None
+        try:
+            if event is None:
+                event = InboundEvent.from_json(row.payload)
+            for attempt in range(3):
+                try:
+                    async with s.begin_nested():
+                        outcome = await process_event(s, event, row.id, self.assigner, self.cfg)
+                    break
+                except IntegrityError as exc:
+                    # Another transaction created the same contact point or lead first:
+                    # match again, now against what it committed.
+                    if attempt == 2:
+                        raise
+                    log.info("race_retry", event_id=row.id, error=str(exc.orig)[:200])
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        now = utcnow()
+        if error is None and outcome is not None:
+            row.status = "processed"
+            row.processed_at = now
+            row.last_error = None
+            row.next_attempt_at = None
+            row.lead_id, row.client_id = outcome.lead_id, outcome.client_id
+            row.interaction_id = outcome.interaction_id
+            self.stats.processed += 1
+        else:
+            row.attempts += 1
+            row.status = "failed"
+            row.last_error = error
+            row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+            self.stats.failed += 1
+        log.info(
+            "event_processed" if error is None else "event_failed",
+            event_id=row.id,
+            channel=row.channel,
+            kind=row.kind,
+            external_id=row.external_id,
+            lead_id=row.lead_id,
+            client_id=row.client_id,
+            interaction_id=row.interaction_id,
+            error=error,
+        )
+        if self.on_result is not None:
+            self.on_result(row.channel, row.status)
+        return (
+            Persisted(
+                event_id=row.id,
+                duplicate=False,
+                status=row.status,
+                lead_id=row.lead_id,
+                client_id=row.client_id,
+                interaction_id=row.interaction_id,
+                error=row.last_error,
+            ),
+            outcome if error is None else None,
+        )
+
+    async def _mark_failed_alone(self, event_id: int, exc: Exception) -> None:
+        with contextlib.suppress(Exception):
+            async with self.db.transaction() as s:
+                row = await s.get(InboxEvent, event_id)
+                if row is not None:
+                    row.attempts += 1
+                    row.status = "failed"
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    row.next_attempt_at = utcnow() + timedelta(
+                        seconds=backoff_seconds(row.attempts)
+                    )
+
+    def _finish(self, event_id: int, result: Persisted) -> None:
+        self._done[event_id] = result
+        while len(self._done) > 10_000:
+            self._done.popitem(last=False)
+        for fut in self._waiters.pop(event_id, []):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def replay(self, event_id: int) -> Persisted | None:
+        """Operator replay of one event (failed or not): process it again now."""
+        async with self.db.transaction() as s:
+            row = await s.get(InboxEvent, event_id)
+            if row is None:
+                return None
+            row.status = "processing"
+            row.next_attempt_at = utcnow() + LEASE
+        await self.process_ids([event_id], fresh=False, claimed=True)
+        return self._done.get(event_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "processed": self.stats.processed,
+            "failed": self.stats.failed,
+            "batches": self.stats.batches,
+            "waiting": len(self._waiters),
+        }
