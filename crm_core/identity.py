@@ -61,6 +61,8 @@ def _candidates(text: str) -> list[str]:
     if compact.isdigit() and not compact.startswith(("8", "0")):
         # A CIS or foreign number written without "+" (375291234567, 998901234567).
         out.append("+" + compact)
+    if compact.startswith("+8") and len(compact) == 12:
+        out.append(compact[1:])  # "+8 916 555-12-34": the trunk 8 written with a "+"
     return out
 
 
@@ -121,7 +123,11 @@ def extract_phones(text: str, region: str = "RU") -> list[ParsedPhone]:
         single = normalize_phone(text, region)
     except IdentityError:
         single = None
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+    if single is not None and len(_DIGITS_RE.findall(text)) <= 15:
+        return [single]  # one number (E.164 has at most 15 digits): skip the slow matcher
+    for match in phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.VALID
+    ):
         parsed = _format(match.number)
         found.setdefault(parsed.e164, parsed)
     if not found:
@@ -133,6 +139,8 @@ def extract_phones(text: str, region: str = "RU") -> list[ParsedPhone]:
             found.setdefault(parsed.e164, parsed)
     if single and single.e164 not in found and len(found) <= 1:
         return [single]
+    if single and single.extension and single.e164 in found and not found[single.e164].extension:
+        found[single.e164] = single  # "вн. 45", "(доб. 204)": the matcher drops the extension
     return list(found.values())
 
 
