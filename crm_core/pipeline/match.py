@@ -14,11 +14,13 @@ from crm_core.models import Client, ContactPerson, ContactPoint, Deal, Interacti
 __all__ = ["OPEN_LEAD_STATUSES", "Match", "match_event", "parse_our_message_id"]
 
 OPEN_LEAD_STATUSES = ("new", "in_progress")
-# Our outbound Message-IDs encode the interaction: <crmhub.i123.5f1c2e@mail.example.ru>
-_OUR_MSGID = re.compile(r"^crmhub\.i(\d+)\.[0-9a-z]+@", re.IGNORECASE)
+# Our outbound Message-IDs name the outbox command whose sent email is the interaction:
+# <crmhub.o123.5f1c2e@mail.example.ru>
+_OUR_MSGID = re.compile(r"^crmhub\.o(\d+)\.[0-9a-z]+@", re.IGNORECASE)
 
 
 def parse_our_message_id(ref: str) -> int | None:
+    """The outbox id encoded in one of our Message-IDs, or None."""
     m = _OUR_MSGID.match(ref.strip("<>"))
     return int(m.group(1)) if m else None
 
@@ -91,7 +93,7 @@ async def _match_thread(s: AsyncSession, event: InboundEvent, m: Match) -> None:
     thread: Interaction | None = None
     our_ids = [i for i in (parse_our_message_id(r) for r in refs) if i is not None]
     if our_ids:
-        thread = await s.get(Interaction, our_ids[-1])
+        thread = await s.scalar(select(Interaction).where(Interaction.outbox_id == our_ids[-1]))
     if thread is None and refs:
         thread = await s.scalar(
             select(Interaction)

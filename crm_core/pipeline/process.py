@@ -228,7 +228,11 @@ def _interaction(
     event: InboundEvent, event_id: int, m: Match, lead: Lead | None, link: OutboxCommand | None
 ) -> Interaction:
     meta = dict(event.meta)
-    meta.pop("fields", None) if len(str(meta.get("fields", ""))) > 20_000 else None
+    if len(str(meta.get("fields", ""))) > 20_000:
+        meta.pop("fields", None)
+    if event.channel == Channel.EMAIL:
+        meta.setdefault("from", event.emails[:1] if event.direction == Direction.INBOUND else [])
+        meta.setdefault("references", list(event.thread_refs))
     message_key = meta.get("message_key") or (
         meta.get("message_id") if event.channel == Channel.EMAIL else None
     )

@@ -1,0 +1,226 @@
+"""Demo data so a newcomer sees a populated CRM: managers, clients, deals, tasks, a timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from crm_core.db import Database
+from crm_core.models import (
+    Client,
+    ContactPerson,
+    ContactPoint,
+    Deal,
+    DealStageChange,
+    Interaction,
+    Lead,
+    Segment,
+    Task,
+    User,
+    utcnow,
+)
+
+__all__ = ["load_demo"]
+
+MANAGERS = [
+    ("admin@demo.crmhub.local", "Администратор", "admin", None, None),
+    ("head@demo.crmhub.local", "Ольга Руководитель", "supervisor", "sales", "100"),
+    ("petrov@demo.crmhub.local", "Пётр Петров", "manager", "sales", "101"),
+    ("ivanova@demo.crmhub.local", "Ирина Иванова", "manager", "sales", "102"),
+    ("sidorov@demo.crmhub.local", "Сергей Сидоров", "manager", "sales", "103"),
+]
+CLIENTS = [
+    (
+        "company",
+        "ООО «Ромашка»",
+        "7707083893",
+        "distributors",
+        "active",
+        "+74951234567",
+        "info@romashka.example",
+        "Анна Смирнова",
+        "proposal",
+        Decimal("450000"),
+    ),
+    (
+        "company",
+        "АО «Северный банк»",
+        "7702070139",
+        "banks",
+        "hot",
+        "+78122345678",
+        "purchase@sevbank.example",
+        "Дмитрий Орлов",
+        "negotiation",
+        Decimal("1200000"),
+    ),
+    (
+        "company",
+        "Клиника «Здоровье»",
+        "5003052454",
+        "clinics",
+        "warm",
+        "+74959876543",
+        "admin@zdorovie.example",
+        "Елена Кузнецова",
+        "qualification",
+        Decimal("180000"),
+    ),
+    (
+        "person",
+        "Мария Волкова",
+        None,
+        "retail",
+        "permanent",
+        "+79165551234",
+        "maria.volkova@example.ru",
+        None,
+        "contract",
+        Decimal("35000"),
+    ),
+    (
+        "person",
+        "Алексей Новиков",
+        None,
+        "retail",
+        "cold",
+        "+79031112233",
+        "novikov@example.ru",
+        None,
+        "new",
+        Decimal("12000"),
+    ),
+]
+
+
+async def load_demo(db: Database) -> dict[str, Any]:
+    """Idempotent: a second run finds the demo users and adds nothing."""
+    now = utcnow()
+    async with db.transaction() as s:
+        if await s.scalar(select(User.id).where(User.email == MANAGERS[0][0])):
+            return {"loaded": False, "reason": "demo data is already there"}
+        tokens: dict[str, str] = {}
+        users: list[User] = []
+        for email, name, role, team, ext in MANAGERS:
+            token = secrets.token_urlsafe(32)
+            u = User(
+                email=email,
+                name=name,
+                role=role,
+                team=team,
+                extension=ext,
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            )
+            s.add(u)
+            users.append(u)
+            tokens[email] = token
+        await s.flush()
+        managers = [u for u in users if u.role == "manager"]
+        segments: dict[str, Segment] = {}
+        for i, row in enumerate(CLIENTS):
+            kind, name, inn, seg, status, phone, email, person, stage, amount = row
+            if seg not in segments:
+                segments[seg] = Segment(name=seg)
+                s.add(segments[seg])
+                await s.flush()
+            owner = managers[i % len(managers)]
+            c = Client(
+                kind=kind,
+                name=name,
+                inn=inn,
+                segment_id=segments[seg].id,
+                status=status,
+                owner_id=owner.id,
+            )
+            s.add(c)
+            await s.flush()
+            s.add(ContactPoint(kind="phone", value=phone, client_id=c.id))
+            s.add(ContactPoint(kind="email", value=email, client_id=c.id))
+            if person:
+                s.add(ContactPerson(client_id=c.id, name=person, position="Закупки"))
+            d = Deal(
+                client_id=c.id,
+                title=f"Поставка для {name}",
+                stage=stage,
+                amount=amount,
+                owner_id=owner.id,
+                created_at=now - timedelta(days=20 - i),
+            )
+            s.add(d)
+            await s.flush()
+            s.add(DealStageChange(deal_id=d.id, from_stage=None, to_stage="new", user_id=owner.id))
+            if stage != "new":
+                s.add(
+                    DealStageChange(
+                        deal_id=d.id, from_stage="new", to_stage=stage, user_id=owner.id
+                    )
+                )
+            s.add(
+                Interaction(
+                    client_id=c.id,
+                    deal_id=d.id,
+                    channel="call",
+                    direction="in",
+                    kind="call_ended",
+                    outcome="answered",
+                    duration_s=185,
+                    ring_s=6,
+                    body="Обсудили условия поставки",
+                    occurred_at=now - timedelta(days=3, hours=i),
+                    user_id=owner.id,
+                )
+            )
+            s.add(
+                Interaction(
+                    client_id=c.id,
+                    deal_id=d.id,
+                    channel="email",
+                    direction="out",
+                    kind="email_sent",
+                    subject=f"Коммерческое предложение [#D-{d.id}]",
+                    body="Добрый день! Направляем предложение.",
+                    occurred_at=now - timedelta(days=2, hours=i),
+                    user_id=owner.id,
+                )
+            )
+            s.add(
+                Task(
+                    kind="send_offer" if i % 2 else "call_back",
+                    title="Отправить КП" if i % 2 else f"Перезвонить {phone}",
+                    due_at=now + timedelta(hours=4 + i),
+                    remind_at=now + timedelta(hours=4 + i),
+                    assignee_id=owner.id,
+                    client_id=c.id,
+                    deal_id=d.id,
+                )
+            )
+        lead = Lead(
+            status="new",
+            source="webform",
+            source_ref="demo",
+            title="Заявка с сайта: Ксения",
+            name="Ксения",
+            owner_id=managers[0].id,
+            utm={"utm_source": "yandex"},
+            rule_id="default",
+            assign_reason="round robin among active managers",
+        )
+        s.add(lead)
+        await s.flush()
+        s.add(ContactPoint(kind="phone", value="+79261234567", lead_id=lead.id))
+        s.add(
+            Interaction(
+                lead_id=lead.id,
+                channel="webform",
+                direction="in",
+                kind="form_submitted",
+                body="Хочу узнать цены",
+                occurred_at=now - timedelta(hours=1),
+            )
+        )
+    return {"loaded": True, "users": [{"email": e, "token": t} for e, t in tokens.items()]}
