@@ -228,7 +228,9 @@ class InboundEvent:
                 datetime.fromisoformat(occurred) if isinstance(occurred, str) else datetime.now(UTC)
             )
         except ValueError:
-            raise NormalizeError(f"occurred_at is not ISO 8601: {occurred!r}", "occurred_at") from None
+            raise NormalizeError(
+                f"occurred_at is not ISO 8601: {occurred!r}", "occurred_at"
+            ) from None
         ids = data.get("identities") or []
         if not isinstance(ids, Sequence) or isinstance(ids, str):
             raise NormalizeError("identities must be a list", "identities")

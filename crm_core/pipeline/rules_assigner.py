@@ -1,0 +1,147 @@
+"""Assignment by the routing rules (``routing_rules.decide``), inside the lead's transaction.
+
+All assignments take one lock row (``FOR UPDATE`` on PostgreSQL, the writer lock on
+SQLite), read the round-robin pointers and the managers' loads, decide, and write the
+pointers back before commit: under any number of concurrent new leads, across hub
+processes, round robin stays even.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.events import InboundEvent
+from crm_core.models import Client, Lead, RoutingPointer, Segment, Task, User, utcnow
+from crm_core.pipeline.assign import Assignment, lock_pointer
+from crm_core.routing_context import context_from_event
+from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
+
+__all__ = ["RulesAssigner", "build_roster", "member_of"]
+
+log = structlog.get_logger("crmhub.routing")
+LOCK_KEY = "__assignment_lock__"
+
+
+def _time(v: str) -> time:
+    return time.fromisoformat(v)
+
+
+def member_of(u: User, load: int = 0) -> Member:
+    """A user as the rules engine sees them (bad stored hours are ignored, not fatal)."""
+    hours: dict[int, list[tuple[time, time]]] = {}
+    for day, windows in (u.working_hours or {}).items():
+        try:
+            hours[int(day)] = [(_time(a), _time(b)) for a, b in windows]
+        except (TypeError, ValueError):
+            log.warning("bad_working_hours", user_id=u.id)
+    absences = []
+    for item in u.absences or []:
+        try:
+            a, b = item if isinstance(item, list | tuple) else (item["start"], item["end"])
+            absences.append(Absence(date.fromisoformat(a), date.fromisoformat(b)))
+        except (TypeError, ValueError, KeyError):
+            log.warning("bad_absence", user_id=u.id)
+    return Member(
+        user_id=u.id,
+        name=u.name,
+        role=u.role,
+        active=u.active,
+        teams=(u.team,) if u.team else (),
+        timezone=u.timezone or "Europe/Moscow",
+        working_hours=hours,
+        absences=tuple(absences),
+        capacity=u.capacity,
+        weight=max(1, u.weight or 1),
+        load=load,
+    )
+
+
+async def build_roster(s: AsyncSession) -> Roster:
+    users = list(await s.scalars(select(User).order_by(User.id)))
+    loads: dict[int | None, int] = {}
+    for owner, n in await s.execute(
+        select(Lead.owner_id, func.count())
+        .where(Lead.status.in_(("new", "in_progress")), Lead.owner_id.is_not(None))
+        .group_by(Lead.owner_id)
+    ):
+        loads[owner] = loads.get(owner, 0) + int(n)
+    for owner, n in await s.execute(
+        select(Task.assignee_id, func.count())
+        .where(Task.status == "open", Task.assignee_id.is_not(None))
+        .group_by(Task.assignee_id)
+    ):
+        loads[owner] = loads.get(owner, 0) + int(n)
+    supervisors = {u.team: u.id for u in users if u.role == "supervisor" and u.team and u.active}
+    return Roster([member_of(u, loads.get(u.id, 0)) for u in users], supervisors)
+
+
+async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | None:
+    if client is None:
+        return None
+    segment = await s.get(Segment, client.segment_id) if client.segment_id else None
+    return ClientInfo(
+        id=client.id,
+        kind=client.kind,
+        segment=segment.name if segment else None,
+        status=client.status,
+        owner_id=client.owner_id,
+    )
+
+
+class RulesAssigner:
+    def __init__(
+        self,
+        rules: Callable[[], RuleSet],
+        *,
+        postgres: bool,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.rules = rules
+        self.postgres = postgres
+        self.clock = clock
+
+    async def assign(
+        self, s: AsyncSession, event: InboundEvent, client: Client | None
+    ) -> Assignment:
+        await lock_pointer(s, LOCK_KEY, postgres=self.postgres)  # serializes assignments
+        pointers = {
+            p.key: int(p.last_user_id)
+            for p in await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY))
+            if p.last_user_id is not None
+        }
+        roster = await build_roster(s)
+        ctx = context_from_event(event, await _client_info(s, client))
+        now = self.clock()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        d = decide(ctx, self.rules(), roster, now, RoutingState(pointers))
+        for key, value in d.pointer_updates.items():
+            ptr = await s.get(RoutingPointer, key)
+            if ptr is None:
+                s.add(RoutingPointer(key=key, last_user_id=value, updated_at=utcnow()))
+            else:
+                ptr.last_user_id = value
+                ptr.updated_at = utcnow()
+        task: dict[str, Any] | None = None
+        if d.task is not None:
+            task = {
+                "kind": d.task.kind,
+                "title": d.task.title,
+                "due_in_minutes": d.task.due_in_minutes,
+            }
+        return Assignment(
+            user_id=d.user_id,
+            rule_id=d.rule_id,
+            reason=d.reason if not d.reason_ru else f"{d.reason} / {d.reason_ru}",
+            queue=d.queue,
+            priority=d.priority,
+            tags=tuple(d.tags),
+            sla_minutes=d.sla_minutes,
+            task=task,
+        )

@@ -1,0 +1,239 @@
+"""Shared pieces of the services: errors, list filters and pages, audit, contact points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.access import Actor, can_assign_to
+from crm_core.identity import IdentityError, normalize_email, normalize_phone
+from crm_core.models import AuditEntry, ContactPerson, ContactPoint, User
+
+__all__ = [
+    "MAX_LIMIT",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "ListFilter",
+    "NotFound",
+    "Page",
+    "ServiceError",
+    "add_points",
+    "audit",
+    "check_assignee",
+    "clients_with_identity",
+    "identity_value",
+    "iso",
+    "jsonable",
+    "paginate",
+    "points_of",
+]
+
+MAX_LIMIT = 200
+
+
+class ServiceError(ValueError):
+    """A request the services refuse; ``field`` names the offending input if any."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(ServiceError):
+    """The row does not exist or the actor may not see it (ids do not leak)."""
+
+
+class Conflict(ServiceError):
+    """The change collides with existing data (a duplicate, a closed record)."""
+
+
+class Invalid(ServiceError):
+    """A value is not acceptable."""
+
+
+class Forbidden(ServiceError):
+    """The actor may not do this (e.g. assign work to someone outside their reach)."""
+
+
+@dataclass(slots=True)
+class ListFilter:
+    """Filters and pagination shared by the list endpoints (all optional)."""
+
+    limit: int = 50
+    offset: int = 0
+    phone: str | None = None  # raw; normalized by the service
+    email: str | None = None
+    owner_id: int | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
+    q: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "total": self.total,
+            "limit": self.limit,
+            "offset": self.offset,
+        }
+
+
+def iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def jsonable(value: Any) -> Any:
+    """Make audit details JSON-able (datetimes to ISO, decimals to strings)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    return value
+
+
+async def paginate(s: AsyncSession, query: Select[Any], flt: ListFilter) -> tuple[list[Any], int]:
+    """Run ``query`` for one page and count all its rows."""
+    total = await s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = list(await s.scalars(query.limit(flt.limit).offset(flt.offset)))
+    return rows, int(total or 0)
+
+
+async def audit(
+    s: AsyncSession,
+    actor: Actor | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    s.add(
+        AuditEntry(
+            user_id=actor.user_id if actor else None,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            details=jsonable(details or {}),
+        )
+    )
+
+
+async def check_assignee(s: AsyncSession, actor: Actor, user_id: int, field_name: str) -> User:
+    """The user ``actor`` wants to give work to, if they may."""
+    user = await s.get(User, user_id)
+    if user is None:
+        raise Invalid(f"user {user_id} does not exist", field_name)
+    if not can_assign_to(actor, user):
+        if not user.active:
+            raise Invalid(f"user {user_id} is not active", field_name)
+        raise Forbidden(f"you may not assign work to user {user_id}", field_name)
+    return user
+
+
+def identity_value(kind: str, raw: str, field_name: str) -> tuple[str, str | None]:
+    """Normalize one phone or email; (value, phone extension)."""
+    try:
+        if kind == "phone":
+            parsed = normalize_phone(raw)
+            return parsed.e164, parsed.extension
+        return normalize_email(raw), None
+    except IdentityError as exc:
+        raise Invalid(f"{field_name}: {exc}", field_name) from None
+
+
+async def add_points(
+    s: AsyncSession,
+    *,
+    phones: list[str] | None = None,
+    emails: list[str] | None = None,
+    client_id: int | None = None,
+    contact_person_id: int | None = None,
+    lead_id: int | None = None,
+) -> None:
+    """Attach normalized phones/emails to one party.
+
+    A point already held by another client or contact person is a conflict naming the
+    field; a point known only from a lead is taken over by the party.
+    """
+    for kind, field_name, raws in (("phone", "phones", phones), ("email", "emails", emails)):
+        for raw in raws or []:
+            value, ext = identity_value(kind, raw, field_name)
+            cp = await s.scalar(
+                select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value)
+            )
+            if cp is None:
+                s.add(
+                    ContactPoint(
+                        kind=kind,
+                        value=value,
+                        extension=ext,
+                        client_id=client_id,
+                        contact_person_id=contact_person_id,
+                        lead_id=lead_id,
+                    )
+                )
+                continue
+            same = (
+                (client_id is not None and cp.client_id == client_id)
+                or (contact_person_id is not None and cp.contact_person_id == contact_person_id)
+                or (lead_id is not None and cp.lead_id == lead_id)
+            )
+            if same:
+                continue
+            if cp.client_id is not None or cp.contact_person_id is not None:
+                raise Conflict(f"{kind} {value} already belongs to another party", field_name)
+            if lead_id is not None and cp.lead_id is not None:
+                raise Conflict(f"{kind} {value} already belongs to lead {cp.lead_id}", field_name)
+            cp.client_id = client_id if contact_person_id is None else cp.client_id
+            cp.contact_person_id = contact_person_id or cp.contact_person_id
+            cp.lead_id = cp.lead_id or lead_id
+    await s.flush()
+
+
+async def points_of(
+    s: AsyncSession, column: Any, ids: list[int]
+) -> dict[int, dict[str, list[str]]]:
+    """{id: {"phones": [...], "emails": [...]}} for the contact points whose ``column``
+    (``ContactPoint.client_id``, ``.lead_id``, ``.contact_person_id``) is in ``ids``."""
+    out: dict[int, dict[str, list[str]]] = {i: {"phones": [], "emails": []} for i in ids}
+    if not ids:
+        return out
+    rows = await s.scalars(select(ContactPoint).where(column.in_(ids)).order_by(ContactPoint.id))
+    for cp in rows:
+        key = {"phone": "phones", "email": "emails"}.get(cp.kind)
+        owner = getattr(cp, column.key)
+        if key is not None and owner in out and cp.value not in out[owner][key]:
+            out[owner][key].append(cp.value)
+    return out
+
+
+def clients_with_identity(kind: str, value: str) -> Any:
+    """Ids of clients holding ``kind:value`` directly or through a contact person."""
+    direct = select(ContactPoint.client_id).where(
+        ContactPoint.kind == kind, ContactPoint.value == value, ContactPoint.client_id.is_not(None)
+    )
+    via_person = (
+        select(ContactPerson.client_id)
+        .join(ContactPoint, ContactPoint.contact_person_id == ContactPerson.id)
+        .where(ContactPoint.kind == kind, ContactPoint.value == value)
+    )
+    return direct.union(via_person)

@@ -1,0 +1,199 @@
+"""Tasks: call back, send an offer, offer a discount, check a payment, send documents.
+
+Statuses: ``open`` -> ``done`` (or ``cancelled``).  Snoozing moves ``due_at`` and the
+reminder of an open task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.access import Actor, visible_tasks
+from crm_core.models import Task
+from crm_core.models import utcnow as _now
+from crm_core.services.common import (
+    Conflict,
+    Invalid,
+    ListFilter,
+    NotFound,
+    Page,
+    audit,
+    check_assignee,
+    iso,
+    paginate,
+)
+
+__all__ = [
+    "TASK_KINDS",
+    "TASK_STATUSES",
+    "complete_task",
+    "create_task",
+    "get_task",
+    "list_tasks",
+    "snooze_task",
+    "task_dicts",
+    "update_task",
+]
+
+TASK_KINDS = ("call_back", "send_offer", "offer_discount", "check_payment", "send_documents",
+              "other")
+TASK_STATUSES = ("open", "done", "cancelled")
+
+
+async def task_dicts(s: AsyncSession, tasks: list[Task]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.id,
+            "kind": t.kind,
+            "title": t.title,
+            "status": t.status,
+            "due_at": iso(t.due_at),
+            "remind_at": iso(t.remind_at),
+            "assignee_id": t.assignee_id,
+            "client_id": t.client_id,
+            "lead_id": t.lead_id,
+            "deal_id": t.deal_id,
+            "created_by": t.created_by,
+            "note": t.note,
+            "created_at": iso(t.created_at),
+            "closed_at": iso(t.closed_at),
+        }
+        for t in tasks
+    ]
+
+
+async def get_task(s: AsyncSession, actor: Actor, task_id: int) -> Task:
+    task = await s.scalar(select(Task).where(Task.id == task_id, visible_tasks(actor)))
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+async def list_tasks(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
+    query = select(Task).where(visible_tasks(actor))
+    assignee = flt.extra.get("assignee_id", flt.owner_id)
+    if assignee is not None:
+        query = query.where(Task.assignee_id == assignee)
+    if flt.status:
+        query = query.where(Task.status == flt.status)
+    if flt.extra.get("due_before") is not None:
+        query = query.where(Task.due_at < flt.extra["due_before"])
+    for key in ("client_id", "lead_id", "deal_id", "kind"):
+        if flt.extra.get(key) is not None:
+            query = query.where(getattr(Task, key) == flt.extra[key])
+    if flt.created_from is not None:
+        query = query.where(Task.created_at >= flt.created_from)
+    if flt.created_to is not None:
+        query = query.where(Task.created_at < flt.created_to)
+    if flt.q:
+        query = query.where(Task.title.ilike(f"%{flt.q.strip()}%"))
+    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+    rows, total = await paginate(s, query, flt)
+    return Page(await task_dicts(s, rows), total, flt.limit, flt.offset)
+
+
+async def _check_links(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> None:
+    """Links must point at rows the actor can see (hidden ones answer "not found")."""
+    from crm_core.services.clients import get_client
+    from crm_core.services.deals import get_deal
+    from crm_core.services.leads import get_lead
+
+    if data.get("client_id") is not None:
+        await get_client(s, actor, data["client_id"])
+    if data.get("lead_id") is not None:
+        await get_lead(s, actor, data["lead_id"])
+    if data.get("deal_id") is not None:
+        await get_deal(s, actor, data["deal_id"])
+
+
+async def create_task(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> Task:
+    """``data``: kind, title, due_at, assignee_id, client_id, lead_id, deal_id, note."""
+    kind = data.get("kind") or "other"
+    if kind not in TASK_KINDS:
+        raise Invalid(f"kind must be one of {', '.join(TASK_KINDS)}", "kind")
+    title = (data.get("title") or "").strip()
+    if not title:
+        raise Invalid("title must not be empty", "title")
+    assignee_id = data.get("assignee_id") or actor.user_id
+    await check_assignee(s, actor, assignee_id, "assignee_id")
+    await _check_links(s, actor, data)
+    task = Task(
+        kind=kind,
+        title=title,
+        status="open",
+        due_at=data.get("due_at"),
+        remind_at=data.get("due_at"),
+        assignee_id=assignee_id,
+        client_id=data.get("client_id"),
+        lead_id=data.get("lead_id"),
+        deal_id=data.get("deal_id"),
+        created_by=actor.user_id,
+        note=data.get("note") or "",
+    )
+    s.add(task)
+    await s.flush()
+    await audit(s, actor, "create", "task", task.id, data)
+    return task
+
+
+async def update_task(s: AsyncSession, actor: Actor, task_id: int, changes: dict[str, Any]) -> Task:
+    task = await get_task(s, actor, task_id)
+    if changes.get("assignee_id") is not None and changes["assignee_id"] != task.assignee_id:
+        await check_assignee(s, actor, changes["assignee_id"], "assignee_id")
+        task.assignee_id = changes["assignee_id"]
+    if "kind" in changes and changes["kind"] not in TASK_KINDS:
+        raise Invalid(f"kind must be one of {', '.join(TASK_KINDS)}", "kind")
+    if "status" in changes and changes["status"] not in TASK_STATUSES:
+        raise Invalid(f"status must be one of {', '.join(TASK_STATUSES)}", "status")
+    if "title" in changes and not (changes["title"] or "").strip():
+        raise Invalid("title must not be empty", "title")
+    await _check_links(s, actor, changes)
+    for key in ("kind", "title", "note", "client_id", "lead_id", "deal_id"):
+        if key in changes and (changes[key] is not None or key.endswith("_id")):
+            setattr(task, key, changes[key])
+    if "due_at" in changes:
+        task.due_at = task.remind_at = changes["due_at"]
+        task.reminded_at = None
+    if "status" in changes and changes["status"] != task.status:
+        task.status = changes["status"]
+        task.closed_at = None if task.status == "open" else _now()
+    await s.flush()
+    await audit(s, actor, "update", "task", task.id, changes)
+    return task
+
+
+async def complete_task(s: AsyncSession, actor: Actor, task_id: int, note: str | None) -> Task:
+    task = await get_task(s, actor, task_id)
+    if task.status != "open":
+        raise Conflict(f"task {task.id} is already {task.status}", "status")
+    task.status = "done"
+    task.closed_at = _now()
+    if note:
+        task.note = f"{task.note}\n{note}".strip()
+    await s.flush()
+    await audit(s, actor, "done", "task", task.id, {"note": note} if note else {})
+    return task
+
+
+async def snooze_task(
+    s: AsyncSession, actor: Actor, task_id: int, *, until: datetime | None, minutes: int | None
+) -> Task:
+    """Move an open task to ``until`` or ``minutes`` from now (exactly one is given)."""
+    if (until is None) == (minutes is None):
+        raise Invalid("give either until or minutes", "until")
+    task = await get_task(s, actor, task_id)
+    if task.status != "open":
+        raise Conflict(f"task {task.id} is already {task.status}", "status")
+    now = _now()
+    when = until if until is not None else now + timedelta(minutes=int(minutes or 0))
+    if when <= now:
+        raise Invalid("the new time must be in the future", "until" if until else "minutes")
+    task.due_at = task.remind_at = when
+    task.reminded_at = None
+    await s.flush()
+    await audit(s, actor, "snooze", "task", task.id, {"until": when})
+    return task

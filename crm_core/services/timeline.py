@@ -1,0 +1,62 @@
+"""A client's timeline: interactions of the client, its leads and its deals, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.access import Actor
+from crm_core.models import Deal, Interaction, Lead
+from crm_core.services.clients import get_client
+from crm_core.services.common import ListFilter, Page, iso, paginate
+
+__all__ = ["client_timeline", "interaction_dicts"]
+
+
+def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i.id,
+            "occurred_at": iso(i.occurred_at),
+            "channel": i.channel,
+            "direction": i.direction,
+            "kind": i.kind,
+            "outcome": i.outcome,
+            "classification": i.classification,
+            "duration_s": i.duration_s,
+            "recording_url": i.recording_url,
+            "subject": i.subject,
+            "body": i.body,
+            "html": i.html,
+            "thread_id": i.thread_id,
+            "user_id": i.user_id,
+            "client_id": i.client_id,
+            "lead_id": i.lead_id,
+            "deal_id": i.deal_id,
+            "meta": i.meta or {},
+        }
+        for i in rows
+    ]
+
+
+async def client_timeline(s: AsyncSession, actor: Actor, client_id: int, flt: ListFilter) -> Page:
+    """The client must be visible to ``actor``; then its whole history is."""
+    client = await get_client(s, actor, client_id)
+    query = select(Interaction).where(
+        or_(
+            Interaction.client_id == client.id,
+            Interaction.lead_id.in_(select(Lead.id).where(Lead.client_id == client.id)),
+            Interaction.deal_id.in_(select(Deal.id).where(Deal.client_id == client.id)),
+        )
+    )
+    if flt.extra.get("channel"):
+        query = query.where(Interaction.channel == flt.extra["channel"])
+    if flt.created_from is not None:
+        query = query.where(Interaction.occurred_at >= flt.created_from)
+    if flt.created_to is not None:
+        query = query.where(Interaction.occurred_at < flt.created_to)
+    query = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    rows, total = await paginate(s, query, flt)
+    return Page(interaction_dicts(rows), total, flt.limit, flt.offset)

@@ -1,0 +1,37 @@
+"""The REST API under ``/api/v1``: routes, bearer-token auth and JSON errors.
+
+``setup_api(app, DB)`` registers everything; the OpenAPI document is built from the
+same route table (``gateway.openapi``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from crm_core.db import Database
+from gateway.api import clients, deals, leads, tasks, users
+from gateway.api.keys import API_STATE, ApiState
+from gateway.auth import auth_middleware
+from gateway.errors import error_middleware
+from gateway.openapi import API_PREFIX
+
+__all__ = ["API_PREFIX", "setup_api"]
+
+ROUTE_TABLES = (clients.ROUTES, leads.ROUTES, deals.ROUTES, tasks.ROUTES, users.ROUTES)
+
+
+def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
+    """Add the ``/api/v1`` routes and the API's middlewares (they act on ``/api/`` only).
+
+    ``app[db_key]`` must hold the :class:`Database` by the time requests arrive (it may
+    be set later, e.g. in ``cleanup_ctx``).
+    """
+    app[API_STATE] = ApiState(db_key=db_key)
+    app.middlewares.append(error_middleware)
+    app.middlewares.append(auth_middleware)
+    for table in ROUTE_TABLES:
+        for method, path, handler in table:
+            if method == "GET":
+                app.router.add_get(API_PREFIX + path, handler, allow_head=False)
+            else:
+                app.router.add_route(method, API_PREFIX + path, handler)

@@ -1,0 +1,128 @@
+"""Handlers: clients, their contact persons and their timeline."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from crm_core.services import clients as svc
+from crm_core.services.contacts import contact_dicts, create_contact, list_contacts
+from crm_core.services.timeline import client_timeline
+from gateway.api.common import actor, database, ok, path_id, read_body, read_query
+from gateway.api.responses import ClientOut, ContactOut, InteractionOut
+from gateway.api.schemas import (
+    ClientCreate,
+    ClientListQuery,
+    ClientPatch,
+    ContactCreate,
+    PageQuery,
+    TimelineQuery,
+)
+from gateway.openapi import operation
+
+__all__ = ["ROUTES"]
+
+W = (401, 403, 404, 409, 422)
+
+
+@operation(
+    summary="List clients", tag="clients", query=ClientListQuery, response=ClientOut, many=True
+)
+async def list_clients(request: web.Request) -> web.Response:
+    flt = read_query(request, ClientListQuery).to_filter()
+    async with database(request).sessions() as s:
+        page = await svc.list_clients(s, actor(request), flt)
+    return ok(page.as_dict())
+
+
+@operation(
+    summary="Create a client",
+    tag="clients",
+    body=ClientCreate,
+    response=ClientOut,
+    status=201,
+    errors=W,
+)
+async def create_client(request: web.Request) -> web.Response:
+    body = await read_body(request, ClientCreate)
+    async with database(request).transaction() as s:
+        client = await svc.create_client(s, actor(request), body.model_dump())
+        out = (await svc.client_dicts(s, [client]))[0]
+    return ok(out, 201)
+
+
+@operation(summary="Get a client", tag="clients", response=ClientOut)
+async def get_client(request: web.Request) -> web.Response:
+    async with database(request).sessions() as s:
+        client = await svc.get_client(s, actor(request), path_id(request))
+        out = (await svc.client_dicts(s, [client]))[0]
+    return ok(out)
+
+
+@operation(summary="Change a client", tag="clients", body=ClientPatch, response=ClientOut, errors=W)
+async def patch_client(request: web.Request) -> web.Response:
+    client_id = path_id(request)
+    body = await read_body(request, ClientPatch)
+    async with database(request).transaction() as s:
+        client = await svc.update_client(
+            s, actor(request), client_id, body.model_dump(exclude_unset=True)
+        )
+        out = (await svc.client_dicts(s, [client]))[0]
+    return ok(out)
+
+
+@operation(
+    summary="A client's timeline (its own, its leads' and deals' interactions), newest first",
+    tag="clients",
+    query=TimelineQuery,
+    response=InteractionOut,
+    many=True,
+)
+async def timeline(request: web.Request) -> web.Response:
+    client_id = path_id(request)
+    flt = read_query(request, TimelineQuery).to_filter()
+    async with database(request).sessions() as s:
+        page = await client_timeline(s, actor(request), client_id, flt)
+    return ok(page.as_dict())
+
+
+@operation(
+    summary="A client's contact persons",
+    tag="clients",
+    query=PageQuery,
+    response=ContactOut,
+    many=True,
+)
+async def get_contacts(request: web.Request) -> web.Response:
+    client_id = path_id(request)
+    flt = read_query(request, PageQuery).to_filter()
+    async with database(request).sessions() as s:
+        page = await list_contacts(s, actor(request), client_id, flt)
+    return ok(page.as_dict())
+
+
+@operation(
+    summary="Add a contact person to a client",
+    tag="clients",
+    body=ContactCreate,
+    response=ContactOut,
+    status=201,
+    errors=W,
+)
+async def post_contact(request: web.Request) -> web.Response:
+    client_id = path_id(request)
+    body = await read_body(request, ContactCreate)
+    async with database(request).transaction() as s:
+        person = await create_contact(s, actor(request), client_id, body.model_dump())
+        out = (await contact_dicts(s, [person]))[0]
+    return ok(out, 201)
+
+
+ROUTES = [
+    ("GET", "/clients", list_clients),
+    ("POST", "/clients", create_client),
+    ("GET", "/clients/{id}", get_client),
+    ("PATCH", "/clients/{id}", patch_client),
+    ("GET", "/clients/{id}/timeline", timeline),
+    ("GET", "/clients/{id}/contacts", get_contacts),
+    ("POST", "/clients/{id}/contacts", post_contact),
+]

@@ -1,0 +1,169 @@
+"""Response models of the REST API: documentation in the OpenAPI document, and the
+tests validate real responses against them so they stay true."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ClientOut",
+    "ContactOut",
+    "ConvertOut",
+    "DealOut",
+    "DealWithHistoryOut",
+    "InteractionOut",
+    "LeadOut",
+    "StageChangeOut",
+    "StageOut",
+    "TaskOut",
+    "UserOut",
+]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserOut(Out):
+    id: int
+    email: str
+    name: str
+    role: str
+    team: str | None
+    extension: str | None
+    active: bool
+    timezone: str
+    locale: str
+    created_at: str | None
+
+
+class ClientOut(Out):
+    id: int
+    kind: str
+    name: str
+    inn: str | None
+    segment: str | None
+    status: str
+    owner_id: int | None
+    region: str | None
+    notes: str
+    phones: list[str]
+    emails: list[str]
+    created_at: str | None
+    updated_at: str | None
+
+
+class ContactOut(Out):
+    id: int
+    client_id: int
+    name: str
+    position: str | None
+    phones: list[str]
+    emails: list[str]
+    created_at: str | None
+
+
+class LeadOut(Out):
+    id: int
+    status: str
+    owner_id: int | None
+    source: str
+    source_ref: str | None
+    title: str
+    name: str | None
+    company: str | None
+    client_id: int | None
+    deal_id: int | None
+    phones: list[str]
+    emails: list[str]
+    utm: dict[str, Any]
+    needs_review: bool
+    rule_id: str | None
+    assign_reason: str | None
+    queue: str | None
+    priority: str | None
+    tags: list[Any]
+    loss_reason: str | None
+    created_at: str | None
+    closed_at: str | None
+
+
+class DealOut(Out):
+    id: int
+    client_id: int
+    lead_id: int | None
+    title: str
+    stage: str
+    stage_label: str
+    stage_label_en: str
+    amount: str | None
+    currency: str
+    owner_id: int | None
+    loss_reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    closed_at: str | None
+
+
+class StageChangeOut(Out):
+    from_: str | None = Field(alias="from")
+    to: str
+    user_id: int | None
+    at: str | None
+
+
+class DealWithHistoryOut(DealOut):
+    history: list[StageChangeOut]
+
+
+class ConvertOut(Out):
+    lead: LeadOut
+    client: ClientOut
+    deal: DealOut
+
+
+class TaskOut(Out):
+    id: int
+    kind: str
+    title: str
+    status: str
+    due_at: str | None
+    remind_at: str | None
+    assignee_id: int | None
+    client_id: int | None
+    lead_id: int | None
+    deal_id: int | None
+    created_by: int | None
+    note: str
+    created_at: str | None
+    closed_at: str | None
+
+
+class InteractionOut(Out):
+    id: int
+    occurred_at: str | None
+    channel: str
+    direction: str
+    kind: str
+    outcome: str | None
+    classification: str
+    duration_s: int | None
+    recording_url: str | None
+    subject: str | None
+    body: str | None
+    html: str | None
+    thread_id: str | None
+    user_id: int | None
+    client_id: int | None
+    lead_id: int | None
+    deal_id: int | None
+    meta: dict[str, Any]
+
+
+class StageOut(Out):
+    code: str
+    ru: str
+    en: str
+    closed: bool

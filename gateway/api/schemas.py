@@ -1,0 +1,287 @@
+"""Request models of the REST API (pydantic); unknown fields are refused by name."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from crm_core.services.common import MAX_LIMIT, ListFilter
+from crm_core.stages import STAGE_CODES
+
+__all__ = [
+    "ClientCreate",
+    "ClientListQuery",
+    "ClientPatch",
+    "ContactCreate",
+    "DealCreate",
+    "DealListQuery",
+    "DealLose",
+    "DealPatch",
+    "DealStageMove",
+    "Empty",
+    "LeadConvert",
+    "LeadCreate",
+    "LeadListQuery",
+    "LeadPatch",
+    "LeadReject",
+    "ListQuery",
+    "PageQuery",
+    "TaskCreate",
+    "TaskDone",
+    "TaskListQuery",
+    "TaskPatch",
+    "TaskSnooze",
+    "TimelineQuery",
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=300)]
+Phones = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=20)]
+Emails = Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=20)]
+Id = Annotated[int, Field(ge=1)]
+ClientKind = Literal["company", "person"]
+ClientStatus = Literal["cold", "warm", "hot", "active", "permanent", "lost"]
+TaskKind = Literal[
+    "call_back", "send_offer", "offer_discount", "check_payment", "send_documents", "other"
+]
+Stage = Literal["new", "qualification", "proposal", "negotiation", "contract", "won", "lost"]
+assert set(Stage.__args__) == set(STAGE_CODES)  # type: ignore[attr-defined]
+Amount = Annotated[Decimal, Field(ge=0, lt=Decimal("1e12"), decimal_places=2)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Empty(Strict):
+    """No fields."""
+
+
+def _moment(value: str | None, *, end: bool) -> datetime | None:
+    """An ISO date or datetime; a bare date ``created_to`` includes that whole day."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time(), tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("expected an ISO date (2026-01-31) or datetime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class PageQuery(Strict):
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0)
+
+    def to_filter(self) -> ListFilter:
+        return ListFilter(limit=self.limit, offset=self.offset)
+
+
+class ListQuery(PageQuery):
+    phone: str | None = Field(None, max_length=200, description="any spelling; normalized")
+    email: str | None = Field(None, max_length=320)
+    owner_id: Id | None = None
+    status: str | None = Field(None, max_length=30)
+    created_from: str | None = Field(None, description="ISO date or datetime, inclusive")
+    created_to: str | None = Field(None, description="ISO date (whole day) or datetime")
+    q: str | None = Field(None, max_length=200, description="name search")
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _iso(cls, v: str | None) -> str | None:
+        _moment(v, end=False)
+        return v
+
+    def extras(self) -> dict[str, Any]:
+        base = set(ListQuery.model_fields)
+        return {k: v for k, v in self.model_dump().items() if k not in base and v is not None}
+
+    def to_filter(self) -> ListFilter:
+        return ListFilter(
+            limit=self.limit,
+            offset=self.offset,
+            phone=self.phone or None,
+            email=self.email or None,
+            owner_id=self.owner_id,
+            status=self.status or None,
+            created_from=_moment(self.created_from, end=False),
+            created_to=_moment(self.created_to, end=True),
+            q=self.q or None,
+            extra=self.extras(),
+        )
+
+
+class ClientListQuery(ListQuery):
+    kind: ClientKind | None = None
+
+
+class LeadListQuery(ListQuery):
+    source: str | None = Field(None, max_length=20)
+    queue: str | None = Field(None, max_length=100)
+    needs_review: bool | None = None
+
+
+class DealListQuery(ListQuery):
+    client_id: Id | None = None
+
+
+class TaskListQuery(ListQuery):
+    assignee_id: Id | None = None
+    due_before: AwareDatetime | None = None
+    client_id: Id | None = None
+    lead_id: Id | None = None
+    deal_id: Id | None = None
+    kind: str | None = Field(None, max_length=30)
+
+
+class TimelineQuery(PageQuery):
+    channel: str | None = Field(None, max_length=20)
+    created_from: str | None = None
+    created_to: str | None = None
+
+    def to_filter(self) -> ListFilter:
+        return ListFilter(
+            limit=self.limit,
+            offset=self.offset,
+            created_from=_moment(self.created_from, end=False),
+            created_to=_moment(self.created_to, end=True),
+            extra={"channel": self.channel} if self.channel else {},
+        )
+
+
+class ClientCreate(Strict):
+    kind: ClientKind = "company"
+    name: Name
+    inn: str | None = Field(None, description="10 or 12 digits, checksummed")
+    segment: str | None = Field(None, max_length=100)
+    status: ClientStatus = "cold"
+    owner_id: Id | None = None
+    region: str | None = Field(None, max_length=100)
+    notes: str | None = Field(None, max_length=10000)
+    phones: Phones = []
+    emails: Emails = []
+
+
+class ClientPatch(Strict):
+    kind: ClientKind | None = None
+    name: Name | None = None
+    inn: str | None = None
+    segment: str | None = Field(None, max_length=100)
+    status: ClientStatus | None = None
+    owner_id: Id | None = None
+    region: str | None = Field(None, max_length=100)
+    notes: str | None = Field(None, max_length=10000)
+    phones: Phones | None = Field(None, description="added to the client's phones")
+    emails: Emails | None = Field(None, description="added to the client's emails")
+
+
+class ContactCreate(Strict):
+    name: Name
+    position: str | None = Field(None, max_length=200)
+    phones: Phones = []
+    emails: Emails = []
+
+
+class LeadCreate(Strict):
+    name: Name | None = None
+    company: Name | None = None
+    title: Name | None = None
+    phones: Phones = []
+    emails: Emails = []
+    owner_id: Id | None = None
+    client_id: Id | None = None
+    source: str = Field("manual", min_length=1, max_length=20)
+    source_ref: str | None = Field(None, max_length=200)
+    utm: dict[str, str] = {}
+    priority: str | None = Field(None, max_length=20)
+    tags: list[str] = []
+
+
+class LeadPatch(Strict):
+    status: Literal["new", "in_progress", "converted", "rejected"] | None = None
+    owner_id: Id | None = None
+    name: Name | None = None
+    company: Name | None = None
+    title: Name | None = None
+    priority: str | None = Field(None, max_length=20)
+    tags: list[str] | None = None
+    needs_review: bool | None = None
+    phones: Phones | None = None
+    emails: Emails | None = None
+
+
+class LeadConvert(Strict):
+    client_id: Id | None = Field(None, description="reuse this client instead of a new one")
+    kind: ClientKind | None = None
+    name: Name | None = None
+    inn: str | None = None
+    segment: str | None = Field(None, max_length=100)
+    owner_id: Id | None = None
+    deal_title: Name | None = None
+    amount: Amount | None = None
+    currency: str = Field("RUB", pattern=r"^[A-Z]{3}$")
+
+
+class LeadReject(Strict):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class DealCreate(Strict):
+    client_id: Id
+    title: Name
+    amount: Amount | None = None
+    currency: str = Field("RUB", pattern=r"^[A-Z]{3}$")
+    owner_id: Id | None = None
+    stage: Stage = "new"
+
+
+class DealPatch(Strict):
+    title: Name | None = None
+    amount: Amount | None = None
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    owner_id: Id | None = None
+
+
+class DealStageMove(Strict):
+    stage: Stage
+
+
+class DealLose(Strict):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class TaskCreate(Strict):
+    kind: TaskKind = "other"
+    title: str = Field(min_length=1, max_length=500)
+    due_at: AwareDatetime | None = None
+    assignee_id: Id | None = None
+    client_id: Id | None = None
+    lead_id: Id | None = None
+    deal_id: Id | None = None
+    note: str | None = Field(None, max_length=10000)
+
+
+class TaskPatch(Strict):
+    kind: TaskKind | None = None
+    title: str | None = Field(None, min_length=1, max_length=500)
+    status: Literal["open", "done", "cancelled"] | None = None
+    due_at: AwareDatetime | None = None
+    assignee_id: Id | None = None
+    client_id: Id | None = None
+    lead_id: Id | None = None
+    deal_id: Id | None = None
+    note: str | None = Field(None, max_length=10000)
+
+
+class TaskDone(Strict):
+    note: str | None = Field(None, max_length=10000)
+
+
+class TaskSnooze(Strict):
+    until: AwareDatetime | None = None
+    minutes: int | None = Field(None, ge=1, le=60 * 24 * 366)

@@ -1,0 +1,102 @@
+"""The aiohttp application: one ``create_app(settings)`` factory.
+
+Every resource and background task lives in ``cleanup_ctx`` (database, hub workers,
+push connectors, outbox worker, rules watcher, reminders), so a test or the CLI gets
+the same wiring and a clean shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from crm_core.db import Database, migrate
+from crm_core.events import InboundEvent
+from crm_core.hub import Hub
+from crm_core.live import LiveHub
+from crm_core.pipeline.process import PipelineConfig
+from crm_core.ports import HealthRegistry, Ingest, IngestReceipt, IngestUnavailable
+from gateway.api import setup_api
+from gateway.api.keys import DB
+from gateway.keys import HEALTH, HUB, LIVE, METRICS, SETTINGS
+from gateway.live import setup_live
+from gateway.observability import Metrics, request_context_middleware
+from gateway.ops import setup_ops
+from gateway.settings import Settings
+from gateway.wiring import setup_background, setup_hooks
+
+__all__ = ["create_app", "ingest_for"]
+
+log = structlog.get_logger("crmhub.app")
+
+
+def ingest_for(app: web.Application) -> Ingest:
+    """The ``Ingest`` port for connectors, bound late: the hub starts in cleanup_ctx."""
+
+    async def ingest(event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
+        hub = app.get(HUB)
+        if hub is None:
+            raise IngestUnavailable("the hub is not running")
+        return await hub(event, wait=wait)
+
+    return ingest
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = Database(settings.database_url)
+    await migrate(db)
+    app[DB] = db
+    log.info("database_ready", dialect=db.dialect)
+    yield
+    await db.dispose()
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    from gateway.routing import make_assigner
+
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    db = app[DB]
+    hub = Hub(
+        db,
+        cfg=PipelineConfig(
+            callback_due_minutes=settings.callback_due_minutes,
+            attachments_dir=settings.attachments_dir,
+        ),
+        assigner=make_assigner(app, db),
+        live=app[LIVE],
+        wait_timeout=settings.ingest_wait_seconds,
+        on_received=metrics.received,
+        on_result=metrics.result,
+        poll_interval=settings.poll_interval,
+    )
+    await hub.start(process=settings.run_workers)
+    app[HUB] = hub
+    yield
+    await hub.stop()
+
+
+def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[request_context_middleware(metrics)],
+        client_max_size=max(settings.webforms.max_body_bytes, 1024**2) * 4,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[HEALTH] = HealthRegistry()
+    app[LIVE] = LiveHub()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_hub)
+    from gateway.routing import rules_ctx
+
+    app.cleanup_ctx.append(rules_ctx)
+    setup_background(app)
+    setup_ops(app)
+    setup_hooks(app, ingest_for(app))
+    setup_api(app, DB)
+    setup_live(app)
+    return app

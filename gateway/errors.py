@@ -1,0 +1,82 @@
+"""JSON errors for the REST API: ``{"error": "message", "field": "name"}``.
+
+The middleware turns service errors, pydantic validation errors, malformed JSON,
+unique-constraint races and aiohttp's own HTTP errors (unknown route, wrong method)
+into 4xx JSON.  It applies to ``/api/`` only; other paths keep their own behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from crm_core.services.common import Conflict, Forbidden, Invalid, NotFound, ServiceError
+
+__all__ = ["ApiError", "error_middleware", "json_error", "validation_field"]
+
+log = structlog.get_logger("crmhub.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS: dict[type[ServiceError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Forbidden: 403,
+}
+
+
+class ApiError(Exception):
+    """An error a handler raises with its HTTP status."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def json_error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def validation_field(exc: ValidationError) -> tuple[str, str]:
+    """(field path, message) of the first error of a pydantic ValidationError."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ()) if not str(p).startswith(("function-", "union["))]
+    field = ".".join(loc) or "body"
+    msg = str(err.get("msg", "invalid value"))
+    return field, f"{field}: {msg}"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.message, exc.field)
+    except ServiceError as exc:
+        status = next((v for k, v in _STATUS.items() if isinstance(exc, k)), 400)
+        return json_error(status, exc.message, exc.field)
+    except ValidationError as exc:
+        field, message = validation_field(exc)
+        return json_error(422, message, field)
+    except IntegrityError as exc:
+        log.info("api_conflict", error=str(exc.orig)[:300])
+        return json_error(409, "the change conflicts with existing data (a duplicate?)")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason)
+    except Exception:
+        log.exception("api_error", path=request.path, method=request.method)
+        return json_error(500, "internal error; the change was not saved")

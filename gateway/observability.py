@@ -1,0 +1,129 @@
+"""structlog set-up, Prometheus metrics and the request-id middleware."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "configure_logging", "request_context_middleware"]
+
+
+def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
+    """JSON lines in production (not a terminal), a console renderer on a terminal."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=lvl, force=True)
+    for noisy in ("aiohttp.access",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if use_json
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+class Metrics:
+    """One registry per application (tests build many apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_received = Counter(
+            "crmhub_events_received_total",
+            "Events accepted into the inbox",
+            ["channel"],
+            registry=r,
+        )
+        self.events_processed = Counter(
+            "crmhub_events_processed_total",
+            "Events processed by the pipeline",
+            ["channel", "status"],
+            registry=r,
+        )
+        self.events_failed = Counter(
+            "crmhub_events_failed_total", "Processing failures", ["channel"], registry=r
+        )
+        self.form_spam = Counter(
+            "crmhub_form_spam_total", "Form submissions dropped by a honeypot", ["form"], registry=r
+        )
+        self.connector_up = Gauge(
+            "crmhub_connector_up",
+            "1 when a push connector is connected",
+            ["channel", "name"],
+            registry=r,
+        )
+        self.outbox = Counter(
+            "crmhub_outbox_total", "Outbox commands by result", ["channel", "status"], registry=r
+        )
+        self.sla_breaches = Counter(
+            "crmhub_sla_breaches_total", "Tasks whose SLA was breached", registry=r
+        )
+        self.reminders = Counter("crmhub_reminders_total", "Task reminders fired", registry=r)
+        self.inbox_failed = Gauge(
+            "crmhub_inbox_failed", "Inbox events currently failed", registry=r
+        )
+        self.http = Histogram(
+            "crmhub_http_request_seconds",
+            "HTTP request latency",
+            ["route", "status"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    def received(self, channel: str) -> None:
+        self.events_received.labels(channel).inc()
+
+    def result(self, channel: str, status: str) -> None:
+        self.events_processed.labels(channel, status).inc()
+        if status == "failed":
+            self.events_failed.labels(channel).inc()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_context_middleware(
+    metrics: Metrics | None,
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            resp.headers["X-Request-Id"] = rid
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            if metrics is not None:
+                info = request.match_info.route.resource
+                route = info.canonical if info is not None else "unmatched"
+                metrics.http.labels(route, str(status)).observe(time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    return middleware

@@ -1,0 +1,66 @@
+"""The routing rules in the service: the watched rules file and the assigner using it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from crm_core.db import Database
+from crm_core.pipeline.assign import Assigner
+from crm_core.pipeline.rules_assigner import RulesAssigner
+from gateway.keys import SETTINGS
+from gateway.settings import Settings
+from routing_rules import RulesError, RuleSet, RulesWatcher, load_rules
+
+__all__ = ["RULES", "assigner_for_cli", "make_assigner", "rules_ctx", "static_rules"]
+
+log = structlog.get_logger("crmhub.routing")
+RULES = web.AppKey("rules_watcher", RulesWatcher)
+
+
+def static_rules(settings: Settings) -> RuleSet:
+    """The rules file as it is now (the default rules when none is configured)."""
+    path = settings.routing_rules_path
+    if not path or not Path(path).exists():
+        return RuleSet.default()
+    return load_rules(path)
+
+
+def _on_error(err: RulesError) -> None:
+    log.error("routing_rules_invalid_keeping_previous", errors=err.format_lines())
+
+
+def make_assigner(app: web.Application, db: Database) -> Assigner:
+    settings = app[SETTINGS]
+    if RULES not in app:
+        path = settings.routing_rules_path or "/nonexistent/routing.yaml"
+        app[RULES] = RulesWatcher(path, on_error=_on_error)
+        app[RULES].reload(force=True)
+    watcher = app[RULES]
+    return RulesAssigner(lambda: watcher.current, postgres=db.is_postgres)
+
+
+async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Reload the rules file when it changes; keep the previous rules when it is invalid."""
+    task = None
+    if RULES in app and app[SETTINGS].routing_rules_path:
+        task = asyncio.create_task(app[RULES].run(poll_interval=2.0), name="rules-watcher")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def assigner_for_cli(settings: Settings, db: Database) -> Assigner:
+    try:
+        rules = static_rules(settings)
+    except RulesError as err:
+        _on_error(err)
+        rules = RuleSet.default()
+    return RulesAssigner(lambda: rules, postgres=db.is_postgres)

@@ -1,0 +1,149 @@
+"""Settings: a TOML file (``--config``) overlaid by ``CRMHUB_*`` environment variables.
+
+Nested keys use ``__``; list items are addressed by index, so
+``CRMHUB_ASTERISK__0__HOST=10.0.0.5`` sets the host of the first ``[[asterisk]]`` table
+(creating it when the file has none).  Environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connectors.asterisk.config import AsteriskSettings
+from connectors.email.config import ImapSettings, SmtpSettings
+from connectors.telegram.config import TelegramBotSettings
+from connectors.vk.config import VkGroupSettings
+
+__all__ = ["Settings", "SettingsError", "WebformSettings", "load_settings"]
+
+ENV_PREFIX = "CRMHUB_"
+DEFAULT_DB = "sqlite+aiosqlite:///./var/crmhub.db"
+
+
+class SettingsError(ValueError):
+    """A settings file or variable is wrong; the message names it."""
+
+
+class WebformSettings(BaseModel):
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    rate_per_minute: int = Field(default=30, ge=1)
+    trust_forwarded: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid")
+
+    database_url: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    region: str = Field(default="RU", min_length=2, max_length=2)
+    timezone: str = "Europe/Moscow"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    attachments_dir: str = "./var/attachments"
+    routing_rules_path: str | None = "config/routing.yaml"
+    callback_due_minutes: int = Field(default=30, ge=1)
+    ingest_wait_seconds: float = Field(default=5.0, ge=0)
+    poll_interval: float = Field(default=1.0, gt=0)
+    run_workers: bool = True
+    webforms: WebformSettings = Field(default_factory=WebformSettings)
+    asterisk: list[AsteriskSettings] = Field(default_factory=list)
+    imap: list[ImapSettings] = Field(default_factory=list)
+    smtp: SmtpSettings | None = None
+    telegram: list[TelegramBotSettings] = Field(default_factory=list)
+    vk: list[VkGroupSettings] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for i, item in enumerate(data.get("asterisk") or []):
+                if isinstance(item, dict):
+                    item.setdefault("name", f"pbx{i + 1}" if i else "pbx")
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges the file and the environment itself (list indices).
+        return (init_settings,)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path or path[0] in ("config", "test_pg"):
+            continue
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"{name}: {part!r} is both a value and a section")
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: Any, over: Any, where: str) -> Any:
+    if isinstance(over, dict) and isinstance(base, list):
+        items = list(base)
+        for key, val in over.items():
+            if not key.isdigit():
+                raise SettingsError(f"{where}: list items are addressed by index, not {key!r}")
+            idx = int(key)
+            while len(items) <= idx:
+                items.append({})
+            items[idx] = _merge(items[idx], val, f"{where}[{idx}]")
+        return items
+    if isinstance(over, dict) and isinstance(base, dict):
+        merged = dict(base)
+        for key, val in over.items():
+            merged[key] = _merge(base.get(key), val, f"{where}.{key}" if where else key)
+        return merged
+    if isinstance(over, dict) and base is None and over and all(k.isdigit() for k in over):
+        return _merge([], over, where)
+    return over
+
+
+def load_settings(
+    config: str | Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read ``config`` (TOML) and the environment; raise :class:`SettingsError` on errors."""
+    env = dict(os.environ if environ is None else environ)
+    config = config or env.get("CRMHUB_CONFIG")
+    data: dict[str, Any] = {}
+    if config:
+        path = Path(config)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path}: {exc}") from None
+    data = _merge(data, _env_overrides(env), "")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
