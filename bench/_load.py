@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-__all__ = ["LoadResult", "free_port", "run_load", "start_process", "wait_http"]
+__all__ = ["LoadResult", "free_port", "run_load", "start_process", "stop_process", "wait_http"]
 
 
 @dataclass
@@ -52,7 +52,16 @@ def free_port() -> int:
 
 
 def start_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _load import free_port, run_load, start_process, wait_http  # noqa: E402
+from _load import free_port, run_load, start_process, stop_process, wait_http  # noqa: E402
 
 PG_ADMIN = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CRMHUB = [sys.executable, "-m", "gateway.cli"]
@@ -77,8 +77,7 @@ async def bench_raw(kind: str, tmp: Path, seconds: float) -> dict:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
         res = await run_load(f"http://127.0.0.1:{port}/hook", body, seconds=seconds)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
         await drop_db(url)
     return res.summary()
 
@@ -119,8 +118,7 @@ async def bench_crmhub(kind: str, tmp: Path, seconds: float) -> dict:
         hook = f"http://127.0.0.1:{port}/hooks/forms/{form['key']}?secret={form['secret']}"
         res = await run_load(hook, body, seconds=seconds)
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop_process(proc)
     inbox, leads = await count_rows(url)
     await drop_db(url)
     out = res.summary()

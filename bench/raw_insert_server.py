@@ -23,6 +23,11 @@ async def make_app(url: str) -> web.Application:
         )
         await conn.commit()
 
+        async def close(_app: web.Application) -> None:
+            await conn.close()
+
+        app.on_cleanup.append(close)
+
         async def handle(request: web.Request) -> web.Response:
             data = await request.post()
             await conn.execute("INSERT INTO raw_events (body) VALUES (?)", (json.dumps(dict(data)),))
@@ -39,6 +44,11 @@ async def make_app(url: str) -> web.Application:
                 "CREATE TABLE IF NOT EXISTS raw_events (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"
             )
 
+        async def close_pool(_app: web.Application) -> None:
+            await pool.close()
+
+        app.on_cleanup.append(close_pool)
+
         async def handle(request: web.Request) -> web.Response:
             data = await request.post()
             async with pool.acquire() as c:
@@ -48,7 +58,10 @@ async def make_app(url: str) -> web.Application:
             return web.json_response({"status": "ok"}, status=201)
 
     app.router.add_post("/hook", handle)
-    app.router.add_get("/healthz", lambda r: web.json_response({"ok": True}))
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/healthz", healthz)
     return app
 
 

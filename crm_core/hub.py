@@ -46,6 +46,7 @@ class Hub:
         assigner: Assigner | None = None,
         live: LiveHub | None = None,
         wait_timeout: float = 5.0,
+        wait_backlog_limit: int = 16,
         on_received: Callable[[str], None] | None = None,
         on_result: Callable[[str, str], None] | None = None,
         poll_interval: float = 1.0,
@@ -55,6 +56,7 @@ class Hub:
         self.live = live or LiveHub()
         self.assigner: Assigner = assigner or RoundRobinAssigner(postgres=db.is_postgres)
         self.wait_timeout = wait_timeout
+        self.wait_backlog_limit = wait_backlog_limit
         self.on_received = on_received
         self.processor = InboxProcessor(
             db, self.assigner, self.live, self.cfg, on_result=on_result, poll_interval=poll_interval
@@ -103,7 +105,10 @@ class Hub:
         if not persisted.duplicate:
             self.processor._events[persisted.event_id] = event
         result: Persisted | None = persisted
-        if wait and persisted.status in ("pending", "processing"):
+        # Waiting for the lead is a courtesy to the sender (an answer with its id); under a
+        # burst the event is already durable, so answer at once and let the worker catch up.
+        busy = self.processor.backlog > self.wait_backlog_limit
+        if wait and not busy and persisted.status in ("pending", "processing"):
             done = await self.processor.wait_for(persisted.event_id, self.wait_timeout)
             result = done or persisted
         assert result is not None
@@ -118,3 +123,11 @@ class Hub:
         )
 
     ingest = __call__
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every event this hub persisted went through steps 3-6."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.processor.backlog and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self.processor.backlog == 0

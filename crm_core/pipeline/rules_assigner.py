@@ -9,6 +9,7 @@ processes, round robin stays even.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -94,7 +95,32 @@ async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | N
     )
 
 
+class _TxnCache:
+    """What one transaction already read: the lock is held, pointers and loads are known."""
+
+    __slots__ = ("loads", "members", "pointers", "supervisors", "txn")
+
+    def __init__(self, txn: Any, roster: Roster, pointers: dict[str, int]) -> None:
+        self.txn = txn
+        self.members = {m.user_id: m for m in roster.members}
+        self.supervisors = dict(roster.supervisors)
+        self.pointers = pointers
+        self.loads: dict[int, int] = {}
+
+    def roster(self) -> Roster:
+        return Roster(list(self.members.values()), self.supervisors)
+
+    def assigned(self, user_id: int) -> None:
+        m = self.members.get(user_id)
+        if m is not None:
+            self.members[user_id] = replace(m, load=m.load + 1)
+
+
 class RulesAssigner:
+    """A batch of events processed in one transaction reads the lock, the pointers and
+    the roster once and keeps them current in memory; a rolled-back savepoint (a race
+    retry) calls :meth:`invalidate` so the next event reads them again."""
+
     def __init__(
         self,
         rules: Callable[[], RuleSet],
@@ -105,22 +131,33 @@ class RulesAssigner:
         self.rules = rules
         self.postgres = postgres
         self.clock = clock
+        self._cache: _TxnCache | None = None
 
-    async def assign(
-        self, s: AsyncSession, event: InboundEvent, client: Client | None
-    ) -> Assignment:
+    def invalidate(self) -> None:
+        self._cache = None
+
+    async def _state(self, s: AsyncSession) -> _TxnCache:
+        txn = s.sync_session.get_transaction()
+        if self._cache is not None and self._cache.txn is txn and txn is not None:
+            return self._cache
         await lock_pointer(s, LOCK_KEY, postgres=self.postgres)  # serializes assignments
         pointers = {
             p.key: int(p.last_user_id)
             for p in await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY))
             if p.last_user_id is not None
         }
-        roster = await build_roster(s)
+        self._cache = _TxnCache(txn, await build_roster(s), pointers)
+        return self._cache
+
+    async def assign(
+        self, s: AsyncSession, event: InboundEvent, client: Client | None
+    ) -> Assignment:
+        cache = await self._state(s)
         ctx = context_from_event(event, await _client_info(s, client))
         now = self.clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
-        d = decide(ctx, self.rules(), roster, now, RoutingState(pointers))
+        d = decide(ctx, self.rules(), cache.roster(), now, RoutingState(dict(cache.pointers)))
         for key, value in d.pointer_updates.items():
             ptr = await s.get(RoutingPointer, key)
             if ptr is None:
@@ -128,6 +165,9 @@ class RulesAssigner:
             else:
                 ptr.last_user_id = value
                 ptr.updated_at = utcnow()
+            cache.pointers[key] = value
+        if d.user_id is not None:
+            cache.assigned(d.user_id)
         task: dict[str, Any] | None = None
         if d.task is not None:
             task = {

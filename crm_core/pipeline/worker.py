@@ -69,13 +69,20 @@ class InboxProcessor:
         self._events: dict[int, InboundEvent] = {}  # fast path: the objects just persisted
         self._waiters: dict[int, list[asyncio.Future[Persisted]]] = {}
         self._done: OrderedDict[int, Persisted] = OrderedDict()
+        self._pending: set[int] = set()  # persisted here, not processed yet
         self._task: asyncio.Task[None] | None = None
 
     # -- wiring ---------------------------------------------------------------
     def persisted(self, ids: list[int], events: dict[int, InboundEvent] | None = None) -> None:
         if events:
             self._events.update(events)
+        self._pending.update(ids)
         self._wake.put_nowait(ids)
+
+    @property
+    def backlog(self) -> int:
+        """Events this process persisted that are still waiting for steps 3-6."""
+        return len(self._pending)
 
     async def wait_for(self, event_id: int, wait_seconds: float) -> Persisted | None:
         if event_id in self._done:
@@ -206,11 +213,17 @@ class InboxProcessor:
                 except IntegrityError as exc:
                     # Another transaction created the same contact point or lead first:
                     # match again, now against what it committed.
+                    invalidate = getattr(self.assigner, "invalidate", None)
+                    if invalidate is not None:
+                        invalidate()
                     if attempt == 2:
                         raise
                     log.info("race_retry", event_id=row.id, error=str(exc.orig)[:200])
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
+            invalidate = getattr(self.assigner, "invalidate", None)
+            if invalidate is not None:
+                invalidate()
         now = utcnow()
         if error is None and outcome is not None:
             row.status = "processed"
@@ -265,6 +278,7 @@ class InboxProcessor:
                     )
 
     def _finish(self, event_id: int, result: Persisted) -> None:
+        self._pending.discard(event_id)
         self._done[event_id] = result
         while len(self._done) > 10_000:
             self._done.popitem(last=False)
@@ -289,4 +303,5 @@ class InboxProcessor:
             "failed": self.stats.failed,
             "batches": self.stats.batches,
             "waiting": len(self._waiters),
+            "backlog": self.backlog,
         }

@@ -9,7 +9,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from crm_core.db import Database
-from gateway.api import clients, deals, leads, tasks, users
+from gateway.api import (
+    analytics,
+    calls,
+    clients,
+    deals,
+    emails,
+    leads,
+    messages,
+    rules,
+    tasks,
+    users,
+)
 from gateway.api.keys import API_STATE, ApiState
 from gateway.auth import auth_middleware
 from gateway.errors import error_middleware
@@ -17,7 +28,18 @@ from gateway.openapi import API_PREFIX
 
 __all__ = ["API_PREFIX", "setup_api"]
 
-ROUTE_TABLES = (clients.ROUTES, leads.ROUTES, deals.ROUTES, tasks.ROUTES, users.ROUTES)
+ROUTE_TABLES = (
+    clients.ROUTES,
+    leads.ROUTES,
+    deals.ROUTES,
+    tasks.ROUTES,
+    users.ROUTES,
+    calls.ROUTES,
+    emails.ROUTES,
+    messages.ROUTES,
+    rules.ROUTES,
+    analytics.ROUTES,
+)
 
 
 def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:

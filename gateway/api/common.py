@@ -53,5 +53,10 @@ def read_query(request: web.Request, model: type[M]) -> M:
     return model.model_validate({k: request.query.getall(k)[-1] for k in request.query})
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
+    """JSON with Russian text as it is (not \\u-escaped)."""
+    return web.json_response(data, status=status, dumps=_dumps)

@@ -80,6 +80,7 @@ async def test_one_hundred_concurrent_leads_spread_evenly(db: Database) -> None:
         await h.start()
     try:
         await asyncio.gather(*(hubs[i % 2](ev(i), wait=True) for i in range(100)))
+        assert all([await h.drain() for h in hubs])
     finally:
         for h in hubs:
             await h.stop()

@@ -1,0 +1,221 @@
+"""Email ingest benchmark: a local Dovecot mailbox of 2,000 real-world messages.
+
+    .venv/bin/python bench/email_ingest.py [--messages 2000] [--rounds 3]
+        [--ingest-factory module:callable]
+
+Measures in one run (same server, same mailbox):
+
+* ``bare``: a bare aioimaplib ``UID FETCH (UID BODY.PEEK[])`` of the whole mailbox in
+  batches of 200 (the baseline);
+* ``connector``: ``ImapMailbox``'s initial sync of the same mailbox through
+  ``parse_message`` into ``ingest`` (a collecting fake by default; ``--ingest-factory``
+  names a callable returning an ``Ingest``, or an awaitable of one, e.g. the real
+  pipeline);
+* IDLE latency: 20 messages delivered one at a time with dovecot-lda while the
+  connector IDLEs; the time from the delivery to the ``ingest`` call.
+
+Prints figures as ratios against the baseline; the last line is one JSON object:
+``{"ratio", "messages_per_s", "bare_messages_per_s", "idle_latency_median_s", ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aioimaplib  # noqa: E402
+
+from connectors.email import ImapMailbox, ImapSettings  # noqa: E402
+from connectors.email.imap_session import uid_set  # noqa: E402
+from crm_core.events import InboundEvent  # noqa: E402
+from crm_core.ports import ConnectorHealth, Ingest, IngestReceipt  # noqa: E402
+from tests.support.dovecot import DovecotServer, unique_messages  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures" / "email"
+USER, PASSWORD = "bench", "secret"
+BATCH = 200
+
+
+class CollectingIngest:
+    def __init__(self) -> None:
+        self.count = 0
+        self.times: list[float] = []
+        self.ids: list[str] = []
+
+    async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
+        self.count += 1
+        self.times.append(time.monotonic())
+        self.ids.append(event.external_id)
+        return IngestReceipt(event_id=self.count, duplicate=False)
+
+
+class MemoryState:
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return self.data.get(key)
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        self.data[key] = dict(value)
+
+
+async def make_ingest(spec: str | None) -> Ingest:
+    if not spec:
+        return CollectingIngest()
+    module, _, name = spec.partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    made = factory()
+    if inspect.isawaitable(made):
+        made = await made
+    ingest: Ingest = made
+    return ingest
+
+
+async def bare_fetch(port: int, total: int) -> float:
+    """Seconds for a bare aioimaplib fetch of UIDs 1..total in batches."""
+    t0 = time.perf_counter()
+    client = aioimaplib.IMAP4(host="127.0.0.1", port=port, timeout=60)
+    await client.wait_hello_from_server()
+    await client.login(USER, PASSWORD)
+    await client.select("INBOX")
+    got = 0
+    for start in range(1, total + 1, BATCH):
+        uids = range(start, min(start + BATCH, total + 1))
+        resp = await asyncio.wait_for(
+            client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), 120
+        )
+        got += sum(1 for line in resp.lines if isinstance(line, bytearray))
+    elapsed = time.perf_counter() - t0
+    await client.logout()
+    if got != total:
+        raise RuntimeError(f"bare fetch got {got} of {total}")
+    return elapsed
+
+
+def settings(port: int, workers: int = 0) -> ImapSettings:
+    return ImapSettings(
+        name="bench", port=port, tls="none", username=USER, password=PASSWORD,
+        batch_size=BATCH, command_timeout=60, parse_workers=workers,
+    )
+
+
+async def connector_sync(port: int, total: int, spec: str | None, workers: int) -> float:
+    ingest = await make_ingest(spec)
+    mailbox = ImapMailbox(
+        settings(port, workers), ingest, MemoryState(),
+        ConnectorHealth(name="bench", channel="email"),
+    )
+    t0 = time.perf_counter()
+    task = asyncio.create_task(mailbox.run())
+    try:
+        await asyncio.wait_for(mailbox.synced.wait(), 600)
+        elapsed = time.perf_counter() - t0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if mailbox.stats.ingested != total:
+        raise RuntimeError(f"connector ingested {mailbox.stats.ingested} of {total}")
+    return elapsed
+
+
+async def idle_latency(server: DovecotServer, count: int) -> list[float]:
+    ingest = CollectingIngest()
+    state = MemoryState()
+    mailbox = ImapMailbox(
+        settings(server.port),
+        ingest, state, ConnectorHealth(name="bench", channel="email"),
+    )
+    task = asyncio.create_task(mailbox.run())
+    out: list[float] = []
+    try:
+        await asyncio.wait_for(mailbox.synced.wait(), 600)
+        base = ingest.count
+        await asyncio.sleep(0.5)
+        for i, (_mid, raw) in enumerate(unique_messages(FIXTURES, count, "idle")):
+            await asyncio.to_thread(server.deliver, USER, raw)
+            t0 = time.monotonic()
+            deadline = t0 + 10
+            while ingest.count < base + i + 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("IDLE delivery did not arrive within 10 s")
+                await asyncio.sleep(0.002)
+            out.append(ingest.times[base + i] - t0)
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=20)
+    ap.add_argument("--parse-workers", type=int, default=0,
+                    help="ImapSettings.parse_workers (0: parse in the event loop's thread)")
+    ap.add_argument("--ingest-factory", default=None, help="module:callable returning an Ingest")
+    args = ap.parse_args()
+
+    server = DovecotServer.start()
+    try:
+        server.add_user(USER, PASSWORD)
+        msgs = unique_messages(FIXTURES, args.messages, "bench")
+        t0 = time.perf_counter()
+        await asyncio.to_thread(server.append_many, USER, [raw for _, raw in msgs])
+        size = sum(len(raw) for _, raw in msgs)
+        print(f"filled {args.messages} messages ({size / 1e6:.1f} MB) in "
+              f"{time.perf_counter() - t0:.1f} s")
+        bare, conn = [], []
+        for r in range(args.rounds):  # alternate, so drift hits both alike
+            bare.append(await bare_fetch(server.port, args.messages))
+            conn.append(await connector_sync(
+                server.port, args.messages, args.ingest_factory, args.parse_workers
+            ))
+            print(f"round {r + 1}: bare {bare[-1]:.2f} s, connector {conn[-1]:.2f} s")
+        from connectors.email.connector import default_parse
+
+        t0 = time.perf_counter()  # the parser alone, no IMAP: where the time goes
+        for _, raw in msgs:
+            default_parse(raw, mailbox="bench")
+        parse_rate = args.messages / (time.perf_counter() - t0)
+        bare_rate = args.messages / statistics.median(bare)
+        rate = args.messages / statistics.median(conn)
+        lat = await idle_latency(server, args.idle)
+    finally:
+        server.stop()
+    ratio = rate / bare_rate
+    med = statistics.median(lat)
+    print(f"bare aioimaplib fetch:   {bare_rate:8.0f} messages/s (baseline 1.00)")
+    print(f"connector initial sync:  {rate:8.0f} messages/s (ratio {ratio:.2f}, target >= 0.3)")
+    print(f"parse_message alone:     {parse_rate:8.0f} messages/s "
+          f"(ratio {parse_rate / bare_rate:.2f}: the ceiling for a serial sync)")
+    print(f"IDLE latency: median {med:.3f} s, max {max(lat):.3f} s over {len(lat)} "
+          f"(target median <= 1.5 s)")
+    print(json.dumps({
+        "ratio": round(ratio, 3),
+        "messages_per_s": round(rate, 1),
+        "bare_messages_per_s": round(bare_rate, 1),
+        "idle_latency_median_s": round(med, 3),
+        "idle_latency_max_s": round(max(lat), 3),
+        "parse_only_messages_per_s": round(parse_rate, 1),
+        "messages": args.messages,
+        "ingest": args.ingest_factory or "collecting fake",
+        "parse_workers": args.parse_workers,
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
