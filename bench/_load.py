@@ -6,7 +6,6 @@ import asyncio
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ class LoadResult:
         if not self.latencies_ms:
             return float("nan")
         data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(round(p / 100 * (len(data) - 1))))]
+        return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
 
     def summary(self) -> dict[str, float]:
         return {
@@ -64,8 +63,8 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-async def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_http(url: str, wait_s: float = 30) -> None:
+    deadline = time.monotonic() + wait_s
     async with aiohttp.ClientSession() as s:
         while time.monotonic() < deadline:
             try:

@@ -93,9 +93,7 @@ async def bare_fetch(port: int, total: int) -> float:
     got = 0
     for start in range(1, total + 1, BATCH):
         uids = range(start, min(start + BATCH, total + 1))
-        resp = await asyncio.wait_for(
-            client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), 120
-        )
+        resp = await asyncio.wait_for(client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), 120)
         got += sum(1 for line in resp.lines if isinstance(line, bytearray))
     elapsed = time.perf_counter() - t0
     await client.logout()
@@ -106,15 +104,23 @@ async def bare_fetch(port: int, total: int) -> float:
 
 def settings(port: int, workers: int = 0) -> ImapSettings:
     return ImapSettings(
-        name="bench", port=port, tls="none", username=USER, password=PASSWORD,
-        batch_size=BATCH, command_timeout=60, parse_workers=workers,
+        name="bench",
+        port=port,
+        tls="none",
+        username=USER,
+        password=PASSWORD,
+        batch_size=BATCH,
+        command_timeout=60,
+        parse_workers=workers,
     )
 
 
 async def connector_sync(port: int, total: int, spec: str | None, workers: int) -> float:
     ingest = await make_ingest(spec)
     mailbox = ImapMailbox(
-        settings(port, workers), ingest, MemoryState(),
+        settings(port, workers),
+        ingest,
+        MemoryState(),
         ConnectorHealth(name="bench", channel="email"),
     )
     t0 = time.perf_counter()
@@ -135,7 +141,9 @@ async def idle_latency(server: DovecotServer, count: int) -> list[float]:
     state = MemoryState()
     mailbox = ImapMailbox(
         settings(server.port),
-        ingest, state, ConnectorHealth(name="bench", channel="email"),
+        ingest,
+        state,
+        ConnectorHealth(name="bench", channel="email"),
     )
     task = asyncio.create_task(mailbox.run())
     out: list[float] = []
@@ -164,8 +172,12 @@ async def main() -> None:
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle", type=int, default=20)
-    ap.add_argument("--parse-workers", type=int, default=0,
-                    help="ImapSettings.parse_workers (0: parse in the event loop's thread)")
+    ap.add_argument(
+        "--parse-workers",
+        type=int,
+        default=0,
+        help="ImapSettings.parse_workers (0: parse in the event loop's thread)",
+    )
     ap.add_argument("--ingest-factory", default=None, help="module:callable returning an Ingest")
     args = ap.parse_args()
 
@@ -176,14 +188,18 @@ async def main() -> None:
         t0 = time.perf_counter()
         await asyncio.to_thread(server.append_many, USER, [raw for _, raw in msgs])
         size = sum(len(raw) for _, raw in msgs)
-        print(f"filled {args.messages} messages ({size / 1e6:.1f} MB) in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"filled {args.messages} messages ({size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         bare, conn = [], []
         for r in range(args.rounds):  # alternate, so drift hits both alike
             bare.append(await bare_fetch(server.port, args.messages))
-            conn.append(await connector_sync(
-                server.port, args.messages, args.ingest_factory, args.parse_workers
-            ))
+            conn.append(
+                await connector_sync(
+                    server.port, args.messages, args.ingest_factory, args.parse_workers
+                )
+            )
             print(f"round {r + 1}: bare {bare[-1]:.2f} s, connector {conn[-1]:.2f} s")
         from connectors.email.connector import default_parse
 
@@ -200,21 +216,29 @@ async def main() -> None:
     med = statistics.median(lat)
     print(f"bare aioimaplib fetch:   {bare_rate:8.0f} messages/s (baseline 1.00)")
     print(f"connector initial sync:  {rate:8.0f} messages/s (ratio {ratio:.2f}, target >= 0.3)")
-    print(f"parse_message alone:     {parse_rate:8.0f} messages/s "
-          f"(ratio {parse_rate / bare_rate:.2f}: the ceiling for a serial sync)")
-    print(f"IDLE latency: median {med:.3f} s, max {max(lat):.3f} s over {len(lat)} "
-          f"(target median <= 1.5 s)")
-    print(json.dumps({
-        "ratio": round(ratio, 3),
-        "messages_per_s": round(rate, 1),
-        "bare_messages_per_s": round(bare_rate, 1),
-        "idle_latency_median_s": round(med, 3),
-        "idle_latency_max_s": round(max(lat), 3),
-        "parse_only_messages_per_s": round(parse_rate, 1),
-        "messages": args.messages,
-        "ingest": args.ingest_factory or "collecting fake",
-        "parse_workers": args.parse_workers,
-    }))
+    print(
+        f"parse_message alone:     {parse_rate:8.0f} messages/s "
+        f"(ratio {parse_rate / bare_rate:.2f}: the ceiling for a serial sync)"
+    )
+    print(
+        f"IDLE latency: median {med:.3f} s, max {max(lat):.3f} s over {len(lat)} "
+        f"(target median <= 1.5 s)"
+    )
+    print(
+        json.dumps(
+            {
+                "ratio": round(ratio, 3),
+                "messages_per_s": round(rate, 1),
+                "bare_messages_per_s": round(bare_rate, 1),
+                "idle_latency_median_s": round(med, 3),
+                "idle_latency_max_s": round(max(lat), 3),
+                "parse_only_messages_per_s": round(parse_rate, 1),
+                "messages": args.messages,
+                "ingest": args.ingest_factory or "collecting fake",
+                "parse_workers": args.parse_workers,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

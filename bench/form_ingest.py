@@ -72,7 +72,9 @@ def cli(env: dict[str, str], *args: str) -> dict:
 async def bench_raw(kind: str, tmp: Path, seconds: float) -> dict:
     url = await fresh_db(kind, tmp, "raw")
     port = free_port()
-    proc = start_process([sys.executable, str(ROOT / "bench" / "raw_insert_server.py"), url, str(port)])
+    proc = start_process(
+        [sys.executable, str(ROOT / "bench" / "raw_insert_server.py"), url, str(port)]
+    )
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
         res = await run_load(f"http://127.0.0.1:{port}/hook", body, seconds=seconds)
@@ -112,7 +114,7 @@ async def bench_crmhub(kind: str, tmp: Path, seconds: float) -> dict:
         cli(env, "users", "add", f"m{i}@bench.example", "--role", "manager")
     form = cli(env, "forms", "add", "bench")
     port = free_port()
-    proc = start_process(CRMHUB + ["serve", "--port", str(port)], env=env)
+    proc = start_process([*CRMHUB, "serve", "--port", str(port)], env=env)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
         hook = f"http://127.0.0.1:{port}/hooks/forms/{form['key']}?secret={form['secret']}"

@@ -30,7 +30,9 @@ async def make_app(url: str) -> web.Application:
 
         async def handle(request: web.Request) -> web.Response:
             data = await request.post()
-            await conn.execute("INSERT INTO raw_events (body) VALUES (?)", (json.dumps(dict(data)),))
+            await conn.execute(
+                "INSERT INTO raw_events (body) VALUES (?)", (json.dumps(dict(data)),)
+            )
             await conn.commit()
             return web.json_response({"status": "ok"}, status=201)
 
@@ -41,7 +43,8 @@ async def make_app(url: str) -> web.Application:
         pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
         async with pool.acquire() as c:
             await c.execute(
-                "CREATE TABLE IF NOT EXISTS raw_events (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS raw_events"
+                " (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"
             )
 
         async def close_pool(_app: web.Application) -> None:
@@ -52,12 +55,11 @@ async def make_app(url: str) -> web.Application:
         async def handle(request: web.Request) -> web.Response:
             data = await request.post()
             async with pool.acquire() as c:
-                await c.execute(
-                    "INSERT INTO raw_events (body) VALUES ($1)", json.dumps(dict(data))
-                )
+                await c.execute("INSERT INTO raw_events (body) VALUES ($1)", json.dumps(dict(data)))
             return web.json_response({"status": "ok"}, status=201)
 
     app.router.add_post("/hook", handle)
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 

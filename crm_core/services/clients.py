@@ -61,9 +61,9 @@ def validate_inn(inn: str) -> str:
     if len(value) == 10:
         ok = _check_digit(value, _INN10) == int(value[9])
     else:
-        ok = _check_digit(value, _INN11) == int(value[10]) and _check_digit(
-            value, _INN12
-        ) == int(value[11])
+        ok = _check_digit(value, _INN11) == int(value[10]) and _check_digit(value, _INN12) == int(
+            value[11]
+        )
     if not ok:
         raise Invalid(f"inn {value} fails its checksum", "inn")
     return value
@@ -164,8 +164,9 @@ async def update_client(
     for key in ("kind", "name", "status", "region", "notes"):
         if key in changes and (changes[key] is not None or key == "region"):
             setattr(client, key, changes[key].strip() if key == "name" else changes[key])
-    await add_points(s, phones=changes.get("phones"), emails=changes.get("emails"),
-                     client_id=client.id)
+    await add_points(
+        s, phones=changes.get("phones"), emails=changes.get("emails"), client_id=client.id
+    )
     await s.flush()
     await audit(s, actor, "update", "client", client.id, changes)
     return client

@@ -61,9 +61,7 @@ async def create_contact(
 async def list_contacts(s: AsyncSession, actor: Actor, client_id: int, flt: ListFilter) -> Page:
     client = await get_client(s, actor, client_id)
     query = (
-        select(ContactPerson)
-        .where(ContactPerson.client_id == client.id)
-        .order_by(ContactPerson.id)
+        select(ContactPerson).where(ContactPerson.client_id == client.id).order_by(ContactPerson.id)
     )
     rows, total = await paginate(s, query, flt)
     return Page(await contact_dicts(s, rows), total, flt.limit, flt.offset)

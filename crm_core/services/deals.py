@@ -167,16 +167,25 @@ async def _change_stage(
         raise Conflict(f"deal {deal.id} is already {deal.stage}", "stage")
     if stage == deal.stage:
         return deal
-    s.add(DealStageChange(deal_id=deal.id, from_stage=deal.stage, to_stage=stage,
-                          user_id=actor.user_id))
+    s.add(
+        DealStageChange(
+            deal_id=deal.id, from_stage=deal.stage, to_stage=stage, user_id=actor.user_id
+        )
+    )
     before = deal.stage
     deal.stage = stage
     if stage in CLOSED_STAGES:
         deal.closed_at = _now()
         deal.loss_reason = reason
     await s.flush()
-    await audit(s, actor, "stage", "deal", deal.id,
-                {"from": before, "to": stage, **({"reason": reason} if reason else {})})
+    await audit(
+        s,
+        actor,
+        "stage",
+        "deal",
+        deal.id,
+        {"from": before, "to": stage, **({"reason": reason} if reason else {})},
+    )
     return deal
 
 

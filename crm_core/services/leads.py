@@ -247,12 +247,13 @@ async def convert_lead(
     )
     s.add(deal)
     await s.flush()
-    s.add(DealStageChange(deal_id=deal.id, from_stage=None, to_stage=FIRST_STAGE,
-                          user_id=actor.user_id))
+    s.add(
+        DealStageChange(
+            deal_id=deal.id, from_stage=None, to_stage=FIRST_STAGE, user_id=actor.user_id
+        )
+    )
     await s.execute(
-        update(Interaction)
-        .where(Interaction.lead_id == lead.id)
-        .values(client_id=client.id)
+        update(Interaction).where(Interaction.lead_id == lead.id).values(client_id=client.id)
     )
     await s.execute(
         update(Interaction)
@@ -265,8 +266,9 @@ async def convert_lead(
     lead.deal_id = deal.id
     lead.closed_at = _now()
     await s.flush()
-    await audit(s, actor, "convert", "lead", lead.id,
-                {"client_id": client.id, "deal_id": deal.id, **data})
+    await audit(
+        s, actor, "convert", "lead", lead.id, {"client_id": client.id, "deal_id": deal.id, **data}
+    )
     return {
         "lead": (await lead_dicts(s, [lead]))[0],
         "client": (await client_dicts(s, [client]))[0],

@@ -39,8 +39,14 @@ __all__ = [
     "update_task",
 ]
 
-TASK_KINDS = ("call_back", "send_offer", "offer_discount", "check_payment", "send_documents",
-              "other")
+TASK_KINDS = (
+    "call_back",
+    "send_offer",
+    "offer_discount",
+    "check_payment",
+    "send_documents",
+    "other",
+)
 TASK_STATUSES = ("open", "done", "cancelled")
 
 

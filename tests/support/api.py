@@ -38,7 +38,12 @@ class Caller:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
         params: dict[str, Any] | None = None,
     ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"headers": self._headers(), "params": params}

@@ -32,10 +32,19 @@ class RecordingIngest:
             raise IngestUnavailable("database is down")
         key = (event.channel.value, event.kind.value, event.external_id)
         if key in self.seen:
-            return IngestReceipt(event_id=self.seen[key], duplicate=True, status="processed",
-                                 lead_id=100 + self.seen[key], client_id=None)
+            return IngestReceipt(
+                event_id=self.seen[key],
+                duplicate=True,
+                status="processed",
+                lead_id=100 + self.seen[key],
+                client_id=None,
+            )
         self.events.append(event)
         self.seen[key] = len(self.events)
-        return IngestReceipt(event_id=len(self.events), duplicate=False,
-                             status="processed" if wait else "pending",
-                             lead_id=100 + len(self.events), client_id=None)
+        return IngestReceipt(
+            event_id=len(self.events),
+            duplicate=False,
+            status="processed" if wait else "pending",
+            lead_id=100 + len(self.events),
+            client_id=None,
+        )

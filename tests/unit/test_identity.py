@@ -103,12 +103,16 @@ def test_bad_phones_are_rejected_with_a_reason(text: object, message: str) -> No
         ("8 916 555 12 34; +375291234567", [("+79165551234", None), ("+375291234567", None)]),
         ("+79165551234, +79165551235", [("+79165551234", None), ("+79165551235", None)]),
         ("8 916 555 12 34 / 8 916 555 12 35", [("+79165551234", None), ("+79165551235", None)]),
-        ("+7 916 555 12 34 доб. 12, 8 495 123 45 67", [("+79165551234", "12"),
-                                                       ("+74951234567", None)]),
+        (
+            "+7 916 555 12 34 доб. 12, 8 495 123 45 67",
+            [("+79165551234", "12"), ("+74951234567", None)],
+        ),
         ("89165551234, 8 (916) 555-12-34", [("+79165551234", None)]),  # same number twice
         ("89165551234 (Иван)", [("+79165551234", None)]),
-        ("Звоните: +7 916 555 12 34 или в офис 8 (495) 123-45-67 доб. 204",
-         [("+79165551234", None), ("+74951234567", "204")]),
+        (
+            "Звоните: +7 916 555 12 34 или в офис 8 (495) 123-45-67 доб. 204",
+            [("+79165551234", None), ("+74951234567", "204")],
+        ),
     ],
 )
 def test_extract_several_phones(text: str, expected: list[tuple[str, str | None]]) -> None:
@@ -170,9 +174,7 @@ def test_normalize_identity(kind: str, value: str, expected: str) -> None:
     assert split_identity(expected) == (kind, expected.split(":", 1)[1])
 
 
-@pytest.mark.parametrize(
-    ("kind", "value"), [("vk", "abc"), ("fax", "123"), ("telegram", "")]
-)
+@pytest.mark.parametrize(("kind", "value"), [("vk", "abc"), ("fax", "123"), ("telegram", "")])
 def test_normalize_identity_rejects(kind: str, value: str) -> None:
     with pytest.raises(IdentityError):
         normalize_identity(kind, value)
@@ -187,8 +189,27 @@ def test_split_identity_rejects(ident: str) -> None:
 # --- properties -------------------------------------------------------------------------
 
 _PHONE_ALPHABET = st.sampled_from(
-    [*"0123456789", "+", "-", "(", ")", " ", ".", ",", ";", "\u00a0", "доб. ", "ext ", "x",
-     "или", "8 10 ", "00", "+7", "8", "9"]
+    [
+        *"0123456789",
+        "+",
+        "-",
+        "(",
+        ")",
+        " ",
+        ".",
+        ",",
+        ";",
+        "\u00a0",
+        "доб. ",
+        "ext ",
+        "x",
+        "или",
+        "8 10 ",
+        "00",
+        "+7",
+        "8",
+        "9",
+    ]
 )
 PHONE_LIKE = st.lists(_PHONE_ALPHABET, max_size=40).map("".join)
 ANY_TEXT = st.one_of(st.text(max_size=300), PHONE_LIKE)

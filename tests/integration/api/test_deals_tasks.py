@@ -16,8 +16,9 @@ async def _client(api: Api, who: str = "a1") -> int:
 
 async def test_deal_stages_with_history(api: Api) -> None:
     a1 = api.as_("a1")
-    status, deal = await a1.post("/deals", {"client_id": await _client(api), "title": "Окна",
-                                            "amount": 99.5})
+    status, deal = await a1.post(
+        "/deals", {"client_id": await _client(api), "title": "Окна", "amount": 99.5}
+    )
     assert status == 201, deal
     assert (deal["stage"], deal["amount"], deal["stage_label"]) == ("new", "99.50", "Новая")
     for stage in ("qualification", "proposal"):
@@ -32,7 +33,9 @@ async def test_deal_stages_with_history(api: Api) -> None:
     DealWithHistoryOut.model_validate(deal)
     me = api.users["a1"].id
     assert [(h["from"], h["to"], h["user_id"]) for h in deal["history"]] == [
-        (None, "new", me), ("new", "qualification", me), ("qualification", "proposal", me),
+        (None, "new", me),
+        ("new", "qualification", me),
+        ("qualification", "proposal", me),
         ("proposal", "won", me),
     ]
     assert all(h["at"] for h in deal["history"])
@@ -44,8 +47,10 @@ async def test_deal_stages_with_history(api: Api) -> None:
 
 async def test_deal_lose_needs_reason(api: Api) -> None:
     sup = api.as_("sup")
-    status, deal = await sup.post("/deals", {"client_id": await _client(api, "a2"),
-                                             "title": "Двери", "owner_id": api.users["a2"].id})
+    status, deal = await sup.post(
+        "/deals",
+        {"client_id": await _client(api, "a2"), "title": "Двери", "owner_id": api.users["a2"].id},
+    )
     assert status == 201 and deal["owner_id"] == api.users["a2"].id
     status, err = await sup.post(f"/deals/{deal['id']}/lose", {})
     assert (status, err["field"]) == (422, "reason")
@@ -54,21 +59,23 @@ async def test_deal_lose_needs_reason(api: Api) -> None:
     assert (deal["stage"], deal["loss_reason"]) == ("lost", "дорого")
     assert deal["history"][-1]["user_id"] == api.users["sup"].id
     # A client hidden from the caller cannot get a deal.
-    status, err = await api.as_("b1").post("/deals", {"client_id": deal["client_id"],
-                                                      "title": "x"})
+    status, err = await api.as_("b1").post("/deals", {"client_id": deal["client_id"], "title": "x"})
     assert status == 404
 
 
 async def test_tasks_done_snooze_and_filters(api: Api) -> None:
     a1 = api.as_("a1")
     due = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
-    status, task = await a1.post("/tasks", {"kind": "call_back", "title": "Перезвонить",
-                                            "due_at": due.isoformat()})
+    status, task = await a1.post(
+        "/tasks", {"kind": "call_back", "title": "Перезвонить", "due_at": due.isoformat()}
+    )
     assert status == 201, task
     TaskOut.model_validate(task)
     assert task["assignee_id"] == api.users["a1"].id and task["status"] == "open"
-    status, later = await a1.post("/tasks", {"kind": "send_offer", "title": "КП",
-                                             "due_at": (due + timedelta(days=2)).isoformat()})
+    status, later = await a1.post(
+        "/tasks",
+        {"kind": "send_offer", "title": "КП", "due_at": (due + timedelta(days=2)).isoformat()},
+    )
     assert status == 201
     status, page = await a1.get("/tasks", due_before=(due + timedelta(days=1)).isoformat())
     assert [t["id"] for t in page["items"]] == [task["id"]]

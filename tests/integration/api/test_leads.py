@@ -28,8 +28,14 @@ async def _lead(api: Api, who: str = "a1", **body: object) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     "spelling",
-    ["+79165551234", "8 (916) 555-12-34", "89165551234", "9165551234", "+7 916 555 12 34",
-     "8-916-555-12-34"],
+    [
+        "+79165551234",
+        "8 (916) 555-12-34",
+        "89165551234",
+        "9165551234",
+        "+7 916 555 12 34",
+        "8-916-555-12-34",
+    ],
 )
 async def test_leads_by_phone_in_any_spelling(api: Api, spelling: str) -> None:
     lead = await _lead(api, name="Иван", phones=["8 916 555 12 34"], emails=["Ivan@Example.RU"])
@@ -67,11 +73,23 @@ async def test_leads_by_email_status_owner_and_period(api: Api) -> None:
 
 
 async def test_convert_creates_client_and_deal_in_one_go(api: Api) -> None:
-    lead = await _lead(api, name="Иван", company="ООО Вектор", phones=["+79165551234"],
-                       emails=["ivan@vector.example"])
+    lead = await _lead(
+        api,
+        name="Иван",
+        company="ООО Вектор",
+        phones=["+79165551234"],
+        emails=["ivan@vector.example"],
+    )
     async with api.db.transaction() as s:
-        s.add(Interaction(lead_id=lead["id"], channel="webform", direction="in",
-                          kind="form_submitted", subject="Заявка"))
+        s.add(
+            Interaction(
+                lead_id=lead["id"],
+                channel="webform",
+                direction="in",
+                kind="form_submitted",
+                subject="Заявка",
+            )
+        )
     status, out = await api.as_("a1").post(
         f"/leads/{lead['id']}/convert", {"deal_title": "Поставка", "amount": "150000"}
     )
@@ -90,17 +108,25 @@ async def test_convert_creates_client_and_deal_in_one_go(api: Api) -> None:
     assert status == 200 and [i["subject"] for i in tl["items"]] == ["Заявка"]
     assert tl["items"][0]["client_id"] == client["id"]
     async with api.db.sessions() as s:
-        history = list(await s.scalars(select(DealStageChange).where(
-            DealStageChange.deal_id == deal["id"])))
+        history = list(
+            await s.scalars(select(DealStageChange).where(DealStageChange.deal_id == deal["id"]))
+        )
         assert [(h.from_stage, h.to_stage, h.user_id) for h in history] == [
             (None, "new", api.users["a1"].id)
         ]
         cps = list(await s.scalars(select(ContactPoint).order_by(ContactPoint.id)))
         assert {(c.kind, c.value, c.client_id) for c in cps} == {
-            ("phone", "+79165551234", client["id"]), ("email", "ivan@vector.example", client["id"])
+            ("phone", "+79165551234", client["id"]),
+            ("email", "ivan@vector.example", client["id"]),
         }
-        assert await s.scalar(select(AuditEntry.action).where(
-            AuditEntry.entity == "lead", AuditEntry.action == "convert")) == "convert"
+        assert (
+            await s.scalar(
+                select(AuditEntry.action).where(
+                    AuditEntry.entity == "lead", AuditEntry.action == "convert"
+                )
+            )
+            == "convert"
+        )
     # The converted lead is found by phone through its client too.
     assert (await api.as_("a1").get("/clients", phone="8 916 555-12-34"))[1]["total"] == 1
     status, again = await api.as_("a1").post(f"/leads/{lead['id']}/convert", {})

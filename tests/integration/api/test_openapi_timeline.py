@@ -10,17 +10,36 @@ from gateway.openapi import API_PREFIX, documented_routes
 from tests.support.api import Api
 
 EXPECTED = {
-    ("GET", "/clients"), ("POST", "/clients"), ("GET", "/clients/{id}"),
-    ("PATCH", "/clients/{id}"), ("GET", "/clients/{id}/timeline"),
-    ("GET", "/clients/{id}/contacts"), ("POST", "/clients/{id}/contacts"),
-    ("GET", "/leads"), ("POST", "/leads"), ("GET", "/leads/{id}"), ("PATCH", "/leads/{id}"),
-    ("POST", "/leads/{id}/convert"), ("POST", "/leads/{id}/reject"),
-    ("GET", "/deals"), ("POST", "/deals"), ("GET", "/deals/{id}"), ("PATCH", "/deals/{id}"),
-    ("POST", "/deals/{id}/stage"), ("POST", "/deals/{id}/win"), ("POST", "/deals/{id}/lose"),
+    ("GET", "/clients"),
+    ("POST", "/clients"),
+    ("GET", "/clients/{id}"),
+    ("PATCH", "/clients/{id}"),
+    ("GET", "/clients/{id}/timeline"),
+    ("GET", "/clients/{id}/contacts"),
+    ("POST", "/clients/{id}/contacts"),
+    ("GET", "/leads"),
+    ("POST", "/leads"),
+    ("GET", "/leads/{id}"),
+    ("PATCH", "/leads/{id}"),
+    ("POST", "/leads/{id}/convert"),
+    ("POST", "/leads/{id}/reject"),
+    ("GET", "/deals"),
+    ("POST", "/deals"),
+    ("GET", "/deals/{id}"),
+    ("PATCH", "/deals/{id}"),
+    ("POST", "/deals/{id}/stage"),
+    ("POST", "/deals/{id}/win"),
+    ("POST", "/deals/{id}/lose"),
     ("GET", "/stages"),
-    ("GET", "/tasks"), ("POST", "/tasks"), ("GET", "/tasks/{id}"), ("PATCH", "/tasks/{id}"),
-    ("POST", "/tasks/{id}/done"), ("POST", "/tasks/{id}/snooze"),
-    ("GET", "/users"), ("GET", "/me"), ("GET", "/openapi.json"),
+    ("GET", "/tasks"),
+    ("POST", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("PATCH", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/done"),
+    ("POST", "/tasks/{id}/snooze"),
+    ("GET", "/users"),
+    ("GET", "/me"),
+    ("GET", "/openapi.json"),
 }
 
 
@@ -32,7 +51,7 @@ async def test_openapi_covers_every_route_and_nothing_else(api: Api) -> None:
     in_doc = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     registered = {(m, p) for m, p, _ in documented_routes(api.http.app)}
     assert in_doc == registered
-    assert {(m, p[len(API_PREFIX):]) for m, p in registered} == EXPECTED
+    assert {(m, p[len(API_PREFIX) :]) for m, p in registered} == EXPECTED
     for method, path, op in documented_routes(api.http.app):
         assert op is not None, f"{method} {path} has no OpenAPI metadata"
         entry = doc["paths"][path][method.lower()]
@@ -44,17 +63,27 @@ async def test_openapi_covers_every_route_and_nothing_else(api: Api) -> None:
     assert create["required"] == ["name"]
     assert create["additionalProperties"] is False
     params = {p["name"] for p in doc["paths"]["/api/v1/leads"]["get"]["parameters"]}
-    assert {"phone", "email", "owner_id", "status", "created_from", "created_to", "q",
-            "limit", "offset"} <= params
+    assert {
+        "phone",
+        "email",
+        "owner_id",
+        "status",
+        "created_from",
+        "created_to",
+        "q",
+        "limit",
+        "offset",
+    } <= params
     assert doc["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
 
 
 async def test_timeline_newest_first_with_leads_and_deals(api: Api) -> None:
     a1 = api.as_("a1")
     _, client = await a1.post("/clients", {"name": "Волкова", "kind": "person"})
-    status, person = await a1.post(f"/clients/{client['id']}/contacts",
-                                   {"name": "Анна", "position": "бухгалтер",
-                                    "phones": ["8 495 123 45 67"]})
+    status, person = await a1.post(
+        f"/clients/{client['id']}/contacts",
+        {"name": "Анна", "position": "бухгалтер", "phones": ["8 495 123 45 67"]},
+    )
     assert status == 201
     ContactOut.model_validate(person)
     assert person["phones"] == ["+74951234567"]
@@ -69,17 +98,42 @@ async def test_timeline_newest_first_with_leads_and_deals(api: Api) -> None:
         other = Lead(source="webform", owner_id=api.users["a1"].id)
         s.add_all([lead, deal, other])
         await s.flush()
-        s.add_all([
-            Interaction(client_id=client["id"], channel="call", direction="in", kind="call_ended",
-                        subject="first", occurred_at=t0),
-            Interaction(lead_id=lead.id, channel="webform", direction="in",
-                        kind="form_submitted", subject="via lead",
-                        occurred_at=t0 + timedelta(hours=2)),
-            Interaction(deal_id=deal.id, channel="email", direction="out", kind="email_sent",
-                        subject="via deal", occurred_at=t0 + timedelta(hours=1)),
-            Interaction(lead_id=other.id, channel="email", direction="in", kind="email_received",
-                        subject="someone else", occurred_at=t0 + timedelta(hours=3)),
-        ])
+        s.add_all(
+            [
+                Interaction(
+                    client_id=client["id"],
+                    channel="call",
+                    direction="in",
+                    kind="call_ended",
+                    subject="first",
+                    occurred_at=t0,
+                ),
+                Interaction(
+                    lead_id=lead.id,
+                    channel="webform",
+                    direction="in",
+                    kind="form_submitted",
+                    subject="via lead",
+                    occurred_at=t0 + timedelta(hours=2),
+                ),
+                Interaction(
+                    deal_id=deal.id,
+                    channel="email",
+                    direction="out",
+                    kind="email_sent",
+                    subject="via deal",
+                    occurred_at=t0 + timedelta(hours=1),
+                ),
+                Interaction(
+                    lead_id=other.id,
+                    channel="email",
+                    direction="in",
+                    kind="email_received",
+                    subject="someone else",
+                    occurred_at=t0 + timedelta(hours=3),
+                ),
+            ]
+        )
     status, page = await a1.get(f"/clients/{client['id']}/timeline")
     assert status == 200
     assert [i["subject"] for i in page["items"]] == ["via lead", "via deal", "first"]

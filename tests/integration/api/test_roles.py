@@ -52,8 +52,14 @@ async def seed_rows(db: Database, users: dict[str, User]) -> dict[tuple[str, str
             lead = await create_lead(s, me, {"name": f"Lead {owner}"})
             deal = await create_deal(s, me, {"client_id": client.id, "title": f"Deal {owner}"})
             task = await create_task(s, me, {"kind": "call_back", "title": f"Call {owner}"})
-            ids.update({(owner, "client"): client.id, (owner, "lead"): lead.id,
-                        (owner, "deal"): deal.id, (owner, "task"): task.id})
+            ids.update(
+                {
+                    (owner, "client"): client.id,
+                    (owner, "lead"): lead.id,
+                    (owner, "deal"): deal.id,
+                    (owner, "task"): task.id,
+                }
+            )
     return ids
 
 
@@ -127,8 +133,9 @@ async def test_role_matrix(api: Api, who: str) -> None:
 async def test_reassign(api: Api, who: str, owner: str, target: str, expected: int) -> None:
     ids = await seed_rows(api.db, api.users)
     target_id = api.users[target].id
-    status, body = await api.as_(who).patch(f"/leads/{ids[(owner, 'lead')]}",
-                                            {"owner_id": target_id})
+    status, body = await api.as_(who).patch(
+        f"/leads/{ids[(owner, 'lead')]}", {"owner_id": target_id}
+    )
     assert status == expected, body
     if expected == 403:
         assert body["field"] == "owner_id"
@@ -143,7 +150,9 @@ async def test_users_listing_by_role(api: Api) -> None:
     status, body = await api.as_("sup").get("/users")
     assert status == 200
     assert sorted(u["email"] for u in body["items"]) == [
-        "a1@example.ru", "a2@example.ru", "sup@example.ru"
+        "a1@example.ru",
+        "a2@example.ru",
+        "sup@example.ru",
     ]
     status, body = await api.as_("admin").get("/users")
     assert status == 200 and body["total"] == 5

@@ -15,8 +15,9 @@ from crm_core.services.users import create_user, user_by_token
 
 async def test_create_user_and_token(db: Database) -> None:
     async with db.transaction() as s:
-        user, token = await create_user(s, " Ivan@Example.RU ", "manager", name="Иван",
-                                        extension="101", team="A")
+        user, token = await create_user(
+            s, " Ivan@Example.RU ", "manager", name="Иван", extension="101", team="A"
+        )
     assert len(token) >= 40
     async with db.sessions() as s:
         found = await user_by_token(s, token)

@@ -39,9 +39,15 @@ async def test_client_create_errors_name_the_field(
     api: Api, body: dict[str, Any], status: int, field: str
 ) -> None:
     a1 = api.as_("a1")
-    got, first = await a1.post("/clients", {"name": "Taken", "inn": "7707083893",
-                                            "phones": ["+79165551234"],
-                                            "emails": ["taken@example.ru"]})
+    got, first = await a1.post(
+        "/clients",
+        {
+            "name": "Taken",
+            "inn": "7707083893",
+            "phones": ["+79165551234"],
+            "emails": ["taken@example.ru"],
+        },
+    )
     assert got == 201, first
     before = await _snapshot(api)
     got, err = await a1.post("/clients", body)
@@ -74,14 +80,17 @@ async def test_patch_error_changes_nothing(api: Api) -> None:
     _, _other = await a1.post("/clients", {"name": "Другое", "phones": ["+79164445566"]})
     before = await _snapshot(api)
     # The name would change, but the phone belongs to another client: nothing changes.
-    status, err = await a1.patch(f"/clients/{client['id']}",
-                                 {"name": "Новое", "phones": ["8 916 444 55 66"]})
+    status, err = await a1.patch(
+        f"/clients/{client['id']}", {"name": "Новое", "phones": ["8 916 444 55 66"]}
+    )
     assert (status, err["field"]) == (409, "phones")
     assert await _snapshot(api) == before
     _, same = await a1.get(f"/clients/{client['id']}")
     assert same["name"] == "Старое" and same["phones"] == ["+79031112233"]
-    status, ok = await a1.patch(f"/clients/{client['id']}", {"status": "hot", "segment": "b2b",
-                                                            "phones": ["+7 916 777 88 99"]})
+    status, ok = await a1.patch(
+        f"/clients/{client['id']}",
+        {"status": "hot", "segment": "b2b", "phones": ["+7 916 777 88 99"]},
+    )
     assert status == 200
     assert (ok["status"], ok["segment"]) == ("hot", "b2b")
     assert ok["phones"] == ["+79031112233", "+79167778899"]
@@ -126,7 +135,11 @@ async def test_pagination(api: Api) -> None:
         assert len(page["items"]) == size
         seen += [t["id"] for t in page["items"]]
     assert sorted(seen) == sorted(ids)
-    for params, field in (({"limit": 201}, "limit"), ({"limit": 0}, "limit"),
-                          ({"offset": -1}, "offset"), ({"colour": "red"}, "colour")):
+    for params, field in (
+        ({"limit": 201}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"colour": "red"}, "colour"),
+    ):
         status, err = await a1.get("/tasks", **params)
         assert (status, err["field"]) == (422, field)

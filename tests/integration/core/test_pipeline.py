@@ -91,7 +91,9 @@ async def test_two_events_from_one_new_phone_at_once_give_one_lead(db: Database)
     hub = Hub(db)
     await hub.start()
     try:
-        a, b = await asyncio.gather(hub(form_event("e-a"), wait=True), hub(form_event("e-b"), wait=True))
+        a, b = await asyncio.gather(
+            hub(form_event("e-a"), wait=True), hub(form_event("e-b"), wait=True)
+        )
     finally:
         await hub.stop()
     assert a.lead_id == b.lead_id and a.lead_id is not None
@@ -173,7 +175,7 @@ async def test_failure_is_kept_as_failed_and_retried(db: Database) -> None:
     assert again is not None and again.status == "processed"
     async with db.sessions() as s:
         inter = await s.scalar(select(Interaction).where(Interaction.kind == "message_received"))
-        assert inter is not None and inter.body is None or inter.body == bad.text
+        assert (inter is not None and inter.body is None) or inter.body == bad.text
         assert inter is not None and inter.meta["edits"][0]["previous"] == "old"
 
 

@@ -179,7 +179,7 @@ async def test_server_down_then_up_reconnects(start_mailbox: Start) -> None:
         await asyncio.to_thread(server.kill)
         await wait_until(lambda: r.health.state is ConnectorState.RECONNECTING)
         assert r.health.reason
-        (mid, raw), = unique_messages(FIXTURES, 1, "down")
+        ((mid, raw),) = unique_messages(FIXTURES, 1, "down")
         await asyncio.to_thread(server.restart)
         server.deliver("bob", raw)
         await wait_until(lambda: r.ingest.external_ids == [mid], limit=20)
@@ -251,7 +251,7 @@ async def test_polling_fallback_without_idle(
         settings_for(dovecot, user, poll_interval=0.2), session_factory=_NoIdleSession
     )
     await wait_until(lambda: r.health.state is ConnectorState.CONNECTED)
-    (mid, raw), = unique_messages(FIXTURES, 1, "poll")
+    ((mid, raw),) = unique_messages(FIXTURES, 1, "poll")
     dovecot.deliver(user, raw)
     await wait_until(lambda: r.ingest.external_ids == [mid], limit=5)
 
@@ -289,7 +289,7 @@ async def test_starttls_login_and_sync(start_mailbox: Start) -> None:
     server = DovecotServer.start(cert=cert, key=key)
     try:
         server.add_user("tls", "secret")
-        (mid, raw), = unique_messages(FIXTURES, 1, "starttls")
+        ((mid, raw),) = unique_messages(FIXTURES, 1, "starttls")
         server.deliver("tls", raw)
         r = start_mailbox(settings_for(server, "tls", tls="starttls", ca_file=str(cert)))
         await wait_until(lambda: r.ingest.external_ids == [mid])

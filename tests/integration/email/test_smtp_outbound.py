@@ -53,8 +53,11 @@ def payload(**kw: Any) -> dict[str, Any]:
         "attachments": [],
         "message_id": "<crm.i42.abc@crm.example>",
         "in_reply_to": "<thread-3@client.example>",
-        "references": ["<thread-1@client.example>", "<thread-2@crm.example>",
-                       "<thread-3@client.example>"],
+        "references": [
+            "<thread-1@client.example>",
+            "<thread-2@crm.example>",
+            "<thread-3@client.example>",
+        ],
     }
     base.update(kw)
     return base
@@ -82,7 +85,9 @@ async def test_thread_headers_are_exact(smtp: SmtpTestServer) -> None:
     assert b"\r\nIn-Reply-To: <thread-3@client.example>\r\n" in got.data
     msg = parsed(got.data)
     assert msg["References"].split() == [
-        "<thread-1@client.example>", "<thread-2@crm.example>", "<thread-3@client.example>"
+        "<thread-1@client.example>",
+        "<thread-2@crm.example>",
+        "<thread-3@client.example>",
     ]
     assert len(msg.get_all("References") or []) == 1
     assert msg["Subject"] == "Re: Счёт [#D-123]"
@@ -127,16 +132,20 @@ async def test_attachments(smtp: SmtpTestServer, tmp_path: Path) -> None:
     pdf.write_bytes(b"%PDF-1.4\x00\xff binary")
     csv = tmp_path / "b.csv"
     csv.write_text("a;b\n1;2\n")
-    p = payload(attachments=[
-        {"filename": "Счёт №5.pdf", "content_type": "application/pdf", "path": str(pdf)},
-        {"filename": "data.csv", "content_type": "text/csv", "path": str(csv)},
-    ])
+    p = payload(
+        attachments=[
+            {"filename": "Счёт №5.pdf", "content_type": "application/pdf", "path": str(pdf)},
+            {"filename": "data.csv", "content_type": "text/csv", "path": str(csv)},
+        ]
+    )
     result = await SmtpOutbound(settings(smtp.port)).execute(command(p))
     assert result.status is OutboundStatus.SENT
     msg = parsed(smtp.messages[0].data)
     assert msg.get_content_type() == "multipart/mixed"
-    atts = [(a.get_filename(), a.get_content_type(), a.get_payload(decode=True))
-            for a in msg.iter_attachments()]
+    atts = [
+        (a.get_filename(), a.get_content_type(), a.get_payload(decode=True))
+        for a in msg.iter_attachments()
+    ]
     assert atts == [
         ("Счёт №5.pdf", "application/pdf", b"%PDF-1.4\x00\xff binary"),
         ("data.csv", "text/csv", b"a;b\n1;2\n"),
@@ -176,8 +185,10 @@ async def test_some_recipients_refused_is_sent_with_refusals(smtp: SmtpTestServe
 
 @pytest.mark.parametrize(
     "reply,status",
-    [("550 5.1.1 No such user", OutboundStatus.FAILED),
-     ("450 4.2.0 Greylisted, come back later", OutboundStatus.RETRY)],
+    [
+        ("550 5.1.1 No such user", OutboundStatus.FAILED),
+        ("450 4.2.0 Greylisted, come back later", OutboundStatus.RETRY),
+    ],
 )
 async def test_all_recipients_refused(
     smtp: SmtpTestServer, reply: str, status: OutboundStatus
@@ -261,7 +272,11 @@ async def test_sent_copy_is_appended_to_sent_folder(smtp: SmtpTestServer) -> Non
     try:
         dovecot.add_user("mgr", "secret")
         imap = ImapSettings(
-            name="mgr", port=dovecot.port, tls="none", username="mgr", password="secret",
+            name="mgr",
+            port=dovecot.port,
+            tls="none",
+            username="mgr",
+            password="secret",
             sent_folder="Sent",
         )
         result = await SmtpOutbound(settings(smtp.port), imap).execute(command(payload()))

@@ -41,8 +41,15 @@ def test_inn(inn: str, ok: bool) -> None:
 
 
 def test_stages() -> None:
-    assert STAGE_CODES == ("new", "qualification", "proposal", "negotiation", "contract",
-                           "won", "lost")
+    assert STAGE_CODES == (
+        "new",
+        "qualification",
+        "proposal",
+        "negotiation",
+        "contract",
+        "won",
+        "lost",
+    )
     assert FIRST_STAGE == "new" and "won" not in OPEN_STAGES
     assert stage_label("negotiation") == "Переговоры"
     assert stage_label("negotiation", "en") == "Negotiation"
@@ -50,8 +57,9 @@ def test_stages() -> None:
 
 
 def _user(uid: int, role: str, team: str | None, active: bool = True) -> User:
-    return User(id=uid, email=f"{uid}@x.ru", role=role, team=team, token_hash=str(uid),
-                active=active)
+    return User(
+        id=uid, email=f"{uid}@x.ru", role=role, team=team, token_hash=str(uid), active=active
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,8 +92,12 @@ def test_filters_compile_to_what_the_role_allows() -> None:
 
 def test_list_query_periods_and_errors() -> None:
     flt = LeadListQuery.model_validate(
-        {"created_from": "2026-01-31", "created_to": "2026-02-01", "needs_review": "true",
-         "limit": "10"}
+        {
+            "created_from": "2026-01-31",
+            "created_to": "2026-02-01",
+            "needs_review": "true",
+            "limit": "10",
+        }
     ).to_filter()
     assert flt.created_from == datetime(2026, 1, 31, tzinfo=UTC)
     assert flt.created_to == datetime(2026, 2, 2, tzinfo=UTC)  # the whole day, exclusive

@@ -271,13 +271,30 @@ def test_first_and_last_name_are_joined() -> None:
 @pytest.mark.parametrize(
     ("key", "canonical"),
     [
-        ("Name", "name"), ("fio", "name"), ("your-name", "name"), ("ФИО", "name"),
-        ("Ваше имя", "name"), ("Phone", "phone"), ("tel-123", "phone"), ("Телефон", "phone"),
-        ("mobile", "phone"), ("E-mail", "email"), ("your-email", "email"), ("Почта", "email"),
-        ("Эл. почта", "email"), ("Comments", "comment"), ("your-message", "comment"),
-        ("Сообщение", "comment"), ("Комментарий", "comment"), ("Вопрос", "comment"),
-        ("your-subject", "subject"), ("Организация", "company"), ("ИНН", "inn"),
-        ("UTM_Source", "utm_source"), ("answers.Телефон", "phone"), ("Город", None),
+        ("Name", "name"),
+        ("fio", "name"),
+        ("your-name", "name"),
+        ("ФИО", "name"),
+        ("Ваше имя", "name"),
+        ("Phone", "phone"),
+        ("tel-123", "phone"),
+        ("Телефон", "phone"),
+        ("mobile", "phone"),
+        ("E-mail", "email"),
+        ("your-email", "email"),
+        ("Почта", "email"),
+        ("Эл. почта", "email"),
+        ("Comments", "comment"),
+        ("your-message", "comment"),
+        ("Сообщение", "comment"),
+        ("Комментарий", "comment"),
+        ("Вопрос", "comment"),
+        ("your-subject", "subject"),
+        ("Организация", "company"),
+        ("ИНН", "inn"),
+        ("UTM_Source", "utm_source"),
+        ("answers.Телефон", "phone"),
+        ("Город", None),
         ("checkbox-services", None),
     ],
 )
@@ -301,10 +318,18 @@ def test_generic_html_form_fields_all_map() -> None:
     parser.feed((FIXTURES / "generic_01_html_form.html").read_text())
     mapped = {n: canonical_of(n) for n in parser.names}
     assert mapped == {
-        "name": "name", "phone": "phone", "email": "email", "message": "comment",
-        "website": None, "form_token": None, "utm_source": "utm_source",
-        "utm_medium": "utm_medium", "utm_campaign": "utm_campaign",
-        "utm_content": "utm_content", "utm_term": "utm_term", "page_url": "page_url",
+        "name": "name",
+        "phone": "phone",
+        "email": "email",
+        "message": "comment",
+        "website": None,
+        "form_token": None,
+        "utm_source": "utm_source",
+        "utm_medium": "utm_medium",
+        "utm_campaign": "utm_campaign",
+        "utm_content": "utm_content",
+        "utm_term": "utm_term",
+        "page_url": "page_url",
         "referrer": "referrer",
     }
     assert "website" in FORM.honeypot_fields
@@ -314,8 +339,9 @@ def test_custom_honeypot_field() -> None:
     form = FormSpec(key="f", honeypot_fields=("fax",))
     event = normalize_form({"phone": "89165551234", "fax": "x"}, form=form, received_at=NOW)
     assert event.classification is Classification.SPAM
-    legit = normalize_form({"phone": "89165551234", "website": "example.com"}, form=form,
-                           received_at=NOW)
+    legit = normalize_form(
+        {"phone": "89165551234", "website": "example.com"}, form=form, received_at=NOW
+    )
     assert legit.classification is Classification.REGULAR
     assert legit.meta["fields"] == {"website": "example.com"}
 
@@ -352,7 +378,10 @@ def test_malformed_bodies(body: bytes, ctype: str, field: str, message: str) -> 
 def test_json_flattening_and_lists() -> None:
     body = '{"a": {"b": {"c": 1}}, "tags": ["x", true, null], "rows": [{"k": "v"}], "n": 2.5}'
     assert parse_body(body.encode(), "application/json; charset=utf-8") == {
-        "a.b.c": "1", "tags": ["x", "true", ""], "rows.0.k": "v", "n": "2.5",
+        "a.b.c": "1",
+        "tags": ["x", "true", ""],
+        "rows.0.k": "v",
+        "n": "2.5",
     }
 
 

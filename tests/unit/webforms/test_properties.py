@@ -15,9 +15,25 @@ from crm_core.events import Channel, NormalizeError
 NOW = datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC)
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = st.one_of(
-    st.sampled_from(["name", "phone", "Телефон", "email", "Почта", "tranid", "COOKIES",
-                     "website", "page_url", "fields[x][value]", "fields[x][title]",
-                     "utm_source", "form[id]", "tel-1", "first_name"]),
+    st.sampled_from(
+        [
+            "name",
+            "phone",
+            "Телефон",
+            "email",
+            "Почта",
+            "tranid",
+            "COOKIES",
+            "website",
+            "page_url",
+            "fields[x][value]",
+            "fields[x][title]",
+            "utm_source",
+            "form[id]",
+            "tel-1",
+            "first_name",
+        ]
+    ),
     st.text(max_size=20),
 )
 VALUES = st.one_of(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=3))
@@ -26,8 +42,16 @@ VALUES = st.one_of(st.text(max_size=60), st.lists(st.text(max_size=20), max_size
 @PROPS
 @given(
     st.binary(max_size=300),
-    st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain",
-                     "multipart/form-data", "multipart/form-data; boundary=b", ""]),
+    st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "multipart/form-data",
+            "multipart/form-data; boundary=b",
+            "",
+        ]
+    ),
 )
 def test_parse_body_gives_fields_or_normalize_error(body: bytes, ctype: str) -> None:
     try:

@@ -31,14 +31,19 @@ MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 class Env:
-    def __init__(self, client: TestClient[web.Request, web.Application], ingest: RecordingIngest,
-                 spam: list[str]) -> None:
+    def __init__(
+        self,
+        client: TestClient[web.Request, web.Application],
+        ingest: RecordingIngest,
+        spam: list[str],
+    ) -> None:
         self.client = client
         self.ingest = ingest
         self.spam = spam
 
-    async def post(self, path: str = "/hooks/forms/site", *, secret: str | None = SECRET,
-                   **kw: Any) -> Any:
+    async def post(
+        self, path: str = "/hooks/forms/site", *, secret: str | None = SECRET, **kw: Any
+    ) -> Any:
         params = {"secret": secret} if secret is not None else {}
         return await self.client.post(path, params=params, **kw)
 
@@ -75,8 +80,13 @@ async def test_new_lead_201_then_duplicate_200(env: Env) -> None:
     assert first.status == 201
     assert first.headers["Access-Control-Allow-Origin"] == "*"
     assert await first.json() == {
-        "status": "accepted", "event_id": 1, "duplicate": False, "lead_id": 101,
-        "client_id": None, "processing": "processed", "needs_review": False,
+        "status": "accepted",
+        "event_id": 1,
+        "duplicate": False,
+        "lead_id": 101,
+        "client_id": None,
+        "processing": "processed",
+        "needs_review": False,
     }
     again = await env.post(data=body, headers=URLENC)
     assert again.status == 200
@@ -105,8 +115,9 @@ async def test_new_lead_201_then_duplicate_200(env: Env) -> None:
         ),
     ],
 )
-async def test_each_variant_is_accepted(env: Env, fixture: str, ctype: str,
-                                        phones: list[str]) -> None:
+async def test_each_variant_is_accepted(
+    env: Env, fixture: str, ctype: str, phones: list[str]
+) -> None:
     resp = await env.post(data=fixture_bytes(fixture), headers={"Content-Type": ctype})
     assert resp.status == 201, await resp.text()
     assert env.ingest.events[0].phones == phones
@@ -127,8 +138,9 @@ async def test_idempotency_key_header(env: Env) -> None:
 
 
 async def test_no_usable_contact_is_stored_for_review(env: Env) -> None:
-    resp = await env.post(data=fixture_bytes("generic_05_no_contacts.urlencoded.txt"),
-                          headers=URLENC)
+    resp = await env.post(
+        data=fixture_bytes("generic_05_no_contacts.urlencoded.txt"), headers=URLENC
+    )
     assert resp.status == 201
     assert (await resp.json())["needs_review"] is True
     assert env.ingest.events[0].classification is Classification.NEEDS_REVIEW
@@ -182,8 +194,9 @@ async def test_forwarded_for_is_honoured_only_when_trusted(
     for env, expected in ((untrusted, [201, 429]), (trusted, [201, 201])):
         got = []
         for i, ip in enumerate(("203.0.113.1", "203.0.113.2")):
-            resp = await env.post(data={"phone": f"8916555120{i}"},
-                                  headers={"X-Forwarded-For": f"{ip}, 10.0.0.1"})
+            resp = await env.post(
+                data={"phone": f"8916555120{i}"}, headers={"X-Forwarded-For": f"{ip}, 10.0.0.1"}
+            )
             got.append(resp.status)
         assert got == expected
     assert trusted.ingest.events[1].meta["remote_ip"] == "203.0.113.2"
@@ -208,8 +221,9 @@ def test_rate_limiter_refills() -> None:
         (None, {"X-Signature": "sha256=00ff"}, "X-Signature does not match the body"),
     ],
 )
-async def test_bad_secret_403(env: Env, secret: str | None, headers: dict[str, str],
-                              message: str) -> None:
+async def test_bad_secret_403(
+    env: Env, secret: str | None, headers: dict[str, str], message: str
+) -> None:
     resp = await env.post(secret=secret, data={"phone": "89165551234"}, headers=headers)
     assert resp.status == 403
     assert await resp.json() == {"error": message, "field": "secret"}
@@ -217,8 +231,9 @@ async def test_bad_secret_403(env: Env, secret: str | None, headers: dict[str, s
 
 
 async def test_secret_in_header_and_form_without_secret(env: Env) -> None:
-    resp = await env.post(secret=None, data={"phone": "89165551234"},
-                          headers={"X-Crmhub-Form-Secret": SECRET})
+    resp = await env.post(
+        secret=None, data={"phone": "89165551234"}, headers={"X-Crmhub-Form-Secret": SECRET}
+    )
     assert resp.status == 201
     resp = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165551235"})
     assert resp.status == 201
@@ -227,8 +242,7 @@ async def test_secret_in_header_and_form_without_secret(env: Env) -> None:
 async def test_google_apps_script_hmac_signature(env: Env) -> None:
     body = fixture_bytes("google_forms_apps_script.json")  # signed as the .gs fixture does
     sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    resp = await env.post(secret=None, data=body,
-                          headers={**JSON, "X-Signature": f"sha256={sig}"})
+    resp = await env.post(secret=None, data=body, headers={**JSON, "X-Signature": f"sha256={sig}"})
     assert resp.status == 201
     assert env.ingest.events[0].external_id == "2_ABaOnud..."
 
@@ -236,17 +250,24 @@ async def test_google_apps_script_hmac_signature(env: Env) -> None:
 @pytest.mark.parametrize(
     ("body", "headers", "error"),
     [
-        (b"{not json", JSON, {"error": "body is not valid JSON: Expecting property name "
-                                       "enclosed in double quotes at line 1 column 2",
-                              "field": "body"}),
+        (
+            b"{not json",
+            JSON,
+            {
+                "error": "body is not valid JSON: Expecting property name "
+                "enclosed in double quotes at line 1 column 2",
+                "field": "body",
+            },
+        ),
         (b'["a"]', JSON, {"error": "JSON body must be an object, got list", "field": "body"}),
         (b"a=%FF", URLENC, None),
         (b"", URLENC, {"error": "form submission has no filled fields", "field": "body"}),
         (b"<x/>", {"Content-Type": "application/xml"}, None),
     ],
 )
-async def test_malformed_body_400(env: Env, body: bytes, headers: dict[str, str],
-                                  error: dict[str, str] | None) -> None:
+async def test_malformed_body_400(
+    env: Env, body: bytes, headers: dict[str, str], error: dict[str, str] | None
+) -> None:
     resp = await env.post(data=body, headers=headers)
     assert resp.status == 400
     got = await resp.json()
@@ -264,8 +285,9 @@ async def test_tilda_handshake_200_ok_nothing_stored(env: Env) -> None:
 
 
 async def test_honeypot_200_nothing_stored_counted(env: Env) -> None:
-    resp = await env.post(data=fixture_bytes("generic_04_spam_honeypot.urlencoded.txt"),
-                          headers=URLENC)
+    resp = await env.post(
+        data=fixture_bytes("generic_04_spam_honeypot.urlencoded.txt"), headers=URLENC
+    )
     assert resp.status == 200
     assert await resp.json() == {"status": "ok"}
     assert env.ingest.calls == 0
