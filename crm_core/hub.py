@@ -129,5 +129,5 @@ class Hub:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while self.processor.backlog and loop.time() < deadline:
-            await asyncio.sleep(0.01)  # noqa: ASYNC110 - polls a counter, tests and CLI only
+            await asyncio.sleep(0.01)
         return self.processor.backlog == 0
