@@ -128,6 +128,6 @@ class Hub:
         """Wait until every event this hub persisted went through steps 3-6."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while self.processor.backlog and loop.time() < deadline:
+        while self.processor.backlog and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         return self.processor.backlog == 0
