@@ -25,6 +25,7 @@ from gateway.live import setup_live
 from gateway.observability import Metrics, request_context_middleware
 from gateway.ops import setup_ops
 from gateway.settings import Settings
+from gateway.sla import setup_sla
 from gateway.wiring import setup_background, setup_hooks
 
 __all__ = ["create_app", "ingest_for"]
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(rules_ctx)
     setup_background(app)
+    setup_sla(app)
     setup_ops(app)
     setup_hooks(app, ingest_for(app))
     setup_api(app, DB)

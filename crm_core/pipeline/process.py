@@ -23,6 +23,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.pipeline.assign import Assigner, Assignment
+from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
 
@@ -133,6 +134,7 @@ async def process_event(
     if event.kind == EventKind.IGNORED:
         return out
     m = await match_event(s, event)
+    await link_identities(s, event, m)
     client, lead = m.client, m.lead
     out.client_id = client.id if client else None
 
