@@ -95,3 +95,22 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 @pytest.fixture
 def sqlite_db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'crmhub.db'}"
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated, empty database URL for a whole app (``create_app``) under test."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+        yield url
+        return
+    url = request.getfixturevalue("pg_url")
+    database = Database(url)
+    try:
+        if url not in _pg_migrated:
+            await migrate(database)
+            _pg_migrated.add(url)
+        await _reset_pg(database)
+    finally:
+        await database.dispose()
+    yield url
