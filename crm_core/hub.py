@@ -58,8 +58,17 @@ class Hub:
         self.wait_timeout = wait_timeout
         self.wait_backlog_limit = wait_backlog_limit
         self.on_received = on_received
+        # Short processing transactions: SQLite has one writer (webhook acks wait for it),
+        # and a session holding many objects makes every flush slower.
+        batch_size = 8 if db.is_sqlite else 16
         self.processor = InboxProcessor(
-            db, self.assigner, self.live, self.cfg, on_result=on_result, poll_interval=poll_interval
+            db,
+            self.assigner,
+            self.live,
+            self.cfg,
+            on_result=on_result,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
         )
         self.writer = InboxWriter(db, on_persisted=self.processor.persisted)
         self._started = False

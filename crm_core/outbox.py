@@ -24,13 +24,18 @@ from crm_core.models import ContactPoint, Interaction, OutboxCommand, utcnow
 from crm_core.pipeline.worker import backoff_seconds
 from crm_core.ports import OutboundCommand, OutboundExecutor, OutboundResult, OutboundStatus
 
-__all__ = ["OutboxWorker", "enqueue"]
+__all__ = ["CALL_MAX_AGE", "CALL_MAX_ATTEMPTS", "OutboxWorker", "enqueue"]
 
 log = structlog.get_logger("crmhub.outbox")
 LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 10
 # What a successful command leaves on the timeline (calls are logged by call tracking).
 LOGGED = {"send_email": ("email", "email_sent"), "send_message": (None, "message_sent")}
+# Click-to-call is interactive: an operator waits by the phone, so a call that cannot be
+# placed quickly fails at once ("PBX down") instead of ringing minutes later.
+CALL_MAX_ATTEMPTS = 2
+CALL_MAX_AGE = timedelta(seconds=60)
+CALL_RETRY_SECONDS = 2.0
 
 
 async def enqueue(
@@ -140,6 +145,10 @@ class OutboxWorker:
 
     async def _execute(self, row: OutboxCommand) -> None:
         executor = self.executors[row.channel]
+        if row.channel == "call" and utcnow() - row.created_at > CALL_MAX_AGE:
+            detail = f"PBX down: the call was not placed within {CALL_MAX_AGE.seconds} s"
+            await self._record(row.id, OutboundResult(OutboundStatus.FAILED, detail=detail))
+            return
         cmd = OutboundCommand(
             id=row.id,
             channel=row.channel,
@@ -167,14 +176,20 @@ class OutboxWorker:
                 row.external_id = result.external_id
                 row.last_error = None
                 interaction_id = await self._log_sent(s, row, result)
-            elif result.status == OutboundStatus.RETRY and row.attempts < MAX_ATTEMPTS:
+            elif result.status == OutboundStatus.RETRY and _may_retry(row, now):
                 row.status = "pending"
                 wait = max(result.retry_after or 0, backoff_seconds(row.attempts))
+                if row.channel == "call":
+                    wait = CALL_RETRY_SECONDS
                 row.next_attempt_at = now + timedelta(seconds=wait)
                 row.last_error = result.detail
             else:
                 row.status = "failed"
                 row.last_error = result.detail or "failed"
+                if row.channel == "call":
+                    if result.status == OutboundStatus.RETRY:
+                        row.last_error = f"PBX down: {result.detail or 'unavailable'}"
+                    interaction_id = await self._log_failed_call(s, row)
             unreachable = (result.meta or {}).get("unreachable")
             if unreachable and ":" in str(unreachable):
                 kind, value = str(unreachable).split(":", 1)
@@ -201,6 +216,42 @@ class OutboxWorker:
             self.on_result(channel, status)
         if self.live is not None and creator is not None:
             await self.live.publish("outbox_status", payload, user_ids=[creator])
+
+    async def _log_failed_call(self, s: AsyncSession, row: OutboxCommand) -> int | None:
+        """A click-to-call that never rang: an outbound ``call_ended`` with outcome
+        ``failed`` on the client's, lead's or deal's timeline (once per command)."""
+        exists = await s.scalar(select(Interaction.id).where(Interaction.outbox_id == row.id))
+        if exists is not None:
+            return exists
+        p = row.payload
+        inter = Interaction(
+            client_id=row.client_id,
+            lead_id=row.lead_id,
+            deal_id=row.deal_id,
+            channel="call",
+            direction="out",
+            kind="call_ended",
+            outcome="failed",
+            duration_s=0,
+            ring_s=0,
+            body=row.last_error,
+            user_id=row.created_by,
+            outbox_id=row.id,
+            meta={
+                "crm_call_id": p.get("crm_call_id") or row.idempotency_key,
+                "caller": p.get("number"),
+                "operator": p.get("extension"),
+                "pbx": p.get("pbx"),
+                "click_to_call": True,
+                "outcome": "failed",
+                "error": row.last_error,
+                "outbox_id": row.id,
+            },
+            occurred_at=utcnow(),
+        )
+        s.add(inter)
+        await s.flush()
+        return inter.id
 
     async def _log_sent(
         self, s: AsyncSession, row: OutboxCommand, result: OutboundResult
@@ -239,3 +290,9 @@ class OutboxWorker:
         s.add(inter)
         await s.flush()
         return inter.id
+
+
+def _may_retry(row: OutboxCommand, now: Any) -> bool:
+    if row.channel == "call":
+        return row.attempts < CALL_MAX_ATTEMPTS and now - row.created_at < CALL_MAX_AGE
+    return row.attempts < MAX_ATTEMPTS

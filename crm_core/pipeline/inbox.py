@@ -39,6 +39,7 @@ class Persisted:
     client_id: int | None = None
     interaction_id: int | None = None
     error: str | None = None
+    channel: str = ""
 
 
 Key = tuple[str, str, str]

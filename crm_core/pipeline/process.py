@@ -111,7 +111,8 @@ async def _ensure_points(
             cp.extension = str(ext[value])[:16]
         s.add(cp)
         m.points[ident] = cp
-    await s.flush()
+    # No flush here: the interaction's flush (or the savepoint's end) writes them, and a
+    # unique violation there is the race the worker retries.
 
 
 async def _outbox_links(s: AsyncSession, event: InboundEvent) -> OutboxCommand | None:

@@ -184,46 +184,93 @@ class InboxProcessor:
                     await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
 
     async def _batch(self, ids: list[int]) -> dict[int, tuple[Persisted, Outcome | None]]:
+        """Process ``ids`` in one transaction.
+
+        Several events: optimistically, without a savepoint each (two statements less per
+        event); if any of them fails, the whole transaction rolls back and each event is
+        processed again in its own transaction, where a failure is recorded on its row.
+        """
         results: dict[int, tuple[Persisted, Outcome | None]] = {}
         started = time.perf_counter()
-        async with self.db.transaction() as s:
-            rows = list(
-                await s.scalars(
-                    select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+        careful = len(ids) == 1
+        try:
+            async with self.db.transaction() as s:
+                rows = list(
+                    await s.scalars(
+                        select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+                    )
                 )
-            )
-            for row in rows:
-                results[row.id] = await self._one(s, row)
+                for row in rows:
+                    results[row.id] = await self._one(s, row, careful=careful)
+        except Exception as exc:
+            self._invalidate()
+            if careful:
+                raise
+            log.info("batch_retried_one_by_one", size=len(ids), error=str(exc)[:200])
+            results = {}
+            for i in ids:
+                results.update(await self._batch([i]))
+            return results
         self.stats.batches += 1
+        for event_id, (persisted, _) in results.items():
+            self._events.pop(event_id, None)
+            self._after_commit(persisted)
         log.debug("batch_done", size=len(ids), ms=round((time.perf_counter() - started) * 1000, 1))
         return results
 
-    async def _one(self, s: AsyncSession, row: InboxEvent) -> tuple[Persisted, Outcome | None]:
-        event = self._events.pop(row.id, None)
+    def _invalidate(self) -> None:
+        invalidate = getattr(self.assigner, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+
+    def _after_commit(self, p: Persisted) -> None:
+        if p.status == "processed":
+            self.stats.processed += 1
+        else:
+            self.stats.failed += 1
+        log.info(
+            "event_processed" if p.status == "processed" else "event_failed",
+            event_id=p.event_id,
+            lead_id=p.lead_id,
+            client_id=p.client_id,
+            interaction_id=p.interaction_id,
+            error=p.error,
+        )
+        if self.on_result is not None:
+            self.on_result(p.channel, p.status)
+
+    async def _one(
+        self, s: AsyncSession, row: InboxEvent, *, careful: bool
+    ) -> tuple[Persisted, Outcome | None]:
+        event = self._events.get(row.id)
         error: str | None = None
         outcome: Outcome | None = None
-        try:
-            if event is None:
+        if event is None:
+            try:
                 event = InboundEvent.from_json(row.payload)
-            for attempt in range(3):
-                try:
-                    async with s.begin_nested():
-                        outcome = await process_event(s, event, row.id, self.assigner, self.cfg)
-                    break
-                except IntegrityError as exc:
-                    # Another transaction created the same contact point or lead first:
-                    # match again, now against what it committed.
-                    invalidate = getattr(self.assigner, "invalidate", None)
-                    if invalidate is not None:
-                        invalidate()
-                    if attempt == 2:
-                        raise
-                    log.info("race_retry", event_id=row.id, error=str(exc.orig)[:200])
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            invalidate = getattr(self.assigner, "invalidate", None)
-            if invalidate is not None:
-                invalidate()
+            except Exception as exc:
+                if not careful:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+        if event is not None and not careful:
+            outcome = await process_event(s, event, row.id, self.assigner, self.cfg)
+        elif event is not None:
+            try:
+                for attempt in range(3):
+                    try:
+                        async with s.begin_nested():
+                            outcome = await process_event(s, event, row.id, self.assigner, self.cfg)
+                        break
+                    except IntegrityError as exc:
+                        # Another transaction created the same contact point or lead first:
+                        # match again, now against what it committed.
+                        self._invalidate()
+                        if attempt == 2:
+                            raise
+                        log.info("race_retry", event_id=row.id, error=str(exc.orig)[:200])
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                self._invalidate()
         now = utcnow()
         if error is None and outcome is not None:
             row.status = "processed"
@@ -232,26 +279,11 @@ class InboxProcessor:
             row.next_attempt_at = None
             row.lead_id, row.client_id = outcome.lead_id, outcome.client_id
             row.interaction_id = outcome.interaction_id
-            self.stats.processed += 1
         else:
             row.attempts += 1
             row.status = "failed"
             row.last_error = error
             row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
-            self.stats.failed += 1
-        log.info(
-            "event_processed" if error is None else "event_failed",
-            event_id=row.id,
-            channel=row.channel,
-            kind=row.kind,
-            external_id=row.external_id,
-            lead_id=row.lead_id,
-            client_id=row.client_id,
-            interaction_id=row.interaction_id,
-            error=error,
-        )
-        if self.on_result is not None:
-            self.on_result(row.channel, row.status)
         return (
             Persisted(
                 event_id=row.id,
@@ -261,6 +293,7 @@ class InboxProcessor:
                 client_id=row.client_id,
                 interaction_id=row.interaction_id,
                 error=row.last_error,
+                channel=row.channel,
             ),
             outcome if error is None else None,
         )

@@ -214,3 +214,27 @@ async def test_auto_reply_creates_no_lead_and_missed_call_opens_a_task(db: Datab
         task = await s.scalar(select(Task).where(Task.kind == "call_back"))
         assert task is not None and task.lead_id == missed.lead_id and task.status == "open"
         assert task.due_at is not None and task.assignee_id is not None
+
+
+async def test_one_failing_event_in_a_batch_does_not_hold_back_the_others(db: Database) -> None:
+    await add_users(db)
+    hub = Hub(db)
+    await hub.writer.stop()
+    bad = InboundEvent(
+        channel=Channel.TELEGRAM,
+        kind=EventKind.MESSAGE_EDITED,
+        external_id="bot:9:9:1",
+        occurred_at=datetime.now(UTC),
+        identities=("telegram:9",),
+        meta={"message_key": "9:9"},
+        source="bot",
+    )
+    written = await hub.writer.write_batch(
+        [form_event("b-1", phone="+79161110001"), bad, form_event("b-2", phone="+79161110002")]
+    )
+    await hub.processor.process_ids([w.event_id for w in written], fresh=True)
+    async with db.sessions() as s:
+        rows = {r.external_id: r for r in await s.scalars(select(InboxEvent))}
+    assert rows["b-1"].status == "processed" and rows["b-2"].status == "processed"
+    assert rows["bot:9:9:1"].status == "failed" and rows["bot:9:9:1"].attempts == 1
+    assert await count(db, Lead) == 2
