@@ -60,7 +60,7 @@ class Hub:
         self.on_received = on_received
         # Short processing transactions: SQLite has one writer (webhook acks wait for it),
         # and a session holding many objects makes every flush slower.
-        batch_size = 8 if db.is_sqlite else 16
+        batch_size = 2 if db.is_sqlite else 16
         self.processor = InboxProcessor(
             db,
             self.assigner,

@@ -43,6 +43,8 @@ async def record_attachments(
         if att.content is not None:
             digest = digest or hashlib.sha256(att.content).hexdigest()
             path = await asyncio.to_thread(_store, root, att.content, digest)
+        elif digest and (root / digest[:2] / digest).exists():
+            path = str(root / digest[:2] / digest)  # stored before the inbox row (Hub)
         s.add(
             AttachmentRow(
                 interaction_id=inter.id,
