@@ -100,6 +100,7 @@ class Metrics:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+access_log = structlog.get_logger("crmhub.http")
 
 
 def request_context_middleware(
@@ -120,10 +121,19 @@ def request_context_middleware(
             status = exc.status
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            info = request.match_info.route.resource
+            route = info.canonical if info is not None else "unmatched"
             if metrics is not None:
-                info = request.match_info.route.resource
-                route = info.canonical if info is not None else "unmatched"
-                metrics.http.labels(route, str(status)).observe(time.perf_counter() - started)
+                metrics.http.labels(route, str(status)).observe(elapsed)
+            if route not in ("/healthz", "/metrics"):
+                access_log.info(
+                    "http_request",
+                    method=request.method,
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
     return middleware
