@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.background import BackgroundTask
 from crm_core.db import Database
 from crm_core.live import LiveHub
 from crm_core.models import ContactPoint, Interaction, OutboxCommand, utcnow
@@ -91,21 +92,16 @@ class OutboxWorker:
         self.poll_interval = poll_interval
         self.on_result = on_result
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._bg = BackgroundTask(self._run, "outbox-worker")
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="outbox-worker")
+        self._bg.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,6 @@ with the first delivery's row and changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import structlog
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_core.background import BackgroundTask
 from crm_core.db import Database
 from crm_core.events import InboundEvent
 from crm_core.models import InboxEvent, utcnow
@@ -77,7 +77,7 @@ class InboxWriter:
         self.max_batch = max_batch
         self.on_persisted = on_persisted
         self._queue: asyncio.Queue[tuple[InboundEvent, asyncio.Future[Persisted]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._bg = BackgroundTask(self._run, "inbox-writer")
         dialect = postgresql if db.is_postgres else sqlite
         self._insert = (
             dialect.insert(T)
@@ -88,22 +88,17 @@ class InboxWriter:
         self.events = 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        self._bg.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
         while not self._queue.empty():  # nobody will write these: tell the senders
             _, fut = self._queue.get_nowait()
             if not fut.done():
                 fut.set_exception(IngestUnavailable("the hub is shutting down"))
 
     async def submit(self, event: InboundEvent) -> Persisted:
-        if self._task is None:
+        if not self._bg.running:
             return (await self.write_batch([event]))[0]
         fut: asyncio.Future[Persisted] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((event, fut))

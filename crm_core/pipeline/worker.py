@@ -18,6 +18,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.background import BackgroundTask
 from crm_core.db import Database
 from crm_core.events import InboundEvent
 from crm_core.live import LiveHub
@@ -70,7 +71,7 @@ class InboxProcessor:
         self._waiters: dict[int, list[asyncio.Future[Persisted]]] = {}
         self._done: OrderedDict[int, Persisted] = OrderedDict()
         self._pending: set[int] = set()  # persisted here, not processed yet
-        self._task: asyncio.Task[None] | None = None
+        self._bg = BackgroundTask(self._run, "inbox-processor")
 
     # -- wiring ---------------------------------------------------------------
     def persisted(self, ids: list[int], events: dict[int, InboundEvent] | None = None) -> None:
@@ -101,15 +102,10 @@ class InboxProcessor:
                     self._waiters.pop(event_id, None)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-processor")
+        self._bg.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
 
     # -- loop -----------------------------------------------------------------
     async def _run(self) -> None:
