@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -101,6 +102,9 @@ class Metrics:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 access_log = structlog.get_logger("crmhub.http")
+# Request ids: a per-process random prefix and a counter (uuid4 per request costs a syscall).
+_RID_PREFIX = uuid.uuid4().hex[:8] + "-"
+_rid_counter = itertools.count(1)
 
 
 def request_context_middleware(
@@ -108,7 +112,7 @@ def request_context_middleware(
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+        rid = request.headers.get("X-Request-Id") or f"{_RID_PREFIX}{next(_rid_counter):x}"
         structlog.contextvars.bind_contextvars(request_id=rid)
         started = time.perf_counter()
         status = 500

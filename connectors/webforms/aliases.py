@@ -7,6 +7,7 @@ no punctuation or spaces), after dropping a ``your``/``ваш`` prefix and trail
 
 from __future__ import annotations
 
+import functools
 import re
 
 from connectors.webforms.config import squash_key
@@ -74,15 +75,14 @@ _PREFIX_RE = re.compile(r"^(?:your|ваш[аеи]?)(?=.)")
 _DIGITS_RE = re.compile(r"(?<=\D)\d+$")
 
 
-def canonical_of(key: str, extra: dict[str, str] | None = None) -> str | None:
-    """Field name -> canonical field (``name``, ``phone``, ...) or None when unknown.
-
-    ``extra`` (a form's own aliases, squashed keys) wins over the built-in table.  For a
-    dotted key (flattened JSON ``answers.Телефон``) the last segment is tried too.
-    """
+@functools.lru_cache(maxsize=8192)
+def _name_variants(key: str) -> tuple[tuple[str, ...], ...]:
+    """Per name tried (the key, then a dotted key's last segment): its squashed variants.
+    Cached: forms send the same field names over and over."""
     names = [key]
     if "." in key:
         names.append(key.rsplit(".", 1)[1])
+    out = []
     for name in names:
         squashed = squash_key(name)
         if not squashed:
@@ -96,9 +96,21 @@ def canonical_of(key: str, extra: dict[str, str] | None = None) -> str | None:
             no_digits = _DIGITS_RE.sub("", v)
             if no_digits != v:
                 variants.append(no_digits)
-        for v in variants:
-            if extra and v in extra:
-                return extra[v]
+        out.append(tuple(variants))
+    return tuple(out)
+
+
+def canonical_of(key: str, extra: dict[str, str] | None = None) -> str | None:
+    """Field name -> canonical field (``name``, ``phone``, ...) or None when unknown.
+
+    ``extra`` (a form's own aliases, squashed keys) wins over the built-in table.  For a
+    dotted key (flattened JSON ``answers.Телефон``) the last segment is tried too.
+    """
+    for variants in _name_variants(key):
+        if extra:
+            for v in variants:
+                if v in extra:
+                    return extra[v]
         for v in variants:
             if v in BUILTIN_ALIASES:
                 return BUILTIN_ALIASES[v]

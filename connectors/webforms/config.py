@@ -15,6 +15,7 @@ asks for a company web site under the name ``website`` must set its own
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Protocol
@@ -68,6 +69,7 @@ CANONICAL_FIELDS: frozenset[str] = frozenset(
 _SQUASH_RE = re.compile(r"[\W_]+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=8192)
 def squash_key(key: str) -> str:
     """Field name -> comparison form: lower case, ``ё``->``е``, no punctuation or spaces.
 
