@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     ingest_wait_seconds: float = Field(default=5.0, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)
     run_workers: bool = True
+    sla_poll_seconds: float = Field(default=15.0, ge=0)  # 0: no SLA/reminder worker here
+    sla_warning_minutes: float = Field(default=5.0, ge=0)
+    sla_warning_fraction: float = Field(default=0.2, ge=0, le=1)
+    sla_email: bool = True  # SLA warnings also by email when [smtp] is configured
     webforms: WebformSettings = Field(default_factory=WebformSettings)
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)

@@ -42,11 +42,28 @@ __all__ = [
     "lead_dicts",
     "list_leads",
     "reject_lead",
+    "split_reason",
     "update_lead",
 ]
 
 LEAD_STATUSES = ("new", "in_progress", "converted", "rejected")
 OPEN_LEAD_STATUSES = ("new", "in_progress")
+
+
+def split_reason(reason: str | None) -> tuple[str | None, str | None]:
+    """``"english / русский"`` (as the rules assigner stores it) -> (english, russian).
+
+    The separator is the first `` / `` followed by a Cyrillic letter, so a slash inside
+    the English text is not mistaken for it; a reason without one is English only."""
+    if not reason:
+        return reason, None
+    start = 0
+    while (i := reason.find(" / ", start)) >= 0:
+        nxt = reason[i + 3 : i + 4]
+        if nxt and ("\u0400" <= nxt <= "\u04ff"):
+            return reason[:i], reason[i + 3 :]
+        start = i + 3
+    return reason, None
 
 
 async def lead_dicts(s: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]:
@@ -60,6 +77,7 @@ async def lead_dicts(s: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]
         if x.client_id is not None:
             phones += [p for p in of_client[x.client_id]["phones"] if p not in phones]
             emails += [e for e in of_client[x.client_id]["emails"] if e not in emails]
+        reason_en, reason_ru = split_reason(x.assign_reason)
         out.append(
             {
                 "id": x.id,
@@ -77,7 +95,8 @@ async def lead_dicts(s: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]
                 "utm": x.utm or {},
                 "needs_review": x.needs_review,
                 "rule_id": x.rule_id,
-                "assign_reason": x.assign_reason,
+                "assign_reason": reason_en,
+                "assign_reason_ru": reason_ru,
                 "queue": x.queue,
                 "priority": x.priority,
                 "tags": x.tags or [],

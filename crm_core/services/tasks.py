@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_tasks
-from crm_core.models import Task
+from crm_core.models import Task, User
 from crm_core.models import utcnow as _now
+from crm_core.reminders import local_to_utc
 from crm_core.services.common import (
     Conflict,
     Invalid,
@@ -59,6 +60,10 @@ async def task_dicts(s: AsyncSession, tasks: list[Task]) -> list[dict[str, Any]]
             "status": t.status,
             "due_at": iso(t.due_at),
             "remind_at": iso(t.remind_at),
+            "reminded_at": iso(t.reminded_at),
+            "sla_due_at": iso(t.sla_due_at),
+            "sla_warned_at": iso(t.sla_warned_at),
+            "escalated_at": iso(t.escalated_at),
             "assignee_id": t.assignee_id,
             "client_id": t.client_id,
             "lead_id": t.lead_id,
@@ -127,12 +132,17 @@ async def create_task(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> Ta
     assignee_id = data.get("assignee_id") or actor.user_id
     await check_assignee(s, actor, assignee_id, "assignee_id")
     await _check_links(s, actor, data)
+    due_at = data.get("due_at")
+    if data.get("due_local") is not None:
+        if due_at is not None:
+            raise Invalid("give either due_at or due_local", "due_local")
+        due_at = local_to_utc(data["due_local"], await _tz_of(s, assignee_id))
     task = Task(
         kind=kind,
         title=title,
         status="open",
-        due_at=data.get("due_at"),
-        remind_at=data.get("due_at"),
+        due_at=due_at,
+        remind_at=due_at,
         assignee_id=assignee_id,
         client_id=data.get("client_id"),
         lead_id=data.get("lead_id"),
@@ -185,19 +195,35 @@ async def complete_task(s: AsyncSession, actor: Actor, task_id: int, note: str |
     return task
 
 
+async def _tz_of(s: AsyncSession, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    return await s.scalar(select(User.timezone).where(User.id == user_id))
+
+
 async def snooze_task(
-    s: AsyncSession, actor: Actor, task_id: int, *, until: datetime | None, minutes: int | None
+    s: AsyncSession,
+    actor: Actor,
+    task_id: int,
+    *,
+    until: datetime | None,
+    minutes: int | None,
+    until_local: datetime | None = None,
 ) -> Task:
-    """Move an open task to ``until`` or ``minutes`` from now (exactly one is given)."""
-    if (until is None) == (minutes is None):
-        raise Invalid("give either until or minutes", "until")
+    """Move an open task to ``until``, ``until_local`` (a wall-clock time in the assignee's
+    time zone) or ``minutes`` from now (exactly one is given); the reminder fires again."""
+    if sum(v is not None for v in (until, minutes, until_local)) != 1:
+        raise Invalid("give one of until, until_local or minutes", "until")
     task = await get_task(s, actor, task_id)
     if task.status != "open":
         raise Conflict(f"task {task.id} is already {task.status}", "status")
+    if until_local is not None:
+        until = local_to_utc(until_local, await _tz_of(s, task.assignee_id))
     now = _now()
     when = until if until is not None else now + timedelta(minutes=int(minutes or 0))
     if when <= now:
-        raise Invalid("the new time must be in the future", "until" if until else "minutes")
+        where = "until_local" if until_local else ("until" if until else "minutes")
+        raise Invalid("the new time must be in the future", where)
     task.due_at = task.remind_at = when
     task.reminded_at = None
     await s.flush()

@@ -82,6 +82,7 @@ class LeadOut(Out):
     needs_review: bool
     rule_id: str | None
     assign_reason: str | None
+    assign_reason_ru: str | None
     queue: str | None
     priority: str | None
     tags: list[Any]
@@ -131,6 +132,10 @@ class TaskOut(Out):
     status: str
     due_at: str | None
     remind_at: str | None
+    reminded_at: str | None
+    sla_due_at: str | None
+    sla_warned_at: str | None
+    escalated_at: str | None
     assignee_id: int | None
     client_id: int | None
     lead_id: int | None

@@ -1,9 +1,282 @@
-"""Handlers: rules (filled in by its issue)."""
+"""Handlers: the routing rules file (read, replace, explain).
+
+``PUT /rules`` validates exactly like ``crmhub rules check`` (every error with its line
+and column, 422), writes the file atomically (temp file + fsync + rename) and reloads
+it at once; other hub processes sharing the file pick it up within the watcher's poll.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ROUTES"]
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 
-ROUTES: list[tuple[str, str, Any]] = []
+from crm_core.events import InboundEvent, NormalizeError
+from crm_core.models import RoutingPointer, utcnow
+from crm_core.pipeline.match import match_event
+from crm_core.pipeline.rules_assigner import LOCK_KEY, _client_info, build_roster
+from crm_core.routing_context import explain_event
+from crm_core.services.common import audit
+from gateway.api.common import actor, database, ok
+from gateway.errors import ApiError
+from gateway.keys import SETTINGS
+from gateway.openapi import operation
+from routing_rules import RoutingState, RulesError, RuleSet, parse_rules
+
+__all__ = ["ROUTES", "RulesIn", "RulesOut", "rules_summary"]
+
+MAX_RULES_BYTES = 1024 * 1024
+_write_lock = asyncio.Lock()
+
+
+class RulesIn(BaseModel):
+    """The new file: this JSON object, or the YAML text itself as the body."""
+
+    model_config = ConfigDict(extra="forbid")
+    yaml: str
+
+
+class RulesOut(BaseModel):
+    path: str | None
+    exists: bool
+    text: str
+    digest: str
+    in_force_digest: str
+    in_force: bool
+    timezone: str
+    rules: list[dict[str, Any]]
+    default: dict[str, Any]
+
+
+def _require(request: web.Request, *roles: str) -> None:
+    if actor(request).role not in roles:
+        raise ApiError(403, f"only {' and '.join(r + 's' for r in roles)} may do this")
+
+
+def _target(t: Any) -> dict[str, Any]:
+    return {"kind": t.kind, "strategy": t.strategy, "text": t.text_en, "text_ru": t.text_ru}
+
+
+def rules_summary(rules: RuleSet) -> dict[str, Any]:
+    """The compiled rules as JSON: id, conditions present, action chain, queue, SLA."""
+    return {
+        "timezone": rules.timezone,
+        "rules": [
+            {
+                "id": r.id,
+                "description": r.description,
+                "enabled": r.enabled,
+                "has_conditions": r.cond is not None,
+                "assign": [_target(t) for t in r.assign.chain],
+                "queue": r.assign.queue,
+                "priority": r.priority,
+                "tags": list(r.tags),
+                "sla_minutes": r.sla_minutes,
+                "task": (
+                    None
+                    if r.task is None
+                    else {
+                        "kind": r.task.kind,
+                        "title": r.task.title,
+                        "due_in_minutes": r.task.due_in_minutes,
+                    }
+                ),
+            }
+            for r in rules.rules
+        ],
+        "default": {
+            "assign": [_target(t) for t in rules.default_assign.chain],
+            "queue": rules.default_assign.queue,
+        },
+    }
+
+
+def _watcher(request: web.Request) -> Any:
+    from gateway.routing import RULES
+
+    return request.app.get(RULES)
+
+
+def _current(request: web.Request) -> RuleSet:
+    w = _watcher(request)
+    return w.current if w is not None else RuleSet.default()
+
+
+@operation(
+    summary="The routing rules file: text, digest, and the rules in force (admin)",
+    tag="rules",
+    response=RulesOut,
+    errors=(401, 403),
+)
+async def get_rules(request: web.Request) -> web.Response:
+    _require(request, "admin")
+    path = request.app[SETTINGS].routing_rules_path
+    data, exists = b"", False
+    if path:
+        try:
+            data = await asyncio.to_thread(Path(path).read_bytes)
+            exists = True
+        except FileNotFoundError:
+            data = b""
+    digest = hashlib.sha256(data).hexdigest() if data else ""
+    current = _current(request)
+    out = {
+        "path": path,
+        "exists": exists,
+        "text": data.decode("utf-8", "replace"),
+        "digest": digest,
+        "in_force_digest": current.digest,
+        "in_force": digest == current.digest,
+        **rules_summary(current),
+    }
+    return ok(out)
+
+
+async def _yaml_body(request: web.Request) -> str:
+    raw = await request.read()
+    if len(raw) > MAX_RULES_BYTES:
+        raise ApiError(413, f"the rules file is larger than {MAX_RULES_BYTES} bytes", "yaml")
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"malformed JSON body: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, 'the body must be a JSON object {"yaml": "..."}')
+        return RulesIn.model_validate(data).yaml
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, f"the rules file must be UTF-8: {exc}", "yaml") from None
+
+
+def _rules_error(err: RulesError) -> web.Response:
+    body = {
+        "error": f"{len(err.errors)} error(s) in the rules",
+        "field": "yaml",
+        "errors": [{"line": ln, "column": col, "message": msg} for ln, col, msg in err.errors],
+    }
+    return web.json_response(body, status=422, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink_quietly(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+@operation(
+    summary="Replace the routing rules (admin): the YAML text as the body, or "
+    '{"yaml": "..."}; validated like `crmhub rules check` (422 lists every '
+    "line/column/message), written atomically and reloaded at once",
+    tag="rules",
+    body=RulesIn,
+    response=RulesOut,
+    errors=(401, 403, 409, 413, 422),
+)
+async def put_rules(request: web.Request) -> web.Response:
+    _require(request, "admin")
+    path = request.app[SETTINGS].routing_rules_path
+    if not path:
+        raise ApiError(409, "no rules file is configured (routing_rules_path)", "yaml")
+    text = await _yaml_body(request)
+    try:
+        rules = parse_rules(text, path)
+    except RulesError as err:
+        return _rules_error(err)
+    async with _write_lock:
+        await asyncio.to_thread(_write_atomically, Path(path), text)
+        w = _watcher(request)
+        if w is not None:
+            w.reload(force=True)
+    async with database(request).transaction() as s:
+        await audit(s, actor(request), "rules.replace", "rules", None, {"digest": rules.digest})
+    return await get_rules(request)
+
+
+class ExplainIn(BaseModel):
+    """An event in the ``InboundEvent`` JSON shape (as ``crmhub ingest`` prints it), or
+    ``{"event": {...}, "yaml": "..."}`` to try a draft of the rules."""
+
+    model_config = ConfigDict(extra="allow")
+    event: dict[str, Any] | None = None
+    yaml: str | None = None
+
+
+@operation(
+    summary="Which rule would take this event, and why (admin, supervisor); writes nothing",
+    tag="rules",
+    body=ExplainIn,
+    errors=(401, 403, 422),
+)
+async def explain_rules(request: web.Request) -> web.Response:
+    _require(request, "admin", "supervisor")
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object (an event)")
+    rules = _current(request)
+    if "event" in data and isinstance(data.get("event"), dict):
+        if data.get("yaml") is not None:
+            try:
+                rules = parse_rules(str(data["yaml"]), "<draft>")
+            except RulesError as err:
+                return _rules_error(err)
+        data = data["event"]
+    try:
+        event = InboundEvent.from_json(data)
+    except NormalizeError as exc:
+        raise ApiError(422, str(exc), exc.field) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ApiError(422, f"not an event: {exc}", "event") from None
+    async with database(request).sessions() as s:
+        roster = await build_roster(s)
+        pointers = {
+            p.key: int(p.last_user_id)
+            for p in await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY))
+            if p.last_user_id is not None
+        }
+        m = await match_event(s, event)
+        client = await _client_info(s, m.client)
+        await s.rollback()
+    out = explain_event(data, rules, roster, utcnow(), RoutingState(pointers), client)
+    out["rules_digest"] = rules.digest
+    return ok(out)
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/rules", get_rules),
+    ("PUT", "/rules", put_rules),
+    ("POST", "/rules/explain", explain_rules),
+]

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    field_validator,
+)
 
 from crm_core.services.common import MAX_LIMIT, ListFilter
 from crm_core.stages import STAGE_CODES
@@ -259,6 +266,8 @@ class TaskCreate(Strict):
     kind: TaskKind = "other"
     title: str = Field(min_length=1, max_length=500)
     due_at: AwareDatetime | None = None
+    # A wall-clock time without offset, in the assignee's time zone (instead of due_at).
+    due_local: NaiveDatetime | None = None
     assignee_id: Id | None = None
     client_id: Id | None = None
     lead_id: Id | None = None
@@ -284,4 +293,5 @@ class TaskDone(Strict):
 
 class TaskSnooze(Strict):
     until: AwareDatetime | None = None
+    until_local: NaiveDatetime | None = None  # in the assignee's time zone
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 366)

@@ -81,7 +81,12 @@ async def snooze_task(request: web.Request) -> web.Response:
     body = await read_body(request, TaskSnooze)
     async with database(request).transaction() as s:
         task = await svc.snooze_task(
-            s, actor(request), task_id, until=body.until, minutes=body.minutes
+            s,
+            actor(request),
+            task_id,
+            until=body.until,
+            minutes=body.minutes,
+            until_local=body.until_local,
         )
         out = (await svc.task_dicts(s, [task]))[0]
     return ok(out)
