@@ -174,7 +174,11 @@ class OutboxWorker:
                 interaction_id = await self._log_sent(s, row, result)
             elif result.status == OutboundStatus.RETRY and _may_retry(row, now):
                 row.status = "pending"
-                wait = max(result.retry_after or 0, backoff_seconds(row.attempts))
+                wait = (  # the channel said how long to wait (429 RetryAfter): do as told
+                    result.retry_after
+                    if result.retry_after is not None
+                    else backoff_seconds(row.attempts)
+                )
                 if row.channel == "call":
                     wait = CALL_RETRY_SECONDS
                 row.next_attempt_at = now + timedelta(seconds=wait)
@@ -254,6 +258,9 @@ class OutboxWorker:
     ) -> int | None:
         if row.kind not in LOGGED:
             return None
+        exists = await s.scalar(select(Interaction.id).where(Interaction.outbox_id == row.id))
+        if exists is not None:  # sent again after a lost result: logged once
+            return exists
         p = row.payload
         message_key = (result.external_id or "").strip("<>") or None
         if row.channel in ("telegram", "vk") and result.external_id:

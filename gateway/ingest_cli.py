@@ -49,13 +49,33 @@ def normalize_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     raise NormalizeError(f"unknown channel {args.channel!r}", "channel")
 
 
+def _ami_events(args: argparse.Namespace, settings: Settings) -> list[InboundEvent]:
+    """The transcript's call events, read with the named (or first) PBX's settings:
+    inbound contexts, trunk patterns, region and recording links as ``serve`` would."""
+    from connectors.asterisk import events_from_transcript
+
+    pbx = next((p for p in settings.asterisk if p.name == args.name), None)
+    if pbx is None and args.name is None and settings.asterisk:
+        pbx = settings.asterisk[0]
+    if pbx is None:
+        return list(events_from_transcript(args.file, pbx_name=args.name or "pbx"))
+    return list(
+        events_from_transcript(
+            args.file,
+            pbx_name=pbx.name,
+            inbound_contexts=pbx.inbound_contexts,
+            trunk_channel_patterns=pbx.trunk_channel_patterns,
+            region=pbx.region,
+            recording_url_template=pbx.recording_url_template,
+        )
+    )
+
+
 def _events_for_pipeline(
-    args: argparse.Namespace, printed: list[dict[str, Any]]
+    args: argparse.Namespace, printed: list[dict[str, Any]], settings: Settings
 ) -> list[InboundEvent]:
     if args.channel == "ami":
-        from connectors.asterisk import events_from_transcript
-
-        return list(events_from_transcript(args.file, pbx_name=args.name or "pbx"))
+        return _ami_events(args, settings)
     events = []
     for item in printed:
         if item.get("kind") == "confirmation":
@@ -108,7 +128,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings, emit: Callable[[Any
         for item in printed:
             emit(item)
         return 0
-    events = _events_for_pipeline(args, printed)
+    events = _events_for_pipeline(args, printed, settings)
     receipts = asyncio.run(_pipeline(settings, events))
     for ev, receipt in zip(events, receipts, strict=True):
         emit({**ev.to_json(), "result": receipt})

@@ -118,6 +118,11 @@ class AsteriskConnector:
                     self._close()
                     self.health.set(ConnectorState.DOWN, f"internal error: {exc!r}")
                     logged_in = False
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # Python 3.11's wait_for can turn our cancellation into the inner
+                    # future's error (a refused connect): never keep reconnecting then.
+                    raise asyncio.CancelledError
                 attempt = 0 if logged_in else min(attempt + 1, 30)
                 cap = self.settings.reconnect_max_seconds
                 delay = min(cap, 0.5 * 2.0**attempt) * random.uniform(0.5, 1.0)

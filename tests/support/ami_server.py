@@ -10,6 +10,11 @@ once) and carry a ``Timestamp`` header (as with ``timestampevents=yes``) at the
 original pace, so durations stay true.  ``drop_after=N`` closes the link after the N-th
 replayed event; events up to ``resume_at`` are then "lost" (they happened while the
 client was away) and the next session replays from there.
+
+Click-to-call: each accepted ``Originate`` takes the next transcript of
+``originate_scripts`` (if any) and replays it on that connection, with the recorded
+``OriginateResponse`` answering the received ActionID (as the PBX would).
+``written[i]`` is when replayed event ``i`` was written (``time.perf_counter()``).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class AMIServer:
     actions: list[dict[str, str]] = field(default_factory=list)
     sessions: int = 0
     logins_ok: int = 0
+    originate_scripts: list[list[tuple[float, dict[str, str]]]] = field(default_factory=list)
+    written: dict[int, float] = field(default_factory=dict)
+    _replays: dict[asyncio.StreamWriter, asyncio.Task[None]] = field(default_factory=dict)
     _server: asyncio.Server | None = None
     _conns: set[asyncio.StreamWriter] = field(default_factory=set)
     _base: float = field(default_factory=time.time)
@@ -135,6 +143,7 @@ class AMIServer:
                             self.logins_ok += 1
                             self._send(writer, _resp(aid, "Success", "Authentication accepted"))
                             replay = asyncio.create_task(self._replay(writer))
+                            self._replays[writer] = replay
                         else:
                             self._send(writer, _resp(aid, "Error", "Authentication failed"))
                             await writer.drain()
@@ -154,6 +163,9 @@ class AMIServer:
         finally:
             if replay is not None:
                 replay.cancel()
+            task = self._replays.pop(writer, None)
+            if task is not None:
+                task.cancel()
             self._conns.discard(writer)
             writer.close()
 
@@ -189,6 +201,8 @@ class AMIServer:
                 self._send(w, _resp(aid, "Error", self.originate_error))
             else:
                 self._send(w, _resp(aid, "Success", "Originate successfully queued"))
+                if self.originate_scripts:
+                    self.push(self.originate_scripts.pop(0), aid)
         else:
             self._send(
                 w,
@@ -200,6 +214,20 @@ class AMIServer:
                 ),
             )
 
+    def push(
+        self, script: list[tuple[float, dict[str, str]]], action_id: str | None = None
+    ) -> None:
+        """Append a recorded call (happening now) and replay it on the logged-in links;
+        with ``action_id`` its ``OriginateResponse`` answers that Originate."""
+        shift = time.time() - self._base - (script[0][0] if script else 0.0)
+        for t, msg in script:
+            if action_id is not None and msg.get("Event") == "OriginateResponse":
+                msg = {**msg, "ActionID": action_id}
+            self.events.append((t + shift, msg))
+        for w, running in list(self._replays.items()):
+            if running.done() and not w.is_closing():
+                self._replays[w] = asyncio.create_task(self._replay(w))
+
     async def _replay(self, w: asyncio.StreamWriter) -> None:
         sent = 0
         prev_t = self.events[self.position][0] if not self.finished else 0.0
@@ -209,6 +237,7 @@ class AMIServer:
                 await asyncio.sleep((t - prev_t) * self.speed)
             prev_t = t
             self._send(w, {**msg, "Timestamp": f"{self._base + t:.6f}"})
+            self.written[self.position] = time.perf_counter()
             self.position += 1
             sent += 1
             if self.speed == 0 and sent % 50 == 0:

@@ -39,6 +39,8 @@ EXPECTED = {
     ("POST", "/tasks/{id}/snooze"),
     ("GET", "/users"),
     ("GET", "/me"),
+    ("POST", "/calls"),
+    ("GET", "/calls/{outbox_id}"),
     ("GET", "/openapi.json"),
 }
 
