@@ -35,10 +35,17 @@ from connectors.email.imap_session import (
     ImapSession,
     imap_date,
 )
-from crm_core.events import InboundEvent
+from crm_core.events import Channel, EventKind, InboundEvent
 from crm_core.ports import ConnectorHealth, ConnectorState, Ingest, IngestUnavailable, StateStore
 
-__all__ = ["ImapMailbox", "MailboxStats", "ParseFn", "default_parse", "state_key"]
+__all__ = [
+    "ImapMailbox",
+    "MailboxStats",
+    "ParseFn",
+    "default_parse",
+    "state_key",
+    "unparsable_event",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,25 @@ def default_parse(raw: bytes, **kwargs: Any) -> InboundEvent:
     from connectors.email.normalize import parse_message
 
     return parse_message(raw, **kwargs)
+
+
+def unparsable_event(
+    raw: bytes | bytearray, error: BaseException, *, mailbox: str, received_at: datetime | None
+) -> InboundEvent:
+    """What the inbox keeps of a fetched message the parser refused: the raw bytes and
+    the error (the pipeline records it as failed; an operator can look and replay)."""
+    from connectors.email.normalize import stable_digest
+
+    data = bytes(raw)
+    return InboundEvent(
+        channel=Channel.EMAIL,
+        kind=EventKind.EMAIL_RECEIVED,
+        external_id="sha256:" + stable_digest(data),
+        occurred_at=received_at or datetime.now(UTC),
+        meta={"mailbox": mailbox, "parse_error": f"{type(error).__name__}: {error}"[:300]},
+        raw=data,
+        source=mailbox,
+    )
 
 
 def _parse_call(parse: ParseFn, raw: bytes, kwargs: dict[str, Any]) -> InboundEvent:
@@ -286,11 +312,14 @@ class ImapMailbox:
             meta = dict(event.meta)
             meta["imap"] = {"folder": folder, "uid": uid, "uidvalidity": uidvalidity}
             event = dataclasses.replace(event, meta=meta, source=event.source or s.name)
-        except Exception as exc:  # parse_message must not raise; if it does, skip this UID
+        except Exception as exc:  # not a message at all: kept raw, failed in the inbox
             self.stats.parse_failures += 1
             self.stats.failed_uids = [*self.stats.failed_uids[-99:], (folder, uid)]
-            log.exception("imap %s/%s: uid %s could not be parsed: %s", s.name, folder, uid, exc)
-            return
+            log.warning("imap %s/%s: uid %s could not be parsed: %s", s.name, folder, uid, exc)
+            event = unparsable_event(msg.raw, exc, mailbox=s.name, received_at=msg.internaldate)
+            meta = dict(event.meta)
+            meta["imap"] = {"folder": folder, "uid": uid, "uidvalidity": uidvalidity}
+            event = dataclasses.replace(event, meta=meta)
         backoff = _Backoff(s.backoff_initial, s.backoff_max)
         while True:
             try:

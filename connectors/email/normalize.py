@@ -40,7 +40,7 @@ from crm_core.events import (
 )
 from crm_core.identity import IdentityError, normalize_email
 
-__all__ = ["DEFAULT_MAX_ATTACHMENT_BYTES", "FAST_POLICY", "parse_message"]
+__all__ = ["DEFAULT_MAX_ATTACHMENT_BYTES", "FAST_POLICY", "parse_message", "stable_digest"]
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 2**20
 _MAIL_HEADERS = {
@@ -61,6 +61,39 @@ class _RawHeaderPolicy(email.policy.EmailPolicy):
 
 
 FAST_POLICY = _RawHeaderPolicy()
+
+
+_TRACE_HEADERS = (
+    b"return-path:", b"delivered-to:", b"received:", b"x-original-to:", b"envelope-to:",
+    b"x-envelope-to:", b"x-delivered-to:", b"x-uid:", b"status:", b"x-status:",
+    b"x-keywords:", b"content-length:", b"lines:",
+)  # fmt: skip
+
+
+def stable_digest(raw: bytes) -> str:
+    """SHA-256 of the message as its sender wrote it, for an id when Message-ID is missing.
+
+    The same message must get the same id however it was delivered: line endings are
+    made LF, an mbox ``From `` line and the trace headers a delivery prepends
+    (Return-Path, Delivered-To, Received, ...) are dropped from the top, and trailing
+    blank lines and line-end whitespace are ignored.
+    """
+    data = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    i = 0
+    if lines and lines[0].startswith(b"From "):
+        i = 1
+    while i < len(lines):
+        line = lines[i]
+        if line[:1] in (b" ", b"\t") and i > 0:  # continuation of a dropped header
+            i += 1
+            continue
+        if line.lower().startswith(_TRACE_HEADERS):
+            i += 1
+            continue
+        break
+    body = b"\n".join(ln.rstrip(b" \t") for ln in lines[i:]).rstrip(b"\n")
+    return hashlib.sha256(body).hexdigest()
 
 
 def _parse(raw: bytes) -> Message:
@@ -152,7 +185,7 @@ def parse_message(
     meta: dict[str, Any] = {"mailbox": mailbox}
 
     message_id = normalize_message_id(raw_header(msg, "Message-ID"))
-    external_id = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    external_id = message_id or "sha256:" + stable_digest(raw)
     meta["message_id"] = message_id
 
     senders, bad_from = header_addresses(msg, "From")

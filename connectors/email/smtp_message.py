@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.email.config import SmtpSettings
+from connectors.email.parse_headers import normalize_message_id
 from crm_core.events import NormalizeError
 
 __all__ = ["BuiltMessage", "bare_message_id", "build_message", "message_id_for"]
@@ -28,13 +29,15 @@ class BuiltMessage:
 
 
 def bare_message_id(message_id: str) -> str:
-    return message_id.strip().strip("<>").strip()
+    """Without ``<>``, normalized like inbound ids (``normalize_message_id``: the domain
+    lower-cased), so the id we store for a sent email matches a reply's references."""
+    return normalize_message_id(message_id) or message_id.strip().strip("<>").strip()
 
 
 def message_id_for(idempotency_key: str, domain: str) -> str:
     """A Message-ID derived from the outbox key: a retry without one reuses the same id."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
-    return f"<crm.{digest}@{domain}>"
+    return f"<crm.{digest}@{domain.lower()}>"
 
 
 def _addresses(payload: Mapping[str, Any], field: str) -> list[str]:

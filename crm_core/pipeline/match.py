@@ -112,11 +112,37 @@ async def _match_thread(s: AsyncSession, event: InboundEvent, m: Match) -> None:
             m.deal_id = thread.deal_id
             if m.how == "none":
                 m.how = "thread"
+    token = event.meta.get("subject_token")
+    if isinstance(token, dict):
+        # The client's mail program dropped the headers: the subject token joins the
+        # thread, but only when the sender belongs to the token's client (or lead).
+        scope = None
+        ident = _int(token.get("id"))
+        if token.get("kind") == "deal" and m.client is not None and ident:
+            deal = await s.get(Deal, ident)
+            if deal is not None and deal.client_id == m.client.id:
+                m.deal_id = m.deal_id or deal.id
+                scope = Interaction.deal_id == deal.id
+        elif token.get("kind") == "lead" and m.lead is not None and ident == m.lead.id:
+            scope = Interaction.lead_id == m.lead.id
+        if scope is not None and m.thread_id is None:
+            last = await s.scalar(
+                select(Interaction)
+                .where(scope, Interaction.channel == "email", Interaction.thread_id.is_not(None))
+                .order_by(Interaction.id.desc())
+                .limit(1)
+            )
+            if last is not None:
+                m.thread_interaction = last
+                m.thread_id = last.thread_id
+                if m.how == "none":
+                    m.how = "thread"
     if m.thread_id is None:
         m.thread_id = refs[0] if refs else event.external_id
-    token = event.meta.get("subject_token")
-    if m.deal_id is None and isinstance(token, dict) and m.client is not None:
-        if token.get("kind") == "deal":
-            deal = await s.get(Deal, int(token.get("id") or 0))
-            if deal is not None and deal.client_id == m.client.id:
-                m.deal_id = deal.id
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None

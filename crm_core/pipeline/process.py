@@ -26,6 +26,7 @@ from crm_core.pipeline.assign import Assigner, Assignment
 from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
+from crm_core.pipeline.replies import logged_reply
 
 __all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
 
@@ -153,6 +154,9 @@ async def process_event(
             )
     if event.kind == EventKind.MESSAGE_EDITED:
         return await _apply_edit(s, event, out)
+    if event.kind == EventKind.MESSAGE_SENT and (mine := await logged_reply(s, event)):
+        out.interaction_id, out.client_id, out.lead_id = mine.id, mine.client_id, mine.lead_id
+        return out  # our own reply, already logged by the outbox
 
     link = await _outbox_links(s, event)
     inbound = event.direction == Direction.INBOUND

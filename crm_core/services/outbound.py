@@ -208,13 +208,17 @@ async def send_email(
             raise Invalid(f"interaction {reply_to} is not an email", "reply_to")
         in_reply_to = f"<{prev.message_key}>"
         references = [f"<{r.strip('<>')}>" for r in (prev.meta or {}).get("references") or []]
+        references = [r for r in dict.fromkeys(references) if r != in_reply_to][-20:]
         references.append(in_reply_to)
         thread_id = prev.thread_id
         target.client_id = target.client_id or prev.client_id
         target.lead_id = target.lead_id or prev.lead_id
         target.deal_id = target.deal_id or prev.deal_id
         if not recipients and prev.direction == "in":
-            sender = [i for i in (prev.meta or {}).get("from", []) if i] or []
+            sender = (prev.meta or {}).get("reply_to") or (prev.meta or {}).get("from") or []
+            if isinstance(sender, str):  # the email parser stores one address
+                sender = [sender]
+            sender = [str(i) for i in sender if i]
             recipients = _addresses(sender, "to") if sender else []
     if not recipients:
         recipients = [p.value for p in await _points(s, target, "email") if not p.unreachable][:1]
@@ -229,7 +233,9 @@ async def send_email(
     if token and token not in subj:
         subj = f"{subj} {token}".strip()
     key = idempotency_key or f"email-{uuid.uuid4().hex}"
-    domain = from_address.rsplit("@", 1)[-1]
+    # Lower-case domain: Message-IDs are compared the way the email parser normalizes
+    # them (``normalize_message_id``), so a stored id and a reference always match.
+    domain = from_address.rsplit("@", 1)[-1].strip().strip(">").lower() or "localhost"
     row, created = await enqueue(
         s,
         channel="email",
@@ -298,21 +304,41 @@ async def send_message(
     key = idempotency_key or f"msg-{uuid.uuid4().hex}"
     payload: dict[str, Any]
     if last.channel == "telegram":
+        chat_id = meta.get("chat_id") or meta.get("user_id")
         payload = {
             "bot": meta.get("bot"),
-            "chat_id": meta.get("chat_id"),
+            "chat_id": chat_id,
             "text": text,
             "files": files or [],
         }
+        if meta.get("business_connection_id"):
+            payload["business_connection_id"] = meta["business_connection_id"]
+        person = meta.get("user_id") or chat_id
     else:
+        if files:
+            raise Invalid("files cannot be sent to VK yet: send text only", "files")
         from random import SystemRandom
 
+        peer_id = meta.get("peer_id") or meta.get("from_id") or meta.get("user_id")
         payload = {
             "group_id": meta.get("group_id"),
-            "peer_id": meta.get("peer_id") or meta.get("from_id"),
+            "peer_id": peer_id,
             "text": text,
+            # Stored with the command: VK drops a second send with the same random_id,
+            # so a retry after a lost answer never delivers twice.
             "random_id": SystemRandom().randint(1, 2**31 - 1),
         }
+        person = meta.get("from_id") or meta.get("user_id") or peer_id
+    if not (payload.get("chat_id") or payload.get("peer_id")):
+        raise Invalid(f"the last {last.channel} message names no chat to answer", "client_id")
+    point = await s.scalar(
+        select(ContactPoint).where(
+            ContactPoint.kind == last.channel, ContactPoint.value == str(person)
+        )
+    )
+    if point is not None and point.unreachable:
+        reason = point.unreachable_reason or "unreachable"
+        raise Invalid(f"the client cannot be reached on {last.channel}: {reason}", "client_id")
     payload["thread_id"] = last.thread_id
     row, created = await enqueue(
         s,

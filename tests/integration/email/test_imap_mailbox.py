@@ -220,7 +220,7 @@ async def test_ingest_unavailable_is_retried_never_skipped(
     assert r.mailbox.stats.ingest_retries == 3
 
 
-async def test_unparseable_message_is_skipped_and_counted(
+async def test_unparseable_message_is_kept_raw_and_counted(
     dovecot: DovecotServer, user: str, start_mailbox: Start
 ) -> None:
     msgs = unique_messages(FIXTURES, 3, "boom")
@@ -233,7 +233,12 @@ async def test_unparseable_message_is_skipped_and_counted(
 
     r = start_mailbox(settings_for(dovecot, user), parse=parse)
     await wait_until(lambda: r.mailbox.synced.is_set())
-    assert r.ingest.external_ids == [msgs[0][0], msgs[2][0]]
+    ids = r.ingest.external_ids
+    assert len(ids) == 3 and ids[0] == msgs[0][0] and ids[2] == msgs[2][0]
+    kept = r.ingest.calls[1]
+    assert ids[1].startswith("sha256:")
+    assert kept.meta["parse_error"] == "RuntimeError: parser bug"
+    assert b"boom-1@" in kept.raw and kept.meta["imap"]["uid"] == 2
     assert r.mailbox.stats.parse_failures == 1
     assert r.mailbox.stats.failed_uids == [("INBOX", 2)]
 

@@ -293,3 +293,29 @@ async def test_sent_copy_is_appended_to_sent_folder(smtp: SmtpTestServer) -> Non
         assert str(again.meta["sent_copy"]).startswith("failed:")
     finally:
         dovecot.stop()
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("<crmhub.o7.ab12@CRM.Example>", "crmhub.o7.ab12@crm.example"),
+        ("crmhub.o7.ab12@crm.example", "crmhub.o7.ab12@crm.example"),
+        ("<Part.Case@Mail.CRM.example>", "Part.Case@mail.crm.example"),
+    ],
+)
+async def test_outbound_message_id_is_normalized_like_inbound(
+    smtp: SmtpTestServer, given: str, stored: str
+) -> None:
+    from connectors.email.normalize import parse_message
+
+    result = await SmtpOutbound(settings(smtp.port)).execute(command(payload(message_id=given)))
+    assert result.status is OutboundStatus.SENT
+    assert result.external_id == stored
+    (got,) = smtp.messages
+    # what we store is exactly what a reply's In-Reply-To/References normalize to
+    reply = (
+        f"From: client@example.ru\r\nMessage-ID: <r@example.ru>\r\n"
+        f"In-Reply-To: {parsed(got.data)['Message-ID'].upper()}\r\n\r\nok\r\n"
+    ).encode()
+    assert parse_message(reply).thread_refs[-1].lower() == stored.lower()
+    assert parse_message(got.data).external_id == stored

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.email.html import html_to_text, sanitize_html
-from connectors.email.normalize import parse_message
+from connectors.email.normalize import parse_message, stable_digest
 from connectors.email.parse_headers import (
     decode_header_text,
     format_subject_token,
@@ -202,8 +202,31 @@ def test_external_id_is_normalized_message_id_or_hash() -> None:
     assert parse_message(raw).external_id == "AbC.1@client.example"
     raw = _mail("From: a@client.example\nSubject: x")
     ev1, ev2 = parse_message(raw), parse_message(raw)
-    assert ev1.external_id == ev2.external_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert ev1.external_id == ev2.external_id == "sha256:" + stable_digest(raw)
+    assert ev1.external_id.startswith("sha256:") and len(ev1.external_id) == 7 + 64
     assert ev1.kind == ev2.kind
+
+
+NO_ID = (
+    b"From: a@client.example\r\nSubject: x\r\nDate: Fri, 18 Apr 2025 09:00:00 +0300\r\n\r\nhi\r\n"
+)
+DELIVERED = [
+    NO_ID,
+    NO_ID.replace(b"\r\n", b"\n"),  # LF line endings (maildir, dovecot-lda input)
+    b"Return-Path: <a@client.example>\r\nDelivered-To: desk@crm.example\r\n" + NO_ID,
+    b"Received: from mx.client.example (mx [10.0.0.1])\r\n\tby mx.crm.example; "
+    b"Fri, 18 Apr 2025 09:00:01 +0300\r\nX-Original-To: desk@crm.example\r\n" + NO_ID,
+    b"From a@client.example Fri Apr 18 09:00:01 2025\n" + NO_ID.replace(b"\r\n", b"\n") + b"\n\n",
+    NO_ID.replace(b"hi\r\n", b"hi  \r\n\r\n"),  # trailing blanks
+]
+
+
+@pytest.mark.parametrize("raw", DELIVERED, ids=["crlf", "lf", "lda", "received", "mbox", "tail"])
+def test_hash_id_is_the_same_however_the_message_was_delivered(raw: bytes) -> None:
+    assert parse_message(raw).external_id == "sha256:" + stable_digest(NO_ID)
+    # the header a delivery adds below the sender's headers is part of the message
+    changed = NO_ID.replace(b"Subject: x", b"Subject: y")
+    assert parse_message(changed).external_id != parse_message(raw).external_id
 
 
 def test_manager_copy_is_email_sent_with_recipient_identities() -> None:
