@@ -1,7 +1,8 @@
 """Replies through a bot: ``sendMessage`` / ``sendDocument`` (an ``OutboundExecutor``).
 
 Payload: ``{"bot": name, "chat_id": int|str, "text": str, "files": [paths],
-"reply_to_message_id": int}``.  Error mapping: 403 ``Forbidden`` (bot blocked) ->
+"reply_to_message_id": int, "business_connection_id": str}`` (the last one answers a
+business chat on behalf of the business account).  Error mapping: 403 ``Forbidden`` (bot blocked) ->
 FAILED with ``meta["unreachable"] = "telegram:<chat_id>"``; ``RetryAfter`` (429) ->
 RETRY with ``retry_after``; network errors and timeouts -> RETRY; ``BadRequest`` and
 anything else from Telegram -> FAILED.
@@ -78,10 +79,13 @@ class TelegramOutbound:
             text, files, reply_to = self._parse(payload)
         except _BadPayload as exc:
             return _failed(str(exc))
+        business = payload.get("business_connection_id")
+        if business is not None and not isinstance(business, str):
+            return _failed("business_connection_id must be a string")
         sent: list[int] = []
         try:
             bot = await self.pool.get(name)
-            await self._send(bot, chat_id, text, files, reply_to, sent)
+            await self._send(bot, chat_id, text, files, reply_to, sent, business or None)
         except Forbidden as exc:
             return _failed(f"bot blocked or kicked: {exc}", unreachable=f"telegram:{chat_id}")
         except RetryAfter as exc:
@@ -146,6 +150,7 @@ class TelegramOutbound:
         files: list[Path],
         reply_to: int | None,
         sent: list[int],
+        business: str | None = None,
     ) -> None:
         for path in files:
             if not path.is_file():
@@ -155,7 +160,9 @@ class TelegramOutbound:
             caption, text = text, ""
         msg: Message
         if text:
-            msg = await bot.send_message(chat_id, text, reply_to_message_id=reply_to)
+            msg = await bot.send_message(
+                chat_id, text, reply_to_message_id=reply_to, business_connection_id=business
+            )
             sent.append(msg.message_id)
         for i, path in enumerate(files):
             msg = await bot.send_document(
@@ -164,5 +171,6 @@ class TelegramOutbound:
                 filename=path.name,
                 caption=caption if i == 0 else None,
                 reply_to_message_id=reply_to if not sent else None,
+                business_connection_id=business,
             )
             sent.append(msg.message_id)
