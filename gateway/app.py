@@ -26,6 +26,7 @@ from gateway.observability import Metrics, request_context_middleware
 from gateway.ops import setup_ops
 from gateway.settings import Settings
 from gateway.sla import setup_sla
+from gateway.ui import setup_ui
 from gateway.wiring import setup_background, setup_hooks
 
 __all__ = ["create_app", "ingest_for"]
@@ -101,4 +102,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_hooks(app, ingest_for(app))
     setup_api(app, DB)
     setup_live(app)
+    setup_ui(app)
     return app

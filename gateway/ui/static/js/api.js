@@ -1,0 +1,57 @@
+// The REST API client: bearer token from localStorage, JSON errors {"error","field"}.
+
+const TOKEN_KEY = "crmhub.token";
+
+export class ApiError extends Error {
+  constructor(status, message, field) {
+    super(message);
+    this.status = status;
+    this.field = field || null;
+  }
+}
+
+export function getToken() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+/** api("GET", "/leads", {query}) or api("POST", "/leads/1/reject", {body}). */
+export async function api(method, path, { body, query, token } = {}) {
+  const url = new URL(`/api/v1${path}`, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
+  }
+  const headers = { Accept: "application/json" };
+  const auth = token ?? getToken();
+  if (auth) headers.Authorization = `Bearer ${auth}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (exc) {
+    throw new ApiError(0, `network error: ${exc.message}`);
+  }
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { error: text.slice(0, 300) };
+    }
+  }
+  if (!resp.ok) {
+    const err = new ApiError(resp.status, (data && data.error) || resp.statusText, data && data.field);
+    if (resp.status === 401 && path !== "/me") window.dispatchEvent(new CustomEvent("crm:unauthorized"));
+    throw err;
+  }
+  return data;
+}

@@ -1,0 +1,135 @@
+// Clients: search by phone or name, and a client card with its deals and timeline.
+import { api } from "./api.js";
+import { callButton } from "./call.js";
+import { clear, field, fmtDate, fmtDuration, fmtMoney, h, htmlFrame, safeLink } from "./dom.js";
+import { t, tOr } from "./i18n.js";
+import { ownerName } from "./state.js";
+
+let lastSearch = "";
+
+/** Digits-and-punctuation looks like a phone; anything else is a name search. */
+export function searchQuery(text) {
+  const s = text.trim();
+  if (!s) return {};
+  return /^[+\d\s()\-.]{5,}$/.test(s) ? { phone: s } : { q: s };
+}
+
+export async function renderClients(main) {
+  const input = h("input", { name: "search", type: "search", value: lastSearch,
+    placeholder: t("clients.search") });
+  const body = h("div", { class: "table-wrap" });
+  const form = h("form", { class: "filters", role: "search" },
+    field(t("clients.search"), input),
+    h("button", { type: "submit", class: "primary" }, t("clients.find")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    lastSearch = input.value;
+    load(body, form);
+  });
+  clear(main, h("div", { class: "view-head" }, h("h1", {}, t("clients.title")), form), body);
+  await load(body, form);
+}
+
+async function load(body, form) {
+  clear(body, h("p", { class: "muted" }, t("loading")));
+  let page;
+  try {
+    page = await api("GET", "/clients", { query: { ...searchQuery(lastSearch), limit: 100 } });
+  } catch (e) {
+    const slot = form.querySelector(".field-error");
+    slot.textContent = e.message;
+    clear(body);
+    return;
+  }
+  form.querySelector(".field-error").textContent = "";
+  if (!page.items.length) {
+    clear(body, h("p", { class: "muted empty" }, t("empty")));
+    return;
+  }
+  clear(body, h("table", { class: "grid", id: "clients-table" },
+    h("thead", {}, h("tr", {}, ["clients.name", "clients.status", "clients.phones",
+      "clients.emails", "clients.owner", ""].map((k) => h("th", { scope: "col" }, k ? t(k) : "")))),
+    h("tbody", {}, page.items.map((c) => h("tr", { dataset: { clientId: String(c.id) } },
+      h("td", {}, h("a", { href: `#/clients/${c.id}` }, c.name),
+        c.kind === "company" && c.inn ? h("div", { class: "muted small" }, `${t("clients.inn")} ${c.inn}`) : null),
+      h("td", {}, h("span", { class: `badge cs-${c.status}` }, tOr(`cstatus.${c.status}`, c.status))),
+      h("td", {}, c.phones.map((p) => h("div", {}, p))),
+      h("td", {}, c.emails.map((e) => h("div", {}, e))),
+      h("td", {}, ownerName(c.owner_id)),
+      h("td", { class: "actions" }, c.phones.length ? callButton({ client_id: c.id }) : null))))));
+}
+
+export async function renderClientCard(main, id) {
+  clear(main, h("p", { class: "muted" }, t("loading")));
+  let client, deals, timeline;
+  try {
+    [client, deals, timeline] = await Promise.all([
+      api("GET", `/clients/${id}`),
+      api("GET", "/deals", { query: { client_id: id, status: "open", limit: 50 } }),
+      api("GET", `/clients/${id}/timeline`, { query: { limit: 100 } }),
+    ]);
+  } catch (e) {
+    clear(main, h("a", { href: "#/clients" }, t("clients.back")),
+      h("p", { class: "field-error", role: "alert" }, e.message));
+    return;
+  }
+  clear(main,
+    h("a", { href: "#/clients", class: "back" }, t("clients.back")),
+    h("div", { class: "client-card" },
+      h("section", { class: "card", "aria-labelledby": "client-name" },
+        h("h1", { id: "client-name" }, client.name),
+        h("span", { class: `badge cs-${client.status}` }, tOr(`cstatus.${client.status}`, client.status)),
+        h("dl", { class: "props" },
+          client.inn ? [h("dt", {}, t("clients.inn")), h("dd", {}, client.inn)] : null,
+          client.segment ? [h("dt", {}, t("clients.segment")), h("dd", {}, client.segment)] : null,
+          h("dt", {}, t("clients.owner")), h("dd", {}, ownerName(client.owner_id)),
+          h("dt", {}, t("clients.phones")),
+          h("dd", {}, client.phones.map((p) => h("div", { class: "phone" }, p, " ",
+            callButton({ number: p }, t("call.button"))))),
+          h("dt", {}, t("clients.emails")),
+          h("dd", {}, client.emails.map((e) => h("div", {}, h("a", { href: `mailto:${e}` }, e))))),
+        client.notes ? h("p", { class: "notes" }, client.notes) : null,
+        h("h2", {}, t("clients.deals")),
+        deals.items.length
+          ? h("ul", { class: "plain" }, deals.items.map((d) => h("li", {},
+            h("a", { href: "#/deals" }, d.title), " · ",
+            h("span", { class: "badge" }, stageLabel(d)), " ", fmtMoney(d.amount, d.currency))))
+          : h("p", { class: "muted" }, t("empty"))),
+      h("section", { class: "card", "aria-labelledby": "tl-title" },
+        h("h2", { id: "tl-title" }, t("clients.timeline")),
+        timeline.items.length
+          ? h("ol", { class: "timeline" }, timeline.items.map(timelineItem))
+          : h("p", { class: "muted" }, t("empty")))));
+}
+
+function stageLabel(d) {
+  return document.documentElement.lang === "en" ? d.stage_label_en : d.stage_label;
+}
+
+const ICONS = { call: "☎", email: "✉", webform: "✎", telegram: "➤", vk: "➤" };
+
+function timelineItem(i) {
+  const head = h("div", { class: "tl-head" },
+    h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
+    h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
+    h("span", { class: "muted" }, ` · ${t(i.direction === "out" || i.direction === "outbound" ? "tl.out" : "tl.in")}`),
+    h("time", { datetime: i.occurred_at || "" }, fmtDate(i.occurred_at)));
+  const parts = [head];
+  if (i.channel === "call") {
+    parts.push(h("div", {},
+      i.outcome ? h("span", { class: `badge oc-${i.outcome}` }, tOr(`outcome.${i.outcome}`, i.outcome)) : null,
+      " ", `${t("tl.duration")}: ${fmtDuration(i.duration_s)}`,
+      i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
+  } else if (i.channel === "email") {
+    parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
+    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 600)));
+    if (i.html) {
+      parts.push(h("details", {}, h("summary", {}, t("tl.showHtml")),
+        htmlFrame(i.html, i.subject || t("tl.email"))));
+    }
+  } else {
+    if (i.subject) parts.push(h("div", { class: "tl-subject" }, i.subject));
+    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 1000)));
+  }
+  return h("li", { class: `tl-item ch-${i.channel}`, dataset: { kind: i.kind } }, parts);
+}

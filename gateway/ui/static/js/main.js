@@ -1,0 +1,141 @@
+// Entry point: sign-in, navigation (hash routes), language switch, the live connection.
+import { api, getToken, setToken } from "./api.js";
+import { bindDialForm } from "./call.js";
+import { renderClientCard, renderClients } from "./clients.js";
+import { clear, clearErrors, h, showError } from "./dom.js";
+import { renderDeals } from "./deals.js";
+import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
+import { renderLeads } from "./leads.js";
+import { handleLive, hideCallerCard, LiveClient } from "./live.js";
+import { loadUsers, state } from "./state.js";
+import { renderTasks } from "./tasks.js";
+
+const $ = (id) => document.getElementById(id);
+let live = null;
+
+const ROUTES = [
+  [/^#\/leads$/, (m) => renderLeads(m)],
+  [/^#\/clients$/, (m) => renderClients(m)],
+  [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
+  [/^#\/deals$/, (m) => renderDeals(m)],
+  [/^#\/tasks$/, (m) => renderTasks(m)],
+];
+
+async function route() {
+  if (!state.me) return;
+  const hash = location.hash || "#/leads";
+  const main = $("main");
+  for (const [re, render] of ROUTES) {
+    const m = hash.match(re);
+    if (m) {
+      const view = hash.split("/")[1];
+      for (const a of document.querySelectorAll("#nav a")) {
+        if (a.dataset.view === view) a.setAttribute("aria-current", "page");
+        else a.removeAttribute("aria-current");
+      }
+      await render(main, m[1]);
+      return;
+    }
+  }
+  location.hash = "#/leads";
+}
+
+function showSignin(message) {
+  state.me = null;
+  $("shell").hidden = true;
+  $("signin").hidden = false;
+  if (message) $("signin-token-error").textContent = message;
+  $("signin-token").focus();
+}
+
+async function enter(token) {
+  const me = await api("GET", "/me", { token });
+  setToken(token);
+  state.me = me;
+  await loadUsers();
+  $("signin").hidden = true;
+  $("shell").hidden = false;
+  renderMe();
+  if (live) live.stop();
+  live = new LiveClient(token, {
+    onEvent: (kind, payload) => handleLive(kind, payload, {
+      onNewLead: () => (location.hash || "#/leads") === "#/leads" && route(),
+    }),
+    onStatus: (up) => {
+      const el = $("live-status");
+      el.textContent = t(up ? "live.online" : "live.offline");
+      el.classList.toggle("up", up);
+      el.dataset.up = String(up);
+    },
+  });
+  live.start();
+  if ("Notification" in window && Notification.permission === "default") $("notify-enable").hidden = false;
+  await route();
+}
+
+function renderMe() {
+  if (!state.me) return;
+  clear($("me"), h("strong", {}, state.me.name || state.me.email),
+    h("span", { class: "muted" }, ` · ${t(`role.${state.me.role}`)}`),
+    state.me.extension ? h("span", { class: "muted" }, ` · ☎ ${state.me.extension}`) : null);
+}
+
+function signOut() {
+  if (live) live.stop();
+  live = null;
+  setToken(null);
+  hideCallerCard();
+  clear($("live-feed"));
+  showSignin();
+}
+
+function boot() {
+  translateStatic();
+  $("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget;
+    clearErrors(form);
+    const token = form.elements.token.value.trim();
+    if (!token) {
+      showError(form, { message: t("signin.empty"), field: "token" });
+      return;
+    }
+    try {
+      await enter(token);
+      form.reset();
+    } catch (e) {
+      showError(form, { message: e.message, field: "token" });
+    }
+  });
+  for (const btn of document.querySelectorAll("[data-lang-switch]")) {
+    btn.addEventListener("click", () => setLang(getLang() === "ru" ? "en" : "ru"));
+  }
+  onLangChange(() => {
+    translateStatic();
+    renderMe();
+    if (live) $("live-status").textContent = t($("live-status").dataset.up === "true" ? "live.online" : "live.offline");
+    route();
+  });
+  $("signout").addEventListener("click", signOut);
+  $("notify-enable").addEventListener("click", async () => {
+    await Notification.requestPermission();
+    $("notify-enable").hidden = Notification.permission !== "default";
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !$("caller-card").hidden && !$("modal").open) hideCallerCard();
+  });
+  window.addEventListener("hashchange", route);
+  window.addEventListener("crm:unauthorized", () => signOut());
+  bindDialForm($("dial-form"));
+  const token = getToken();
+  if (token) {
+    enter(token).catch((e) => {
+      if (e.status === 401 || e.status === 403) setToken(null);
+      showSignin(e.message);
+    });
+  } else {
+    showSignin();
+  }
+}
+
+boot();

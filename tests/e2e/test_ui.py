@@ -1,0 +1,346 @@
+"""The operator UI in a real browser: sign-in, leads from a website form, the live caller
+card, converting a lead, the language switch, click-to-call errors, the deal board."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import aiohttp
+import pytest
+
+if not os.environ.get("CI"):
+    pytest.importorskip("playwright", reason="pip install -e '.[test]' for the browser tests")
+from playwright.async_api import Page, expect
+
+from crm_core.db import Database
+from crm_core.demo import load_demo
+from gateway.api.keys import DB
+from gateway.keys import LIVE
+from tests.e2e.conftest import UI
+
+FORM = {
+    "name": "Анна Смирнова",
+    "phone": "8 (916) 555-12-34",
+    "email": "Anna@Example.ru",
+    "comment": "Хочу демо",
+    "utm_source": "yandex",
+}
+
+
+def ru_deals(n: int) -> str:
+    """ "1 сделка", "2 сделки", "5 сделок", "11 сделок", "21 сделка"."""
+    if 10 < n % 100 < 20 or n % 10 in (0, 5, 6, 7, 8, 9):
+        return f"{n} сделок"
+    return f"{n} сделка" if n % 10 == 1 else f"{n} сделки"
+
+
+async def shot(page: Page, name: str) -> None:
+    """Screenshots of the main screens, to look at by eye (/tmp/ui-NAME.png)."""
+    await page.screenshot(path=f"/tmp/ui-{name}.png", animations="disabled")
+
+
+async def sign_in(page: Page, ui: UI, token: str) -> None:
+    await page.goto(ui.at("/ui/"))
+    await page.get_by_label("API-токен").fill(token)
+    await page.get_by_role("button", name="Войти").click()
+    await expect(page.locator("#shell")).to_be_visible()
+    await expect(page.locator("#live-status")).to_have_text("● в сети")
+
+
+async def post_form(ui: UI, data: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = ui.at(f"/hooks/forms/{ui.form_key}?secret={ui.form_secret}")
+        async with http.post(url, data=data) as r:
+            assert r.status == 201, await r.text()
+
+
+async def api(ui: UI, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method, ui.at("/api/v1" + path), json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            return r.status, await r.json()
+
+
+async def test_sign_in_shows_errors_and_remembers_the_token(page: Page, ui: UI) -> None:
+    await page.goto(ui.at("/ui"))  # redirected to /ui/
+    assert page.url == ui.at("/ui/")
+    await shot(page, "signin")
+    await page.get_by_role("button", name="Войти").click()
+    await expect(page.locator("#signin-token-error")).to_have_text("Введите токен")
+    await page.get_by_label("API-токен").fill("not-a-token")
+    await page.get_by_role("button", name="Войти").click()
+    await expect(page.locator("#signin-token-error")).to_have_text("invalid API token")
+    await expect(page.get_by_label("API-токен")).to_have_attribute("aria-invalid", "true")
+
+    await page.get_by_label("API-токен").fill(ui.manager)
+    await page.get_by_role("button", name="Войти").click()
+    await expect(page.locator("#me")).to_have_text("Пётр Петров · менеджер · ☎ 201")
+    await expect(page.get_by_role("link", name="Лиды")).to_have_attribute("aria-current", "page")
+    assert await page.evaluate("localStorage.getItem('crmhub.token')") == ui.manager
+
+    await page.reload()  # the token is kept
+    await expect(page.locator("#me")).to_contain_text("Пётр Петров")
+    await page.get_by_role("button", name="Выйти").click()
+    await expect(page.locator("#signin")).to_be_visible()
+    assert await page.evaluate("localStorage.getItem('crmhub.token')") is None
+
+
+async def test_a_form_lead_appears_live_and_filters_work(page: Page, ui: UI) -> None:
+    await sign_in(page, ui, ui.admin)
+    await expect(page.locator("#leads-total")).to_have_text("Всего: 0")
+    await post_form(ui, FORM)
+    # No reload: the new_lead live event refreshes the list.
+    row = page.locator("#leads-table tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row.first).to_contain_text("Анна Смирнова")
+    await expect(row.first).to_contain_text("+79165551234")
+    await expect(row.first).to_contain_text("anna@example.ru")
+    await expect(row.first).to_contain_text("Новый")
+    await expect(row.first).to_contain_text("Сайт")
+    await expect(row.first).to_contain_text("Пётр Петров")  # the admin sees colleagues' names
+    await expect(page.locator("#live-feed")).to_contain_text("Новый лид")
+    await shot(page, "leads")
+
+    await page.get_by_label("Статус").select_option("rejected")
+    await expect(page.locator("#leads-total")).to_have_text("Всего: 0")
+    await page.get_by_label("Статус").select_option("new")
+    await page.get_by_label("Источник").select_option("telegram")
+    await expect(page.locator("#leads-total")).to_have_text("Всего: 0")
+    await page.get_by_label("Источник").select_option("webform")
+    await expect(page.locator("#leads-total")).to_have_text("Всего: 1")
+
+
+async def test_the_caller_card_pops_up_on_a_live_event(page: Page, ui: UI) -> None:
+    await sign_in(page, ui, ui.manager)
+    card = page.locator("#caller-card")
+    await expect(card).to_be_hidden()
+    await ui.app[LIVE].publish(
+        "caller_card",
+        {
+            "linkedid": "1700000000.42",
+            "caller": "+79165551234",
+            "new_caller": False,
+            "client": {"id": 7, "name": "ООО «Ромашка»", "kind": "company", "status": "active"},
+            "owner_id": ui.manager_id,
+            "lead": None,
+            "open_deals": [
+                {"id": 3, "title": "Поставка 2026", "stage": "proposal", "amount": "150000"}
+            ],
+            "last_interactions": [
+                {
+                    "id": 1,
+                    "channel": "call",
+                    "direction": "in",
+                    "kind": "call_ended",
+                    "outcome": "missed",
+                    "subject": None,
+                    "occurred_at": "2026-01-15T09:30:00+00:00",
+                }
+            ],
+        },
+        user_ids=[ui.manager_id],
+    )
+    await expect(card).to_be_visible()
+    await expect(card.locator("#caller-title")).to_have_text("ООО «Ромашка»")
+    await expect(card).to_contain_text("+79165551234")
+    await expect(card).to_contain_text("Ответственный: Пётр Петров (вы)")
+    await expect(card).to_contain_text("Поставка 2026")
+    await expect(card).to_contain_text("Пропущен")
+    await expect(card.get_by_role("link", name="Карточка клиента")).to_have_attribute(
+        "href", "#/clients/7"
+    )
+    await shot(page, "caller-card")
+
+    await ui.app[LIVE].publish(
+        "call_state",
+        {"linkedid": "1700000000.42", "state": "call_answered", "outcome": "answered"},
+        user_ids=[ui.manager_id],
+    )
+    await expect(card.locator("#caller-state")).to_have_text("отвечен")
+    await page.keyboard.press("Escape")
+    await expect(card).to_be_hidden()
+
+    # An unknown caller: "Новый звонок"; another user's event is not shown.
+    await ui.app[LIVE].publish(
+        "caller_card",
+        {"linkedid": "x", "caller": "+74950000000", "client": None},
+        user_ids=[ui.admin_id],
+        owner_id=ui.admin_id,
+    )
+    await ui.app[LIVE].publish(
+        "caller_card",
+        {"linkedid": "y", "caller": "+74951112233", "client": None, "lead": None},
+        user_ids=[ui.manager_id],
+    )
+    await expect(card.locator("#caller-title")).to_have_text("Новый звонок")
+    await expect(card).to_contain_text("+74951112233")
+    await expect(page.locator("#live-feed")).not_to_contain_text("+74950000000")
+
+
+async def test_convert_and_reject_leads(page: Page, ui: UI) -> None:
+    await post_form(ui, FORM)
+    await post_form(ui, {**FORM, "name": "Борис", "phone": "+7 903 111-22-33", "email": "b@x.ru"})
+    await sign_in(page, ui, ui.admin)
+    rows = page.locator("#leads-table tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_contain_text("Борис")  # newest first
+
+    # Reject without a reason: the API's error appears next to the field.
+    await rows.filter(has_text="Борис").get_by_role("button", name="Отклонить").click()
+    dialog = page.locator("dialog#modal")
+    await dialog.get_by_role("button", name="Отклонить").click()
+    await expect(dialog.get_by_role("alert").first).to_contain_text("reason")
+    await expect(dialog.get_by_label("Причина отказа")).to_have_attribute("aria-invalid", "true")
+    await dialog.get_by_label("Причина отказа").fill("Дубль")
+    await dialog.get_by_role("button", name="Отклонить").click()
+    await expect(dialog).to_be_hidden()
+    await expect(rows.filter(has_text="Борис")).to_contain_text("Отклонён")
+    await expect(rows.filter(has_text="Борис")).to_contain_text("Дубль")
+
+    await rows.filter(has_text="Анна").get_by_role("button", name="Конвертировать").click()
+    await expect(dialog.get_by_label("Название клиента")).to_have_value("Анна Смирнова")
+    await dialog.get_by_label("Название сделки").fill("Демо для Анны")
+    await dialog.get_by_label("Сумма, ₽").fill("abc")
+    await dialog.get_by_role("button", name="Конвертировать").click()
+    await expect(dialog.get_by_label("Сумма, ₽")).to_have_attribute("aria-invalid", "true")
+    await dialog.get_by_label("Сумма, ₽").fill("250 000")
+    await shot(page, "convert")
+    await dialog.get_by_role("button", name="Конвертировать").click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#toasts")).to_contain_text("Создан клиент «Анна Смирнова»")
+    await expect(rows.filter(has_text="Анна")).to_contain_text("Конвертирован")
+
+    status, leads = await api(ui, "GET", "/leads?q=Анна", ui.admin)
+    assert status == 200 and leads["items"][0]["status"] == "converted"
+    client_id = leads["items"][0]["client_id"]
+
+    # The client is found by phone in any spelling; its card shows the deal and timeline.
+    await page.get_by_role("link", name="Клиенты").click()
+    await page.get_by_label("Поиск по телефону или имени").fill("8 916 555 12 34")
+    await page.get_by_role("button", name="Найти").click()
+    crow = page.locator("#clients-table tbody tr")
+    await expect(crow).to_have_count(1)
+    await crow.get_by_role("link", name="Анна Смирнова").click()
+    assert page.url.endswith(f"#/clients/{client_id}")
+    await expect(page.locator("#client-name")).to_have_text("Анна Смирнова")
+    await expect(page.locator(".client-card")).to_contain_text("Демо для Анны")
+    await expect(page.locator(".client-card")).to_contain_text("250")
+    await expect(page.locator(".timeline li")).to_have_count(1)
+    await expect(page.locator(".timeline li").first).to_contain_text("Заявка с сайта")
+    await shot(page, "client")
+
+
+async def test_language_switch(page: Page, ui: UI) -> None:
+    await sign_in(page, ui, ui.admin)
+    await expect(page.locator("html")).to_have_attribute("lang", "ru")
+    await page.locator("#shell").get_by_role("button", name="Switch to English").click()
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await expect(page.locator("#nav a")).to_have_text(["Leads", "Clients", "Deals", "Tasks"])
+    await expect(page.locator("main h1")).to_have_text("Leads")
+    await expect(page.locator("#live-status")).to_have_text("● online")
+    await expect(page.get_by_label("Status")).to_be_visible()
+    await page.reload()  # the choice is kept
+    await expect(page.locator("main h1")).to_have_text("Leads")
+    await shot(page, "english")
+    await page.locator("#shell").get_by_role("button", name="Переключить на русский").click()
+    await expect(page.locator("main h1")).to_have_text("Лиды")
+
+
+async def test_click_to_call_shows_the_api_answer(page: Page, ui: UI) -> None:
+    await sign_in(page, ui, ui.manager)
+    status, expected = await api(ui, "POST", "/calls", ui.manager, {"number": "12"})
+    await page.get_by_label("Номер").fill("12")
+    await page.get_by_role("button", name="Позвонить").first.click()
+    if status == 202:
+        await expect(page.locator("#toasts")).to_contain_text("Звоним")
+    else:
+        await expect(page.locator("#dial-number-error")).to_have_text(expected["error"])
+
+
+async def test_deal_board_and_tasks_with_demo_data(page: Page, ui: UI) -> None:
+    db: Database = ui.app[DB]
+    demo = await load_demo(db)
+    admin = next(u["token"] for u in demo["users"] if u["email"].startswith("admin@"))
+    await sign_in(page, ui, admin)
+    await page.get_by_role("link", name="Сделки").click()
+    board = page.locator("#deals-board")
+    await expect(board.locator(".column")).to_have_count(5)
+    await expect(board.locator(".column").first.locator("h2")).to_have_text("Новая")
+    column = board.locator(".column[data-stage=negotiation]")
+    before = await column.locator(".deal").count()
+    first = board.locator(".column:not([data-stage=negotiation]) .deal").first
+    title = (await first.locator("strong").text_content()) or ""
+    await first.get_by_label(f"Этап: {title}").select_option("negotiation")
+    await expect(page.locator("#toasts")).to_contain_text("Сделка перемещена: Переговоры")
+    await expect(column.locator(".deal", has_text=title)).to_have_count(1)
+    await expect(column.locator(".deal")).to_have_count(before + 1)
+    await expect(column.locator("header")).to_contain_text(ru_deals(before + 1))
+    await shot(page, "deals")
+
+    await page.get_by_role("link", name="Задачи").click()
+    tasks = page.locator("li.task")
+    await expect(page.locator("main h1")).to_have_text("Задачи")
+    count = await tasks.count()
+    await shot(page, "tasks")
+    if count:
+        await tasks.first.get_by_role("button", name="Готово").click()
+        await expect(page.locator("#toasts")).to_contain_text("Задача выполнена")
+        await expect(tasks).to_have_count(count - 1)
+
+
+async def test_timeline_shows_calls_and_email_html_only_in_a_sandbox(page: Page, ui: UI) -> None:
+    from crm_core.models import Interaction
+
+    status, client = await api(
+        ui,
+        "POST",
+        "/clients",
+        ui.admin,
+        {"kind": "company", "name": "ООО «Ромашка»", "phones": ["+74951234567"]},
+    )
+    assert status == 201, client
+    async with ui.app[DB].transaction() as s:
+        s.add(
+            Interaction(
+                client_id=client["id"],
+                channel="call",
+                direction="in",
+                kind="call_ended",
+                outcome="answered",
+                duration_s=125,
+                recording_url="https://pbx.example.ru/rec/1.wav",
+            )
+        )
+        s.add(
+            Interaction(
+                client_id=client["id"],
+                channel="email",
+                direction="in",
+                kind="email_received",
+                subject="<b>Счёт</b> на оплату",
+                body="Добрый день",
+                html="<p id='x'>Добрый день</p><script>parent.document.title='pwned'</script>"
+                "<img src=x onerror=\"parent.document.title='pwned'\">",
+            )
+        )
+    await sign_in(page, ui, ui.admin)
+    await page.goto(ui.at(f"/ui/#/clients/{client['id']}"))
+    items = page.locator(".timeline li")
+    await expect(items).to_have_count(2)
+    call = items.filter(has_text="Звонок")
+    await expect(call).to_contain_text("Отвечен")
+    await expect(call).to_contain_text("Длительность: 2:05")
+    await expect(call.get_by_role("link", name="Запись разговора")).to_have_attribute(
+        "href", "https://pbx.example.ru/rec/1.wav"
+    )
+    mail = items.filter(has_text="Письмо")
+    await expect(mail.locator(".tl-subject")).to_have_text("<b>Счёт</b> на оплату")  # as text
+    await mail.get_by_text("Показать письмо").click()
+    frame = mail.locator("iframe.mail-frame")
+    await expect(frame).to_have_attribute("sandbox", "")
+    await expect(page.frame_locator("iframe.mail-frame").locator("#x")).to_have_text("Добрый день")
+    await page.wait_for_timeout(300)
+    assert await page.title() == "crmhub"
+    await shot(page, "timeline")
