@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("file")
     ing.add_argument("--dry-run", action="store_true", help="normalize only; write nothing")
     ing.add_argument(
-        "--content-type", default=None, help="form payloads: urlencoded, multipart or json"
+        "--content-type",
+        default=None,
+        help="form payloads: urlencoded, multipart or json (default: guessed from the body)",
     )
     ing.add_argument("--form-key", default=None, help="form payloads: the form's key")
     ing.add_argument("--name", default=None, help="PBX, bot or mailbox name")
@@ -238,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
     except SettingsError as exc:
         return _fail(str(exc))
+    if args.func is not cmd_serve:  # serve configures its own; logs never go to stdout
+        from gateway.observability import configure_logging
+
+        configure_logging(settings.log_format, settings.log_level, stdlib=False)
     result: int = args.func(args, settings)
     return result
 

@@ -26,7 +26,7 @@ def normalize_file(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [
             form_dry_run(
                 path,
-                content_type=args.content_type or "urlencoded",
+                content_type=args.content_type,
                 form_key=args.form_key or "dry-run",
             )
         ]

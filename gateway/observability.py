@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -16,13 +17,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["Metrics", "configure_logging", "request_context_middleware"]
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
-    """JSON lines in production (not a terminal), a console renderer on a terminal."""
+def configure_logging(fmt: str = "auto", level: str = "INFO", *, stdlib: bool = True) -> None:
+    """JSON lines in production (not a terminal), a console renderer on a terminal;
+    always on stderr.  ``stdlib=False`` leaves the standard library's logging alone
+    (one-shot CLI commands: its last-resort handler already writes warnings to stderr)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=lvl, force=True)
-    for noisy in ("aiohttp.access",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if stdlib:
+        logging.basicConfig(format="%(message)s", stream=sys.stderr, level=lvl, force=True)
+        for noisy in ("aiohttp.access",):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if use_json
@@ -38,9 +42,15 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr looked up per logger, not fixed here: stdout stays for command
+        # output (``crmhub ingest`` prints JSON) and a replaced stderr is followed.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 class Metrics:

@@ -11,21 +11,35 @@ from connectors.webforms.normalize import normalize_form
 from connectors.webforms.parsing import CONTENT_TYPES, mime_type_for, parse_body_full
 from crm_core.events import InboundEvent, NormalizeError
 
-__all__ = ["dry_run", "load_event"]
+__all__ = ["dry_run", "guess_content_type", "load_event"]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def guess_content_type(body: bytes) -> str:
+    """What a stored body most likely is, when ``--content-type`` is not given: JSON
+    (starts with ``{``/``[``), multipart (starts with a ``--boundary`` line), else
+    urlencoded."""
+    head = body.lstrip()[:1]
+    if head in (b"{", b"["):
+        return "json"
+    if body.startswith(b"--") and b"content-disposition" in body[:4096].lower():
+        return "multipart"
+    return "urlencoded"
 
 
 def load_event(
     path: str,
     *,
-    content_type: str = "urlencoded",
+    content_type: str | None = None,
     form_key: str = "dry-run",
     received_at: datetime | None = None,
 ) -> InboundEvent:
     """A stored form body -> its event (for ``crmhub ingest form FILE`` with or without
     ``--dry-run``).  Raises :class:`NormalizeError` with a one-line reason."""
-    if content_type.lower() not in CONTENT_TYPES and "/" not in content_type:
+    if content_type is not None and (
+        content_type.lower() not in CONTENT_TYPES and "/" not in content_type
+    ):
         raise NormalizeError(
             f"unknown content type {content_type!r}: use {', '.join(CONTENT_TYPES)}",
             "content_type",
@@ -37,7 +51,7 @@ def load_event(
         body = file.read_bytes()
     except OSError as exc:
         raise NormalizeError(f"cannot read {path}: {exc.strerror or exc}", "file") from None
-    parsed = parse_body_full(body, mime_type_for(content_type))
+    parsed = parse_body_full(body, mime_type_for(content_type or guess_content_type(body)))
     return normalize_form(
         parsed.fields,
         form=FormSpec(key=form_key),
@@ -48,7 +62,7 @@ def load_event(
 
 
 def dry_run(
-    path: str, *, content_type: str = "urlencoded", form_key: str = "dry-run"
+    path: str, *, content_type: str | None = None, form_key: str = "dry-run"
 ) -> dict[str, Any]:
     """Normalize a stored payload and return the event's JSON (nothing is stored)."""
     return load_event(path, content_type=content_type, form_key=form_key).to_json()

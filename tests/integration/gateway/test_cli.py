@@ -57,9 +57,16 @@ def test_users_forms_ingest_and_inbox(
     code, _, err = run(capsys, "ingest", "form", str(junk), "--dry-run", "--content-type", "json")
     assert code == 2 and err.count("\n") == 1
 
-    code, rows, _ = run(capsys, "ingest", "form", tilda)
+    code, rows, err = run(capsys, "ingest", "form", tilda)
     assert code == 0 and rows[0]["result"]["status"] == "processed"
     assert rows[0]["result"]["lead_id"]
+    assert len(rows) == 1, "stdout carries the result only; the pipeline's log goes to stderr"
+    assert "event_processed" in err
+
+    # A JSON body is recognised without --content-type (Contact Form 7 webhook).
+    cf7 = str(FIXTURES / "forms" / "cf7_to_webhook.json")
+    code, rows, _ = run(capsys, "ingest", "form", cf7, "--dry-run")
+    assert code == 0 and rows[0]["meta"]["platform"] == "cf7"
 
     # A Telegram docs example that the library cannot parse is stored as failed.
     tg = str(FIXTURES / "telegram" / "01_docs_message_text_start.json")

@@ -10,6 +10,7 @@ import pytest
 
 from connectors.webforms import FormSpec, dry_run, normalize_form, parse_body, parse_body_full
 from connectors.webforms.aliases import canonical_of
+from connectors.webforms.dry_run import guess_content_type
 from crm_core.events import Channel, Classification, EventKind, NormalizeError
 from tests.support.webforms import FIXTURES, fixture_bytes
 
@@ -437,3 +438,23 @@ def test_dry_run_errors(tmp_path: Any, content: bytes | None, ctype: str, field:
         dry_run(str(path), content_type=ctype)
     assert info.value.field == field
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "identity"),
+    [
+        ("cf7_to_webhook.json", "json", "phone:+79165551234"),
+        ("google_forms_apps_script.json", "json", None),
+        ("generic_03_multipart.txt", "multipart", "phone:+79165551234"),
+        ("tilda_02_lead.urlencoded.txt", "urlencoded", None),
+        ("elementor_01_simple.urlencoded.txt", "urlencoded", None),
+    ],
+)
+def test_dry_run_guesses_the_content_type(name: str, kind: str, identity: str | None) -> None:
+    """``crmhub ingest form FILE`` without ``--content-type``: the body tells."""
+    assert guess_content_type(fixture_bytes(name)) == kind
+    out = dry_run(str(FIXTURES / name))
+    assert out["meta"]["content_type"] == kind
+    assert out["identities"], out
+    if identity is not None:
+        assert identity in out["identities"]
