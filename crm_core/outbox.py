@@ -22,6 +22,7 @@ from crm_core.background import BackgroundTask
 from crm_core.db import Database
 from crm_core.live import LiveHub
 from crm_core.models import ContactPoint, Interaction, OutboxCommand, utcnow
+from crm_core.pipeline.replies import close_first_reply
 from crm_core.pipeline.worker import backoff_seconds
 from crm_core.ports import OutboundCommand, OutboundExecutor, OutboundResult, OutboundStatus
 
@@ -292,6 +293,9 @@ class OutboxWorker:
         )
         s.add(inter)
         await s.flush()
+        await close_first_reply(
+            s, lead_id=row.lead_id, client_id=row.client_id, at=inter.occurred_at, how=row.channel
+        )
         return inter.id
 
 

@@ -26,7 +26,7 @@ from crm_core.pipeline.assign import Assigner, Assignment
 from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
-from crm_core.pipeline.replies import logged_reply
+from crm_core.pipeline.replies import close_first_reply, logged_reply
 
 __all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
 
@@ -227,6 +227,14 @@ async def process_event(
         if out.client_id is None and link is not None:
             out.client_id = link.client_id
         await _call_tasks(s, event, inter, lead, client, cfg, assignment)
+        if _is_reply(event):
+            await close_first_reply(
+                s,
+                lead_id=inter.lead_id,
+                client_id=inter.client_id,
+                at=event.occurred_at,
+                how=f"{event.channel.value} {event.direction.value}",
+            )
     out.live.extend(await live_events_for(s, event, m, lead, out))
     return out
 
@@ -269,6 +277,14 @@ def _interaction(
         meta=meta,
         occurred_at=event.occurred_at,
     )
+
+
+def _is_reply(event: InboundEvent) -> bool:
+    """The client got an answer: a message or email sent to them (from VK's or Telegram's
+    own interface, or the manager's mail program), or a call that was answered."""
+    if event.kind == EventKind.CALL_ENDED:
+        return event.meta.get("outcome") == "answered"
+    return event.direction == Direction.OUTBOUND
 
 
 def _int(v: Any) -> int | None:
