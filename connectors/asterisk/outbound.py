@@ -22,6 +22,7 @@ from crm_core.ports import OutboundCommand, OutboundResult, OutboundStatus
 __all__ = [
     "AsteriskOutbound",
     "OriginateRejected",
+    "OriginateUnconfirmed",
     "PBXUnavailable",
     "build_originate",
     "dial_string",
@@ -34,6 +35,11 @@ class PBXUnavailable(ConnectionError):
 
 class OriginateRejected(RuntimeError):
     """The PBX answered ``Response: Error`` (bad channel, no permission...)."""
+
+
+class OriginateUnconfirmed(RuntimeError):
+    """``Originate`` was sent but the PBX did not answer in time: it may be ringing the
+    operator already, so it is not sent again (a retry could dial the client twice)."""
 
 
 def dial_string(e164: str, dial_format: str, region: str = "RU") -> str:
@@ -135,7 +141,7 @@ class AsteriskOutbound:
             return OutboundResult(
                 OutboundStatus.RETRY, detail=f"PBX {self.settings.name} unavailable: {exc}"
             )
-        except OriginateRejected as exc:
+        except (OriginateRejected, OriginateUnconfirmed) as exc:
             return OutboundResult(OutboundStatus.FAILED, detail=str(exc))
         return OutboundResult(
             OutboundStatus.SENT,
@@ -171,7 +177,10 @@ async def send_originate(manager: Any, action: dict[str, Any], wait_s: float) ->
     try:
         resp = await asyncio.wait_for(fut, wait_s)
     except TimeoutError:
-        raise PBXUnavailable(f"no answer to Originate within {wait_s:g} s") from None
+        raise OriginateUnconfirmed(
+            f"the PBX did not confirm the call within {wait_s:g} s; not retried so that "
+            "the client is not dialled twice (the phone may still ring)"
+        ) from None
     if isinstance(resp, list):
         resp = resp[0]
     if str(resp.get("Response", "")).lower() != "success":

@@ -60,6 +60,7 @@ class AMIServer:
     drop_after: int | None = None
     resume_at: int | None = None
     originate_error: str | None = None
+    originate_silent: bool = False  # a stuck PBX: Originate is read but never answered
     host: str = "127.0.0.1"
     port: int = 0
     position: int = 0
@@ -197,7 +198,9 @@ class AMIServer:
                 },
             )
         elif name == "originate":
-            if self.originate_error:
+            if self.originate_silent:
+                pass
+            elif self.originate_error:
                 self._send(w, _resp(aid, "Error", self.originate_error))
             else:
                 self._send(w, _resp(aid, "Success", "Originate successfully queued"))

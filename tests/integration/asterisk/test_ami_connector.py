@@ -54,6 +54,7 @@ def settings(port: int, **kw: Any) -> AsteriskSettings:
         secret="crmsecret",
         reconnect_max_seconds=0.2,
         cdr_wait_seconds=0.3,
+        action_timeout_seconds=1.0,
     )
     base.update(TRUNK)
     base.update(kw)
@@ -185,6 +186,11 @@ async def test_click_to_call_originate() -> None:
             assert res2.status is OutboundStatus.FAILED and "Originate failed" in (
                 res2.detail or ""
             )
+            # Sent but never confirmed: it may be ringing, so it is not retried.
+            srv.originate_error, srv.originate_silent = None, True
+            res3 = await out.execute(command)
+            assert res3.status is OutboundStatus.FAILED
+            assert "not retried" in (res3.detail or "")
     orig = next(a for a in srv.actions if a.get("Action") == "Originate")
     assert orig["ActionID"] == "ob-77" and orig["Channel"] == "PJSIP/101"
     assert orig["Exten"] == "89165551234" and orig["Context"] == "click2call"
