@@ -84,14 +84,18 @@ async def _one(client: TestClient, model: Any, *where: Any, what: str) -> Any:
     return got[0]
 
 
-async def _sent(client: TestClient, outbox_id: int, token: str, status: str = "sent") -> dict:
+async def _sent(
+    client: TestClient, outbox_id: int, token: str, status: str = "sent", attempts: int = 1
+) -> dict:
+    """Waits until the command has ``status`` after at least ``attempts`` attempts (a
+    command is "pending" before its first attempt too)."""
     body: dict[str, Any] = {}
 
     async def done() -> bool:
         nonlocal body
         r = await client.get(f"/api/v1/emails/{outbox_id}", headers=_h(token))
         body = await r.json()
-        return bool(body.get("status") == status)
+        return bool(body.get("status") == status and (body.get("attempts") or 0) >= attempts)
 
     await until(done, what=f"email {outbox_id} {status}")
     return body
