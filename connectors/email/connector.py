@@ -224,7 +224,10 @@ class ImapMailbox:
                 self.stats.resyncs += 1
                 log.warning(
                     "imap %s/%s: UIDVALIDITY changed %s -> %s: resyncing the window",
-                    s.name, folder, saved.get("uidvalidity"), status.uidvalidity,
+                    s.name,
+                    folder,
+                    saved.get("uidvalidity"),
+                    status.uidvalidity,
                 )
             saved = {"uidvalidity": status.uidvalidity, "last_uid": 0, "initial_done": False}
             await self.state.set(key, dict(saved))

@@ -340,8 +340,12 @@ class ImapSession:
         proto = self._proto()
         # aioimaplib's own per-line timer plus ours around the whole batch
         resp = await self._call(
-            proto.fetch(uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])", by_uid=True,
-                        timeout=self.settings.command_timeout),
+            proto.fetch(
+                uid_set(uids),
+                "(UID INTERNALDATE BODY.PEEK[])",
+                by_uid=True,
+                timeout=self.settings.command_timeout,
+            ),
             self.settings.command_timeout * 4,
         )
         if resp.result != "OK":
@@ -350,8 +354,9 @@ class ImapSession:
 
     async def append(self, folder: str, raw: bytes, flags: str = "(\\Seen)") -> None:
         resp = await self._call(
-            self._proto().append(raw, quote_mailbox(folder), flags, None,
-                                 timeout=self.settings.command_timeout)
+            self._proto().append(
+                raw, quote_mailbox(folder), flags, None, timeout=self.settings.command_timeout
+            )
         )
         if resp.result != "OK":
             raise ImapError(f"APPEND to {folder!r} failed: {_text(resp.lines)}")

@@ -191,7 +191,9 @@ def form_webhook(
             receipt = await ingest(event, wait=True)
         except IngestUnavailable as exc:
             return _error(
-                503, f"cannot store the submission now: {exc}", None,
+                503,
+                f"cannot store the submission now: {exc}",
+                None,
                 **{"Retry-After": RETRY_AFTER_UNAVAILABLE},
             )
         return _json(

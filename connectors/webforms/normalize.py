@@ -189,9 +189,13 @@ def normalize_form(
         base_meta["remote_ip"] = remote_ip
     if is_tilda_handshake(data):
         return InboundEvent(
-            channel=Channel.WEBFORM, kind=EventKind.IGNORED, external_id=f"{form_key}:tilda-test",
-            occurred_at=received_at, meta={**base_meta, "platform": "tilda", "handshake": True},
-            raw=dict(data), source=form_key,
+            channel=Channel.WEBFORM,
+            kind=EventKind.IGNORED,
+            external_id=f"{form_key}:tilda-test",
+            occurred_at=received_at,
+            meta={**base_meta, "platform": "tilda", "handshake": True},
+            raw=dict(data),
+            source=form_key,
         )
     entries, advanced = _entries(data)
     entries = [e for e in entries if _values(e.value)]  # blank fields carry nothing

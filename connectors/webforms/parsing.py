@@ -91,9 +91,7 @@ def _decode(body: bytes, charset: str) -> str:
     except LookupError:
         raise NormalizeError(f"unknown charset {charset!r}", "Content-Type") from None
     except UnicodeDecodeError as exc:
-        raise NormalizeError(
-            f"body is not valid {charset} (byte {exc.start})", "body"
-        ) from None
+        raise NormalizeError(f"body is not valid {charset} (byte {exc.start})", "body") from None
 
 
 def _parse_urlencoded(body: bytes, charset: str) -> Fields:
@@ -204,9 +202,7 @@ def _parse_json(body: bytes, charset: str) -> Fields:
     except RecursionError:
         raise NormalizeError("JSON nested too deeply", "body") from None
     if not isinstance(data, dict):
-        raise NormalizeError(
-            f"JSON body must be an object, got {type(data).__name__}", "body"
-        )
+        raise NormalizeError(f"JSON body must be an object, got {type(data).__name__}", "body")
     return flatten_json(data)
 
 
