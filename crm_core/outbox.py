@@ -287,6 +287,9 @@ class OutboxWorker:
                 "cc": p.get("cc"),
                 "from": [p.get("from")] if p.get("from") else [],
                 "references": [r.strip("<>") for r in p.get("references") or []],
+                "files": [
+                    str(f).replace("\\", "/").rsplit("/", 1)[-1] for f in p.get("files") or []
+                ],
                 "outbox_id": row.id,
             },
             occurred_at=utcnow(),

@@ -1,7 +1,9 @@
 """Replies to VK: ``messages.send`` through vk-api in a worker thread (an OutboundExecutor).
 
 Payload: ``{"group_id": int, "peer_id": int, "text": str, "random_id": int}`` plus
-optional ``attachment`` (VK attachment string) and ``reply_to``.  ``random_id`` is
+optional ``attachment`` (VK attachment string), ``files`` (local paths, at most 10: each
+uploaded as a message document with ``docs.getMessagesUploadServer`` -> upload ->
+``docs.save`` (vk-api's ``VkUpload``) and attached) and ``reply_to``.  ``random_id`` is
 stored in the outbox row and passed again on retry: VK drops a second message with
 the same ``random_id`` from the same community, so a retry never delivers twice.
 Without one, it is derived from the idempotency key (stable across retries).
@@ -18,12 +20,14 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import jconfig
 import requests
 import vk_api
 from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, Captcha, VkApiError
+from vk_api.upload import VkUpload
 
 from connectors.vk.config import VkGroupSettings
 from connectors.vk.session import make_vk_session
@@ -34,6 +38,7 @@ __all__ = ["VkOutbound", "new_random_id", "random_id_for"]
 UNREACHABLE_CODES = frozenset({901, 902})
 RETRY_CODES: Mapping[int, float | None] = {6: 1.0, 9: 60.0, 10: None}
 TEXT_LIMIT = 4096
+MAX_FILES = 10  # VK's limit of attachments per message
 
 SessionFactory = Callable[[VkGroupSettings], requests.Session]
 
@@ -91,6 +96,33 @@ class VkOutbound:
                 self._apis[group_id] = api
             return api
 
+    @staticmethod
+    def _files(payload: Mapping[str, Any]) -> list[Path]:
+        raw = payload.get("files") or []
+        if not isinstance(raw, list) or not all(isinstance(f, str) for f in raw):
+            raise ValueError("files must be a list of paths")
+        if len(raw) > MAX_FILES:
+            raise ValueError(f"at most {MAX_FILES} files per VK message, got {len(raw)}")
+        paths = [Path(f) for f in raw]
+        for path in paths:
+            if not path.is_file():
+                raise ValueError(f"file to send is missing: {path.name}")
+        return paths
+
+    @staticmethod
+    def _upload(api: vk_api.VkApi, peer_id: int, files: list[Path]) -> list[str]:
+        """Upload each file as a message document; returns ``doc<owner>_<id>`` strings.
+        Runs in a worker thread (vk-api is synchronous)."""
+        upload = VkUpload(api)
+        out = []
+        for path in files:
+            saved = upload.document_message(str(path), title=path.name, peer_id=peer_id)
+            doc = saved.get(saved.get("type") or "doc") if isinstance(saved, Mapping) else None
+            if not isinstance(doc, Mapping) or "id" not in doc or "owner_id" not in doc:
+                raise ValueError(f"docs.save answered without a document: {saved!r}"[:300])
+            out.append(f"doc{doc['owner_id']}_{doc['id']}")
+        return out
+
     def _values(self, command: OutboundCommand) -> tuple[int, dict[str, Any]]:
         payload = command.payload
         group_id = _int(payload.get("group_id"))
@@ -103,7 +135,7 @@ class VkOutbound:
         attachment = payload.get("attachment")
         if not isinstance(text, str) or len(text) > TEXT_LIMIT:
             raise ValueError(f"text must be a string of at most {TEXT_LIMIT} characters")
-        if not text.strip() and not attachment:
+        if not text.strip() and not attachment and not payload.get("files"):
             raise ValueError("nothing to send: text is empty")
         random_id = _int(payload.get("random_id"))
         if random_id is None:
@@ -121,11 +153,17 @@ class VkOutbound:
             return _failed(f"unsupported command kind {command.kind!r}")
         try:
             group_id, values = self._values(command)
+            files = self._files(command.payload)
         except ValueError as exc:
             return _failed(str(exc))
         peer_id = values["peer_id"]
         try:
             api = self.api_for(group_id)
+            if files:
+                # A retry uploads again (VK keeps unused uploads); random_id still
+                # guarantees that the message itself is delivered once.
+                docs = await asyncio.to_thread(self._upload, api, peer_id, files)
+                values["attachment"] = ",".join(filter(None, [values.get("attachment"), *docs]))
             result = await asyncio.to_thread(api.method, "messages.send", values)
         except Captcha as exc:
             return OutboundResult(

@@ -315,8 +315,6 @@ async def send_message(
             payload["business_connection_id"] = meta["business_connection_id"]
         person = meta.get("user_id") or chat_id
     else:
-        if files:
-            raise Invalid("files cannot be sent to VK yet: send text only", "files")
         from random import SystemRandom
 
         peer_id = meta.get("peer_id") or meta.get("from_id") or meta.get("user_id")
@@ -324,6 +322,7 @@ async def send_message(
             "group_id": meta.get("group_id"),
             "peer_id": peer_id,
             "text": text,
+            "files": files or [],
             # Stored with the command: VK drops a second send with the same random_id,
             # so a retry after a lost answer never delivers twice.
             "random_id": SystemRandom().randint(1, 2**31 - 1),

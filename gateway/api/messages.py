@@ -3,8 +3,8 @@
 A reply goes by the messenger the client (or lead, or the deal's client) last wrote
 from, Telegram or VK, through the outbox (``crm_core.services.outbound.send_message``).
 Managers reply only in their own conversations (404 otherwise).  Files come in the JSON
-body as base64 (Telegram only); they are stored under ``attachments_dir/outgoing`` and
-the outbox command carries their paths.
+body as base64 (sent as Telegram documents or VK message documents); they are stored
+under ``attachments_dir/outgoing`` and the outbox command carries their paths.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:
 
 @operation(
     summary="Reply by Telegram or VK (the channel the client last wrote from) to a client, "
-    "lead or deal; files as base64 (Telegram only); header Idempotency-Key",
+    "lead or deal; files as base64 (VK: sent as documents); header Idempotency-Key",
     tag="messages",
     body=MessageCreate,
     response=MessageOut,

@@ -4,6 +4,7 @@ timelines, lead forms, linking a chat to a client by a lead form's phone, replie
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -165,6 +166,30 @@ async def test_message_lead_reply_with_stored_random_id(env: Env) -> None:
     out = await interactions(c, direction="out")
     assert [(i.lead_id, i.body, i.outbox_id) for i in out] == [(lead.id, "Здравствуйте!", row.id)]
     assert out[0].message_key == f"{CHAT_GROUP}:{USER}:128"
+
+
+async def test_reply_with_files_uploads_documents(env: Env) -> None:
+    c = env.client
+    assert await post_vk(c, chat_message(), CHAT_GROUP) == "ok"
+    (lead,) = await leads(c)
+    files = [
+        {"filename": "Прайс.pdf", "content_base64": base64.b64encode(b"%PDF-1.4 price").decode()},
+        {"filename": "../../etc/passwd", "content_base64": base64.b64encode(b"x").decode()},
+    ]
+    outbox_id = await _reply(env, lead_id=lead.id, text="Прайс во вложении", files=files)
+    row = await _settled(env, outbox_id)
+    assert row.status == "sent", row.last_error
+    ups = sorted(env.vk.uploads.values(), key=lambda u: u["doc_id"])
+    # vk-api names the uploaded part file0.ext; the name users see is the doc's title.
+    assert [(u["title"], u["content"], u["peer_id"]) for u in ups] == [
+        ("Прайс.pdf", b"%PDF-1.4 price", str(USER)),
+        ("passwd", b"x", str(USER)),  # the path is never taken from the client
+    ]
+    (sent,) = env.vk.delivered
+    assert sent["text"] == "Прайс во вложении"
+    assert sent["attachment"] == ",".join(f"doc-1_{u['doc_id']}" for u in ups)
+    (logged,) = await interactions(c, direction="out")
+    assert logged.meta["files"] == ["Прайс.pdf", "passwd"]
 
 
 async def test_reply_from_vk_interface_is_logged_outbound(env: Env) -> None:
