@@ -34,6 +34,7 @@ __all__ = [
     "ensure_dovecot",
     "fixture_messages",
     "free_port",
+    "start_or_skip",
     "unique_messages",
     "with_message_id",
 ]
@@ -354,3 +355,18 @@ def unique_messages(directory: Path, count: int, tag: str) -> list[tuple[str, by
         mid = f"<{tag}-{i}@bench.example>"
         out.append((mid[1:-1], with_message_id(base[i % len(base)][1], mid)))
     return out
+
+
+def start_or_skip() -> DovecotServer:
+    """A started server for a test fixture; skipped where Dovecot cannot be installed or
+    started, failed under ``CI`` (CI must run the email tests against a real server)."""
+    import os
+
+    import pytest
+
+    try:
+        return DovecotServer.start()
+    except DovecotUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Dovecot is required in CI but could not start: {exc}")
+        pytest.skip(f"dovecot unavailable: {exc}")

@@ -14,7 +14,7 @@ import pytest
 from connectors.email import ImapMailbox, ImapSettings
 from crm_core.events import InboundEvent
 from crm_core.ports import ConnectorHealth, IngestReceipt
-from tests.support.dovecot import DovecotServer, DovecotUnavailable
+from tests.support.dovecot import DovecotServer, start_or_skip
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 _users = itertools.count(1)
@@ -70,10 +70,7 @@ async def wait_until(cond: Callable[[], bool], limit: float = 15.0) -> None:
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[DovecotServer]:
-    try:
-        server = DovecotServer.start()
-    except DovecotUnavailable as exc:
-        pytest.skip(f"dovecot unavailable: {exc}")
+    server = start_or_skip()
     yield server
     server.stop()
 
