@@ -145,7 +145,7 @@ async def load_demo(db: Database) -> dict[str, Any]:
                 s.add(ContactPerson(client_id=c.id, name=person, position="Закупки"))
             d = Deal(
                 client_id=c.id,
-                title=f"Поставка для {name}",
+                title=f"Поставка — {name}",  # no Russian declension of names here
                 stage=stage,
                 amount=amount,
                 owner_id=owner.id,

@@ -60,7 +60,14 @@ async def test_send(fake: FakeVk, outbound: VkOutbound) -> None:
     assert call.params["v"] == "5.199"
     assert call.params["peer_id"] == "612444319"
     assert fake.delivered == [
-        {"id": 501, "peer_id": 612444319, "text": "Добрый день!", "random_id": 424242, "v": "5.199"}
+        {
+            "id": 501,
+            "peer_id": 612444319,
+            "text": "Добрый день!",
+            "random_id": 424242,
+            "attachment": None,
+            "v": "5.199",
+        }
     ]
 
 
