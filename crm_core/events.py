@@ -39,6 +39,9 @@ class EventKind(StrEnum):
     CALL_ANSWERED = "call_answered"
     CALL_MISSED = "call_missed"
     CALL_ENDED = "call_ended"
+    # After each AMI login: the PBX's live calls; calls crmhub saw start that are gone
+    # (ended while it was down or disconnected) are closed by the pipeline.
+    CALLS_RECONCILED = "calls_reconciled"
     EMAIL_RECEIVED = "email_received"
     EMAIL_SENT = "email_sent"  # a manager's own mail program sent it (From is ours)
     MESSAGE_RECEIVED = "message_received"

@@ -28,7 +28,7 @@ from panoramisk import Manager
 
 from connectors.asterisk.config import AsteriskSettings
 from connectors.asterisk.model import CallUpdate
-from connectors.asterisk.normalize import to_event
+from connectors.asterisk.normalize import reconcile_event, to_event
 from connectors.asterisk.outbound import PBXUnavailable, build_originate, send_originate
 from connectors.asterisk.tracking import CALL_ID_VARIABLE, CallTracker
 from crm_core.events import InboundEvent
@@ -274,6 +274,8 @@ class AsteriskConnector:
                     updates = tracker.reconcile(payload[0], now, payload[1])
                 for u in updates:
                     await self._emit(u)
+                if kind == "reconcile":  # after the calls it ended, in the same order
+                    self._out.put_nowait(reconcile_event(self.settings.name, *payload))
             except Exception:  # a tracking bug must not stop the link
                 log.exception("asterisk %s: cannot handle %s %r", self.settings.name, kind, payload)
 

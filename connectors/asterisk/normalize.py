@@ -13,7 +13,7 @@ from connectors.asterisk.model import CallRecord, CallUpdate
 from crm_core.events import Channel, Direction, EventKind, InboundEvent, NormalizeError
 from crm_core.identity import IdentityError, normalize_phone
 
-__all__ = ["client_phone", "recording_url", "to_event", "to_summary"]
+__all__ = ["client_phone", "reconcile_event", "recording_url", "to_event", "to_summary"]
 
 _KINDS = {
     "call_started": EventKind.CALL_STARTED,
@@ -110,6 +110,22 @@ def to_event(
         meta=meta,
         raw=None,
         direction=Direction.INBOUND if rec.direction == "in" else Direction.OUTBOUND,
+        source=pbx_name,
+    )
+
+
+def reconcile_event(pbx_name: str, channels: list[dict[str, str]], asked_at: float) -> InboundEvent:
+    """What the PBX said after a login (``CoreShowChannels``): the Linkedids still live.
+    The pipeline closes the calls it saw start on this PBX before ``asked_at`` that are
+    not among them (they ended while crmhub was down or disconnected)."""
+    live = sorted({c.get("Linkedid") or c.get("Uniqueid") or "" for c in channels} - {""})
+    return InboundEvent(
+        channel=Channel.CALL,
+        kind=EventKind.CALLS_RECONCILED,
+        external_id=f"{pbx_name}:reconciled:{asked_at:.6f}",
+        occurred_at=datetime.fromtimestamp(asked_at, UTC),
+        meta={"pbx": pbx_name, "live_linkedids": live, "asked_at": asked_at},
+        direction=Direction.INBOUND,
         source=pbx_name,
     )
 

@@ -24,7 +24,7 @@ from crm_core.events import InboundEvent
 from crm_core.models import InboxEvent, utcnow
 from crm_core.ports import IngestUnavailable
 
-__all__ = ["InboxWriter", "Persisted"]
+__all__ = ["InboxWriter", "Persisted", "inbox_row"]
 
 log = structlog.get_logger("crmhub.inbox")
 T = InboxEvent.__table__
@@ -49,7 +49,8 @@ def _key(event: InboundEvent) -> Key:
     return (event.channel.value, event.kind.value, event.external_id)
 
 
-def _row(event: InboundEvent) -> dict[str, Any]:
+def inbox_row(event: InboundEvent) -> dict[str, Any]:
+    """The inbox row (pending) of an event, as the group-commit writer inserts it."""
     now = utcnow()
     return {
         "channel": event.channel.value,
@@ -86,6 +87,12 @@ class InboxWriter:
         )
         self.batches = 0
         self.events = 0
+        self._idle = asyncio.Event()  # set: no submission waits for its commit
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Returns once no submission is waiting for its commit."""
+        await self._idle.wait()
 
     def start(self) -> None:
         self._bg.start()
@@ -101,6 +108,7 @@ class InboxWriter:
         if not self._bg.running:
             return (await self.write_batch([event]))[0]
         fut: asyncio.Future[Persisted] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
         self._queue.put_nowait((event, fut))
         return await fut
 
@@ -121,6 +129,9 @@ class InboxWriter:
                     if not fut.done():
                         fut.set_exception(IngestUnavailable(f"inbox write failed: {exc}"))
                 continue
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
             for (_, fut), res in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(res)
@@ -129,7 +140,7 @@ class InboxWriter:
         """Write events in one transaction; returns one result per event, in order."""
         rows: dict[Key, dict[str, Any]] = {}
         for ev in events:
-            rows.setdefault(_key(ev), _row(ev))
+            rows.setdefault(_key(ev), inbox_row(ev))
         created: dict[Key, int] = {}
         existing: dict[Key, Persisted] = {}
         async with self.db.connect() as conn:

@@ -23,6 +23,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.pipeline.assign import Assigner, Assignment
+from crm_core.pipeline.calls import close_unseen_calls
 from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
@@ -75,6 +76,7 @@ class Outcome:
     client_id: int | None = None
     interaction_id: int | None = None
     created_lead: bool = False
+    follow_up: list[int] = field(default_factory=list)  # inbox rows this event wrote
     live: list[tuple[str, dict[str, Any], list[int] | None, int | None]] = field(
         default_factory=list
     )
@@ -134,6 +136,9 @@ async def process_event(
     if event.meta.get("parse_error"):
         raise ValueError(f"payload could not be parsed: {event.meta['parse_error']}")
     if event.kind == EventKind.IGNORED:
+        return out
+    if event.kind == EventKind.CALLS_RECONCILED:
+        out.follow_up = await close_unseen_calls(s, event)
         return out
     m = await match_event(s, event)
     await link_identities(s, event, m)

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,6 +57,8 @@ class InboxProcessor:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         on_result: Callable[[str, str], None] | None = None,  # (channel, processed|failed)
+        intake_idle: Callable[[], Awaitable[None]] | None = None,
+        yield_seconds: float = 0.05,
     ) -> None:
         self.db = db
         self.assigner = assigner
@@ -65,6 +67,10 @@ class InboxProcessor:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.on_result = on_result
+        # Intake first: while submissions wait for their commit, the next batch waits
+        # (at most yield_seconds), so a burst is acknowledged fast and processed after.
+        self.intake_idle = intake_idle
+        self.yield_seconds = yield_seconds
         self.stats = ProcessorStats()
         self._wake: asyncio.Queue[list[int]] = asyncio.Queue()
         self._events: dict[int, InboundEvent] = {}  # fast path: the objects just persisted
@@ -120,12 +126,18 @@ class InboxProcessor:
             try:
                 if ids:
                     for i in range(0, len(ids), self.batch_size):
+                        await self._yield_to_intake()
                         await self.process_ids(ids[i : i + self.batch_size], fresh=True)
                 else:
                     await self.process_due()
             except Exception as exc:  # keep the worker alive; rows stay due for a retry
                 log.error("processor_loop_error", error=repr(exc))
                 await asyncio.sleep(min(self.poll_interval, 1.0))
+
+    async def _yield_to_intake(self) -> None:
+        if self.intake_idle is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.intake_idle(), self.yield_seconds)
 
     async def process_due(self) -> int:
         """Claim and process rows that are due: left pending, failed and due, or stale."""
@@ -175,6 +187,8 @@ class InboxProcessor:
                     await self._mark_failed_alone(i, exc2)
         for event_id, (persisted, outcome) in results.items():
             self._finish(event_id, persisted)
+            if outcome is not None and outcome.follow_up:
+                self.persisted(outcome.follow_up)  # committed with it: process them next
             if outcome is not None:
                 for kind, payload, user_ids, owner in outcome.live:
                     await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)

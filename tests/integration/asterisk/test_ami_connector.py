@@ -26,7 +26,8 @@ from tests.support.ami_truth import AMI_FIXTURES, SCENARIOS, TRUNK, expected_cal
 
 class FakeIngest:
     def __init__(self, fail_first: int = 0) -> None:
-        self.events: list[InboundEvent] = []
+        self.events: list[InboundEvent] = []  # call events
+        self.reconciled: list[InboundEvent] = []  # one calls_reconciled per login
         self.fail_first = fail_first
         self.keys: set[tuple[str, str]] = set()
 
@@ -34,6 +35,9 @@ class FakeIngest:
         if self.fail_first > 0:
             self.fail_first -= 1
             raise IngestUnavailable("database down")
+        if event.kind.value == "calls_reconciled":
+            self.reconciled.append(event)
+            return IngestReceipt(event_id=0, duplicate=False)
         key = (event.kind.value, event.external_id)
         dup = key in self.keys
         self.keys.add(key)
@@ -97,6 +101,7 @@ async def test_scenario_through_tcp(scenario: str) -> None:
         assert filters and filters[0].startswith("Event: (") and "Hangup" in filters[0]
         assert any(a.get("Action") == "CoreShowChannels" for a in srv.actions)
     assert len(live) == len(ingest.events)
+    assert [e.source for e in ingest.reconciled] == ["office"]  # one login, one report
     ended = ingest.ended()
     for got, exp in zip(ended, expected, strict=True):
         kinds = [e.kind.value for e in ingest.events if e.external_id == got.external_id]

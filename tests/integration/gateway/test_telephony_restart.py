@@ -1,0 +1,79 @@
+"""Calls that end while crmhub is down: the whole app (``create_app``) is stopped in the
+middle of a call replayed by the AMI test server, the call ends meanwhile, and a new app
+on the same database logs it once after its first login (``calls_reconciled``): a missed
+call still opens its call-back task; an answered one is logged answered.  SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from crm_core.models import InboxEvent, Interaction, Lead, Task
+from gateway.app import create_app
+from tests.support.ami_server import AMIServer
+from tests.support.ami_truth import AMI_FIXTURES
+from tests.support.app import add_user, make_settings
+from tests.support.telephony import ami_settings, drained, rows, until
+
+A = AMI_FIXTURES / "a_inbound_answered.ami"
+B = AMI_FIXTURES / "b_inbound_missed_noanswer.ami"
+
+
+async def _app(aiohttp_client: Any, db_url: str, tmp_path: Path, port: int) -> TestClient:
+    settings = make_settings(db_url, tmp_path, asterisk=[ami_settings(port)])
+    client: TestClient = await aiohttp_client(create_app(settings))
+    return client
+
+
+async def _inbox(client: TestClient, kind: str) -> list[InboxEvent]:
+    return await rows(client, InboxEvent, InboxEvent.channel == "call", InboxEvent.kind == kind)
+
+
+@pytest.mark.parametrize(
+    ("transcript", "seen", "outcome", "call_back"),
+    [(B, "call_started", "missed", "open"), (A, "call_answered", "answered", None)],
+)
+async def test_a_call_that_ends_while_crmhub_is_down_is_logged_once(
+    db_url: str,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    transcript: Path,
+    seen: str,
+    outcome: str,
+    call_back: str | None,
+) -> None:
+    for ext in ("101", "102"):
+        await add_user(db_url, f"op{ext}@example.ru", "manager", extension=ext)
+    async with AMIServer.from_files(transcript, speed=1.0) as srv:
+        first = await _app(aiohttp_client, db_url, tmp_path, srv.port)
+
+        async def seen_it() -> bool:
+            return bool(await _inbox(first, seen))
+
+        await until(seen_it, what=seen)
+        await drained(first)
+        assert await _inbox(first, "call_ended") == []
+        await first.close()  # crmhub stops mid-call: the tracker's state is gone
+        srv.position = len(srv.events)  # ... and the call ends meanwhile
+
+        second = await _app(aiohttp_client, db_url, tmp_path, srv.port)
+
+        async def logged() -> bool:
+            return bool(await rows(second, Interaction, Interaction.kind == "call_ended"))
+
+        await until(logged, what="the call ended while crmhub was down")
+        await drained(second)
+        (ended,) = await rows(second, Interaction, Interaction.kind == "call_ended")
+        assert ended.outcome == outcome and ended.direction == "in"
+        assert ended.meta["reconciled"] is True and ended.meta["ended_unseen"] is True
+        (lead,) = await rows(second, Lead)
+        assert ended.lead_id == lead.id
+        tasks = await rows(second, Task, Task.kind == "call_back")
+        assert [t.status for t in tasks] == ([call_back] if call_back else [])
+        assert len(await _inbox(second, "call_ended")) == 1
+        reports = await _inbox(second, "calls_reconciled")
+        assert len(reports) == 2 and {r.status for r in reports} == {"processed"}
