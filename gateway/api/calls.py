@@ -16,19 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor
-from crm_core.models import Interaction, OutboxCommand, User
-from crm_core.services.common import Conflict, Invalid, NotFound
+from crm_core.models import Interaction, OutboxCommand
+from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, start_call
 from gateway.api.common import actor, database, ok, path_id, read_body
-from gateway.errors import ApiError
+from gateway.api.outgoing import earlier_command, idempotency_key, visible_command, wake_outbox
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 
 __all__ = ["ROUTES", "CallCreate", "CallOut", "CallStatusOut"]
 
 Id = Annotated[int, Field(ge=1)]
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class CallCreate(BaseModel):
@@ -110,19 +108,11 @@ def _pbx(request: web.Request, name: str | None) -> None:
 async def create_call(request: web.Request) -> web.Response:
     body = await read_body(request, CallCreate)
     who = actor(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
-    if key is not None and len(key) > 150:
-        raise ApiError(422, f"{IDEMPOTENCY_HEADER} longer than 150 characters", "Idempotency-Key")
+    key = idempotency_key(request)
     settings = request.app[SETTINGS]
     async with database(request).transaction() as s:
-        if key is not None:
-            prev = await s.scalar(select(OutboxCommand).where(OutboxCommand.idempotency_key == key))
-            if prev is not None:
-                if prev.created_by != who.user_id or prev.channel != "call":
-                    raise Conflict(
-                        f"{IDEMPOTENCY_HEADER} {key!r} is already used", "Idempotency-Key"
-                    )
-                return ok(_out(prev), 202)
+        if (prev := await earlier_command(s, key, who, ("call",))) is not None:
+            return ok(_out(prev), 202)
         target = await resolve_target(
             s,
             who,
@@ -142,21 +132,8 @@ async def create_call(request: web.Request) -> web.Response:
         )
         _pbx(request, body.pbx)
         out = _out(row)
-    from gateway.wiring import OUTBOX
-
-    worker = request.app.get(OUTBOX)
-    if worker is not None:
-        worker.wake()
+    wake_outbox(request)
     return ok(out, 202)
-
-
-async def _visible(s: AsyncSession, who: Actor, row: OutboxCommand) -> bool:
-    if who.is_admin or row.created_by == who.user_id:
-        return True
-    if who.is_supervisor and who.team is not None and row.created_by is not None:
-        creator = await s.get(User, row.created_by)
-        return creator is not None and creator.team == who.team
-    return False
 
 
 async def _result(s: AsyncSession, row: OutboxCommand) -> dict[str, Any] | None:
@@ -205,7 +182,7 @@ async def get_call(request: web.Request) -> web.Response:
     who = actor(request)
     async with database(request).sessions() as s:
         row = await s.get(OutboxCommand, outbox_id)
-        if row is None or row.channel != "call" or not await _visible(s, who, row):
+        if row is None or row.channel != "call" or not await visible_command(s, who, row):
             raise NotFound(f"call {outbox_id} not found", "outbox_id")
         p = row.payload
         out = {

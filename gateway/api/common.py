@@ -13,7 +13,7 @@ from crm_core.db import Database
 from gateway.api.keys import ACTOR, API_STATE
 from gateway.errors import ApiError
 
-__all__ = ["actor", "database", "ok", "path_id", "read_body", "read_query"]
+__all__ = ["actor", "database", "ok", "parse_body", "path_id", "read_body", "read_query"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,7 +36,12 @@ def path_id(request: web.Request, name: str = "id") -> int:
 async def read_body(request: web.Request, model: type[M]) -> M:
     """Parse the JSON object body into ``model``: 400 if it is not JSON, 422 naming the
     field if a value is wrong.  An empty body counts as ``{}``."""
-    raw = await request.read()
+    return parse_body(await request.read(), model)
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """A JSON object (empty counts as ``{}``) into ``model``: 400 if it is not JSON or not
+    an object, 422 naming the field if a value is wrong."""
     data: Any = {}
     if raw.strip():
         try:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,13 +22,20 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor, visible_interactions
-from crm_core.models import AttachmentRow, Interaction, OutboxCommand, User
-from crm_core.services.common import Conflict, Invalid, NotFound
+from crm_core.access import visible_interactions
+from crm_core.models import AttachmentRow, Interaction, OutboxCommand
+from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, send_email
-from gateway.api.common import actor, database, ok, path_id
+from gateway.api.common import actor, database, ok, parse_body, path_id
+from gateway.api.outgoing import (
+    earlier_command,
+    idempotency_key,
+    safe_name,
+    store_outgoing,
+    visible_command,
+    wake_outbox,
+)
 from gateway.errors import ApiError
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
@@ -46,12 +51,10 @@ __all__ = [
 ]
 
 Id = Annotated[int, Field(ge=1)]
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_ATTACHMENT_BYTES = 10 * 2**20
 MAX_TOTAL_ATTACHMENT_BYTES = 20 * 2**20
 # base64 grows by 4/3; plus the text, HTML and JSON around it
 MAX_BODY_BYTES = MAX_TOTAL_ATTACHMENT_BYTES * 4 // 3 + 4 * 2**20
-_UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 _CTYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.IGNORECASE)
 Address = Annotated[str, Field(min_length=3, max_length=320)]
 
@@ -127,11 +130,6 @@ def _out(row: OutboxCommand) -> dict[str, Any]:
     }
 
 
-def _safe_name(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name.strip()
-    return _UNSAFE.sub("_", base).strip("._ ")[:150] or "file"
-
-
 def _decode(items: list[EmailAttachment]) -> list[tuple[str, str, bytes]]:
     out: list[tuple[str, str, bytes]] = []
     total = 0
@@ -157,7 +155,7 @@ def _decode(items: list[EmailAttachment]) -> list[tuple[str, str, bytes]]:
         if not _CTYPE.match(ctype):
             where = f"attachments.{i}.content_type"
             raise Invalid(f"not a content type: {a.content_type!r}", where)
-        out.append((_safe_name(a.filename), ctype, content))
+        out.append((safe_name(a.filename), ctype, content))
     return out
 
 
@@ -165,16 +163,10 @@ def _store(root: Path, files: list[tuple[str, str, bytes]]) -> list[dict[str, An
     """Content-addressed: ``outgoing/<sha[:2]>/<sha>/<name>``; the same file is kept once."""
     out = []
     for name, ctype, content in files:
-        digest = hashlib.sha256(content).hexdigest()
-        path = root / "outgoing" / digest[:2] / digest / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(content)
-            tmp.replace(path)
+        path, digest = store_outgoing(root, name, content)
         out.append(
             {
-                "path": str(path.resolve()),
+                "path": str(path),
                 "filename": name,
                 "content_type": ctype,
                 "size": len(content),
@@ -195,16 +187,7 @@ async def _read(request: web.Request) -> EmailCreate:
         if size > MAX_BODY_BYTES:
             raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES // 2**20} MiB")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    data: Any = {}
-    if raw.strip():
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"malformed JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return EmailCreate.model_validate(data)
+    return parse_body(b"".join(chunks), EmailCreate)
 
 
 @operation(
@@ -223,19 +206,11 @@ async def create_email(request: web.Request) -> web.Response:
         raise ApiError(503, "email sending is not configured: add an [smtp] section", "smtp")
     body = await _read(request)
     who = actor(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
-    if key is not None and len(key) > 150:
-        raise ApiError(422, f"{IDEMPOTENCY_HEADER} longer than 150 characters", "Idempotency-Key")
+    key = idempotency_key(request)
     files = _decode(body.attachments)
     async with database(request).transaction() as s:
-        if key is not None:
-            prev = await s.scalar(select(OutboxCommand).where(OutboxCommand.idempotency_key == key))
-            if prev is not None:
-                if prev.created_by != who.user_id or prev.channel != "email":
-                    raise Conflict(
-                        f"{IDEMPOTENCY_HEADER} {key!r} is already used", "Idempotency-Key"
-                    )
-                return ok(_out(prev), 202)
+        if (prev := await earlier_command(s, key, who, ("email",))) is not None:
+            return ok(_out(prev), 202)
         target = await resolve_target(
             s,
             who,
@@ -263,21 +238,8 @@ async def create_email(request: web.Request) -> web.Response:
             idempotency_key=key,
         )
         out = _out(row)
-    from gateway.wiring import OUTBOX
-
-    worker = request.app.get(OUTBOX)
-    if worker is not None:
-        worker.wake()
+    wake_outbox(request)
     return ok(out, 202)
-
-
-async def _visible(s: AsyncSession, who: Actor, row: OutboxCommand) -> bool:
-    if who.is_admin or row.created_by == who.user_id:
-        return True
-    if who.is_supervisor and who.team is not None and row.created_by is not None:
-        creator = await s.get(User, row.created_by)
-        return creator is not None and creator.team == who.team
-    return False
 
 
 @operation(
@@ -291,7 +253,7 @@ async def get_email(request: web.Request) -> web.Response:
     who = actor(request)
     async with database(request).sessions() as s:
         row = await s.get(OutboxCommand, outbox_id)
-        if row is None or row.channel != "email" or not await _visible(s, who, row):
+        if row is None or row.channel != "email" or not await visible_command(s, who, row):
             raise NotFound(f"email {outbox_id} not found", "outbox_id")
         inter = await s.scalar(select(Interaction.id).where(Interaction.outbox_id == row.id))
         out = {
@@ -326,7 +288,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         path, name, digest = Path(row.path), row.filename, row.sha256
     if not await asyncio.to_thread(path.is_file):
         raise NotFound(f"attachment {att_id} is not stored", "attachment_id")
-    ascii_name = _safe_name(name).encode("ascii", "replace").decode().replace("?", "_")
+    ascii_name = safe_name(name).encode("ascii", "replace").decode().replace("?", "_")
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f'attachment; filename="{ascii_name}"; '

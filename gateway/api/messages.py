@@ -12,31 +12,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor
-from crm_core.models import Interaction, OutboxCommand, User
-from crm_core.services.common import Conflict, Invalid, NotFound
+from crm_core.models import Interaction, OutboxCommand
+from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, send_message
 from gateway.api.common import actor, database, ok, path_id, read_body
-from gateway.errors import ApiError
+from gateway.api.outgoing import (
+    earlier_command,
+    idempotency_key,
+    safe_name,
+    store_outgoing,
+    visible_command,
+    wake_outbox,
+)
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 
 __all__ = ["ROUTES", "MessageCreate", "MessageFile", "MessageOut", "MessageStatusOut"]
 
 Id = Annotated[int, Field(ge=1)]
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 CHANNELS = ("telegram", "vk")
-_UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
 class MessageFile(BaseModel):
@@ -96,11 +97,6 @@ def _out(row: OutboxCommand) -> dict[str, Any]:
     }
 
 
-def _safe_name(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name.strip()
-    return _UNSAFE.sub("_", base).strip("._ ")[:150] or "file"
-
-
 def _decode(files: list[MessageFile]) -> list[tuple[str, bytes]]:
     out = []
     for i, f in enumerate(files):
@@ -110,23 +106,12 @@ def _decode(files: list[MessageFile]) -> list[tuple[str, bytes]]:
             raise Invalid("not valid base64", f"files.{i}.content_base64") from None
         if not content:
             raise Invalid("the file is empty", f"files.{i}.content_base64")
-        out.append((_safe_name(f.filename), content))
+        out.append((safe_name(f.filename), content))
     return out
 
 
 def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:
-    """Content-addressed: ``outgoing/<sha[:2]>/<sha>/<name>``; the same file is kept once."""
-    paths = []
-    for name, content in files:
-        digest = hashlib.sha256(content).hexdigest()
-        path = root / "outgoing" / digest[:2] / digest / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(content)
-            tmp.replace(path)
-        paths.append(str(path.resolve()))
-    return paths
+    return [str(store_outgoing(root, name, content)[0]) for name, content in files]
 
 
 @operation(
@@ -141,19 +126,11 @@ def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:
 async def create_message(request: web.Request) -> web.Response:
     body = await read_body(request, MessageCreate)
     who = actor(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
-    if key is not None and len(key) > 150:
-        raise ApiError(422, f"{IDEMPOTENCY_HEADER} longer than 150 characters", "Idempotency-Key")
+    key = idempotency_key(request)
     files = _decode(body.files)
     async with database(request).transaction() as s:
-        if key is not None:
-            prev = await s.scalar(select(OutboxCommand).where(OutboxCommand.idempotency_key == key))
-            if prev is not None:
-                if prev.created_by != who.user_id or prev.channel not in CHANNELS:
-                    raise Conflict(
-                        f"{IDEMPOTENCY_HEADER} {key!r} is already used", "Idempotency-Key"
-                    )
-                return ok(_out(prev), 202)
+        if (prev := await earlier_command(s, key, who, CHANNELS)) is not None:
+            return ok(_out(prev), 202)
         target = await resolve_target(
             s, who, client_id=body.client_id, lead_id=body.lead_id, deal_id=body.deal_id
         )
@@ -165,21 +142,8 @@ async def create_message(request: web.Request) -> web.Response:
             s, who, target=target, text=body.text, files=paths or None, idempotency_key=key
         )
         out = _out(row)
-    from gateway.wiring import OUTBOX
-
-    worker = request.app.get(OUTBOX)
-    if worker is not None:
-        worker.wake()
+    wake_outbox(request)
     return ok(out, 202)
-
-
-async def _visible(s: AsyncSession, who: Actor, row: OutboxCommand) -> bool:
-    if who.is_admin or row.created_by == who.user_id:
-        return True
-    if who.is_supervisor and who.team is not None and row.created_by is not None:
-        creator = await s.get(User, row.created_by)
-        return creator is not None and creator.team == who.team
-    return False
 
 
 @operation(
@@ -192,7 +156,7 @@ async def get_message(request: web.Request) -> web.Response:
     who = actor(request)
     async with database(request).sessions() as s:
         row = await s.get(OutboxCommand, outbox_id)
-        if row is None or row.channel not in CHANNELS or not await _visible(s, who, row):
+        if row is None or row.channel not in CHANNELS or not await visible_command(s, who, row):
             raise NotFound(f"message {outbox_id} not found", "outbox_id")
         inter = await s.scalar(select(Interaction.id).where(Interaction.outbox_id == row.id))
         out = {

@@ -1,0 +1,96 @@
+"""What the three outgoing endpoints share (``POST /calls``, ``/emails``, ``/messages``):
+the ``Idempotency-Key`` header, finding the command an earlier request with that key
+created, who may see a command, waking the outbox worker, and storing uploaded files
+content-addressed under ``attachments_dir/outgoing``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Container
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.access import Actor
+from crm_core.models import OutboxCommand, User
+from crm_core.services.common import Conflict
+from gateway.errors import ApiError
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "earlier_command",
+    "idempotency_key",
+    "safe_name",
+    "store_outgoing",
+    "visible_command",
+    "wake_outbox",
+]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY = 150
+_UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key`` (None when absent); 422 when too long."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
+    if key is not None and len(key) > MAX_KEY:
+        raise ApiError(
+            422, f"{IDEMPOTENCY_HEADER} longer than {MAX_KEY} characters", IDEMPOTENCY_HEADER
+        )
+    return key
+
+
+async def earlier_command(
+    s: AsyncSession, key: str | None, who: Actor, channels: Container[str]
+) -> OutboxCommand | None:
+    """The command an earlier request with the same key created (answer it again), or
+    None; 409 when the key was used by someone else or for another kind of command."""
+    if key is None:
+        return None
+    prev = await s.scalar(select(OutboxCommand).where(OutboxCommand.idempotency_key == key))
+    if prev is None:
+        return None
+    if prev.created_by != who.user_id or prev.channel not in channels:
+        raise Conflict(f"{IDEMPOTENCY_HEADER} {key!r} is already used", IDEMPOTENCY_HEADER)
+    return prev
+
+
+async def visible_command(s: AsyncSession, who: Actor, row: OutboxCommand) -> bool:
+    """Admins see every command, supervisors their team's, others their own."""
+    if who.is_admin or row.created_by == who.user_id:
+        return True
+    if who.is_supervisor and who.team is not None and row.created_by is not None:
+        creator = await s.get(User, row.created_by)
+        return creator is not None and creator.team == who.team
+    return False
+
+
+def wake_outbox(request: web.Request) -> None:
+    from gateway.wiring import OUTBOX  # the wiring imports the API: import late
+
+    worker = request.app.get(OUTBOX)
+    if worker is not None:
+        worker.wake()
+
+
+def safe_name(name: str) -> str:
+    """A file name from a client, reduced to a safe base name (never a path)."""
+    base = Path(name.replace("\\", "/")).name.strip()
+    return _UNSAFE.sub("_", base).strip("._ ")[:150] or "file"
+
+
+def store_outgoing(root: Path, name: str, content: bytes) -> tuple[Path, str]:
+    """``outgoing/<sha[:2]>/<sha>/<name>``: the same file is kept once.  Returns the
+    resolved path and the SHA-256.  Blocking: run it in a thread."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = root / "outgoing" / digest[:2] / digest / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    return path.resolve(), digest
