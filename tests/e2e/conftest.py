@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from tests.support.app import add_form, add_user, make_settings
+from tests.support.smtp_server import SmtpTestServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -79,6 +80,7 @@ class UI:
     manager: str
     form_key: str
     form_secret: str
+    smtp: SmtpTestServer
 
     def at(self, path: str) -> str:
         return self.url + path
@@ -92,7 +94,15 @@ async def ui(tmp_path: Path) -> AsyncIterator[UI]:
         db_url, "petrov@example.ru", "manager", name="Пётр Петров", extension="201"
     )
     key, secret = await add_form(db_url)
-    app = create_app(make_settings(db_url, tmp_path))
+    smtp = SmtpTestServer().start()  # a real SMTP server (aiosmtpd) for replies by email
+    relay = {
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "tls": "none",
+        "from_address": "sales@crm.example",
+        "timeout": 5,
+    }
+    app = create_app(make_settings(db_url, tmp_path, smtp=relay))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -108,9 +118,11 @@ async def ui(tmp_path: Path) -> AsyncIterator[UI]:
             manager=manager,
             form_key=key,
             form_secret=secret,
+            smtp=smtp,
         )
     finally:
         await runner.cleanup()
+        smtp.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ card, converting a lead, the language switch, click-to-call errors, the deal boa
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 from typing import Any
 
@@ -344,3 +346,57 @@ async def test_timeline_shows_calls_and_email_html_only_in_a_sandbox(page: Page,
     await page.wait_for_timeout(300)
     assert await page.title() == "crmhub"
     await shot(page, "timeline")
+
+
+async def test_answer_an_email_from_the_client_card_keeps_the_thread(page: Page, ui: UI) -> None:
+    from crm_core.models import Interaction
+
+    status, client = await api(
+        ui,
+        "POST",
+        "/clients",
+        ui.admin,
+        {"kind": "person", "name": "Анна Смирнова", "emails": ["anna@client.example"]},
+    )
+    assert status == 201, client
+    async with ui.app[DB].transaction() as s:
+        s.add(
+            Interaction(
+                client_id=client["id"],
+                channel="email",
+                direction="in",
+                kind="email_received",
+                subject="Счёт на оплату",
+                body="Пришлите, пожалуйста, счёт",
+                message_key="q1@client.example",
+                thread_id="q1@client.example",
+                meta={"from": ["anna@client.example"], "references": []},
+            )
+        )
+    await sign_in(page, ui, ui.admin)
+    await page.goto(ui.at(f"/ui/#/clients/{client['id']}"))
+    form = page.locator("form.reply")
+    await expect(form.get_by_label("Тема")).to_have_value("Re: Счёт на оплату")
+    await expect(form).to_contain_text("Ответ в цепочке «Счёт на оплату»")
+
+    await form.get_by_role("button", name="Отправить").click()  # empty text
+    await expect(form.get_by_role("alert").filter(has_text="Напишите текст")).to_be_visible()
+    await expect(form.get_by_label("Текст")).to_have_attribute("aria-invalid", "true")
+
+    await form.get_by_label("Текст").fill("Счёт во вложении, спасибо!")
+    await form.get_by_role("button", name="Отправить").click()
+    await expect(page.locator("#toasts")).to_contain_text("Отправляется")
+    # The card reloads; the reply is on the timeline once the SMTP server accepted it.
+    outbound = page.locator(".timeline li").filter(has_text="исходящий")
+    for _ in range(20):
+        if await outbound.count():
+            break
+        await page.wait_for_timeout(500)
+        await page.reload()
+    await expect(outbound).to_have_count(1)
+    (sent,) = ui.smtp.messages
+    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert msg["In-Reply-To"] == "<q1@client.example>"
+    assert msg["To"] == "anna@client.example"
+    assert msg["Subject"] == "Re: Счёт на оплату"
+    await shot(page, "reply")

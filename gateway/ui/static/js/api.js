@@ -20,12 +20,12 @@ export function setToken(token) {
 }
 
 /** api("GET", "/leads", {query}) or api("POST", "/leads/1/reject", {body}). */
-export async function api(method, path, { body, query, token } = {}) {
+export async function api(method, path, { body, query, token, headers: extra } = {}) {
   const url = new URL(`/api/v1${path}`, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
   }
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...(extra || {}) };
   const auth = token ?? getToken();
   if (auth) headers.Authorization = `Bearer ${auth}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -3,6 +3,7 @@ import { api } from "./api.js";
 import { callButton } from "./call.js";
 import { clear, field, fmtDate, fmtDuration, fmtMoney, h, htmlFrame, safeLink } from "./dom.js";
 import { t, tOr } from "./i18n.js";
+import { replyComposer } from "./reply.js";
 import { ownerName } from "./state.js";
 
 let lastSearch = "";
@@ -73,6 +74,11 @@ export async function renderClientCard(main, id) {
       h("p", { class: "field-error", role: "alert" }, e.message));
     return;
   }
+  const composer = replyComposer(client, timeline.items, () => {
+    setTimeout(() => {
+      if (location.hash === `#/clients/${id}`) renderClientCard(main, id);
+    }, 1500);
+  });
   clear(main,
     h("a", { href: "#/clients", class: "back" }, t("clients.back")),
     h("div", { class: "client-card" },
@@ -96,9 +102,10 @@ export async function renderClientCard(main, id) {
             h("span", { class: "badge" }, stageLabel(d)), " ", fmtMoney(d.amount, d.currency))))
           : h("p", { class: "muted" }, t("empty"))),
       h("section", { class: "card", "aria-labelledby": "tl-title" },
+        composer.element,
         h("h2", { id: "tl-title" }, t("clients.timeline")),
         timeline.items.length
-          ? h("ol", { class: "timeline" }, timeline.items.map(timelineItem))
+          ? h("ol", { class: "timeline" }, timeline.items.map((i) => timelineItem(i, composer)))
           : h("p", { class: "muted" }, t("empty")))));
 }
 
@@ -108,7 +115,7 @@ function stageLabel(d) {
 
 const ICONS = { call: "☎", email: "✉", webform: "✎", telegram: "➤", vk: "➤" };
 
-function timelineItem(i) {
+function timelineItem(i, composer) {
   const head = h("div", { class: "tl-head" },
     h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
     h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
@@ -122,6 +129,10 @@ function timelineItem(i) {
       i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
   } else if (i.channel === "email") {
     parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
+    if (i.direction === "in" && composer.element) {
+      parts.push(h("button", { type: "button", class: "link small reply-to",
+        onclick: () => composer.replyTo(i) }, t("reply.answer")));
+    }
     if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 600)));
     if (i.html) {
       parts.push(h("details", {}, h("summary", {}, t("tl.showHtml")),
