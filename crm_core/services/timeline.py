@@ -1,18 +1,20 @@
-"""A client's timeline: interactions of the client, its leads and its deals, newest first."""
+"""Timelines, newest first: a client's (its own, its leads' and deals' interactions) and a
+lead's (its own, and its client's once it has one)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor
 from crm_core.models import Deal, Interaction, Lead
 from crm_core.services.clients import get_client
 from crm_core.services.common import ListFilter, Page, iso, paginate
+from crm_core.services.leads import get_lead
 
-__all__ = ["client_timeline", "interaction_dicts"]
+__all__ = ["client_timeline", "interaction_dicts", "lead_timeline"]
 
 
 def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
@@ -44,13 +46,28 @@ def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
 async def client_timeline(s: AsyncSession, actor: Actor, client_id: int, flt: ListFilter) -> Page:
     """The client must be visible to ``actor``; then its whole history is."""
     client = await get_client(s, actor, client_id)
-    query = select(Interaction).where(
-        or_(
-            Interaction.client_id == client.id,
-            Interaction.lead_id.in_(select(Lead.id).where(Lead.client_id == client.id)),
-            Interaction.deal_id.in_(select(Deal.id).where(Deal.client_id == client.id)),
-        )
+    return await _page(s, select(Interaction).where(_of_client(client.id)), flt)
+
+
+def _of_client(client_id: int) -> ColumnElement[bool]:
+    return or_(
+        Interaction.client_id == client_id,
+        Interaction.lead_id.in_(select(Lead.id).where(Lead.client_id == client_id)),
+        Interaction.deal_id.in_(select(Deal.id).where(Deal.client_id == client_id)),
     )
+
+
+async def lead_timeline(s: AsyncSession, actor: Actor, lead_id: int, flt: ListFilter) -> Page:
+    """The lead must be visible to ``actor``: its conversation (calls, mail, chats, the
+    form), and its client's history once it has a client."""
+    lead = await get_lead(s, actor, lead_id)
+    scope: ColumnElement[bool] = Interaction.lead_id == lead.id
+    if lead.client_id is not None:
+        scope = or_(scope, _of_client(lead.client_id))
+    return await _page(s, select(Interaction).where(scope), flt)
+
+
+async def _page(s: AsyncSession, query: Select[Interaction], flt: ListFilter) -> Page:
     if flt.extra.get("channel"):
         query = query.where(Interaction.channel == flt.extra["channel"])
     if flt.created_from is not None:

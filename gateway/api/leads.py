@@ -5,9 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from crm_core.services import leads as svc
+from crm_core.services.timeline import lead_timeline
 from gateway.api.common import actor, database, ok, path_id, read_body, read_query
-from gateway.api.responses import ConvertOut, LeadOut
-from gateway.api.schemas import LeadConvert, LeadCreate, LeadListQuery, LeadPatch, LeadReject
+from gateway.api.responses import ConvertOut, InteractionOut, LeadOut
+from gateway.api.schemas import (
+    LeadConvert,
+    LeadCreate,
+    LeadListQuery,
+    LeadPatch,
+    LeadReject,
+    TimelineQuery,
+)
 from gateway.openapi import operation
 
 __all__ = ["ROUTES"]
@@ -100,10 +108,27 @@ async def reject_lead(request: web.Request) -> web.Response:
     return ok(out)
 
 
+@operation(
+    summary="A lead's timeline (its calls, mail, chats and form; with its client's history "
+    "once it has a client), newest first",
+    tag="leads",
+    query=TimelineQuery,
+    response=InteractionOut,
+    many=True,
+)
+async def timeline(request: web.Request) -> web.Response:
+    lead_id = path_id(request)
+    flt = read_query(request, TimelineQuery).to_filter()
+    async with database(request).sessions() as s:
+        page = await lead_timeline(s, actor(request), lead_id, flt)
+    return ok(page.as_dict())
+
+
 ROUTES = [
     ("GET", "/leads", list_leads),
     ("POST", "/leads", create_lead),
     ("GET", "/leads/{id}", get_lead),
+    ("GET", "/leads/{id}/timeline", timeline),
     ("PATCH", "/leads/{id}", patch_lead),
     ("POST", "/leads/{id}/convert", convert_lead),
     ("POST", "/leads/{id}/reject", reject_lead),

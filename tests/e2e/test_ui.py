@@ -400,3 +400,34 @@ async def test_answer_an_email_from_the_client_card_keeps_the_thread(page: Page,
     assert msg["To"] == "anna@client.example"
     assert msg["Subject"] == "Re: Счёт на оплату"
     await shot(page, "reply")
+
+
+async def test_lead_card_shows_why_and_answers_by_email(page: Page, ui: UI) -> None:
+    await post_form(ui, FORM)
+    await sign_in(page, ui, ui.manager)
+    await page.locator("#leads-table").get_by_role("link", name="Анна Смирнова").click()
+    await expect(page.locator("#lead-name")).to_have_text("Анна Смирнова")
+    card = page.locator(".client-card")
+    await expect(card.locator("dd.why")).not_to_be_empty()  # "why did it go to Petrov?"
+    entry = page.locator(".timeline li")
+    await expect(entry).to_have_count(1)
+    await expect(entry.first).to_contain_text("Заявка с сайта")
+
+    form = page.locator("form.reply")
+    await form.get_by_label("Тема").fill("Демо crmhub")
+    await form.get_by_label("Текст").fill("Анна, добрый день! Когда удобно показать демо?")
+    await form.get_by_role("button", name="Отправить").click()
+    await expect(page.locator("#toasts")).to_contain_text("Отправляется")
+    outbound = page.locator(".timeline li").filter(has_text="исходящий")
+    for _ in range(20):
+        if await outbound.count():
+            break
+        await page.wait_for_timeout(500)
+        await page.reload()
+    await expect(outbound).to_have_count(1)
+    (sent,) = ui.smtp.messages
+    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    lead_id = page.url.rsplit("/", 1)[-1]
+    assert msg["To"] == "anna@example.ru"
+    assert msg["Subject"] == f"Демо crmhub [#L-{lead_id}]"  # the token keeps the thread
+    await shot(page, "lead-card")

@@ -15,6 +15,7 @@ EXPECTED = {
     ("GET", "/clients/{id}"),
     ("PATCH", "/clients/{id}"),
     ("GET", "/clients/{id}/timeline"),
+    ("GET", "/leads/{id}/timeline"),
     ("GET", "/clients/{id}/contacts"),
     ("POST", "/clients/{id}/contacts"),
     ("GET", "/leads"),
@@ -149,4 +150,15 @@ async def test_timeline_newest_first_with_leads_and_deals(api: Api) -> None:
     ClientOut.model_validate((await a1.get(f"/clients/{client['id']}"))[1])
     UserOut.model_validate((await a1.get("/me"))[1])
     status, _ = await api.as_("b1").get(f"/clients/{client['id']}/timeline")
+    assert status == 404
+
+    # A lead's timeline: a lead without a client shows its own conversation only; a
+    # lead of a client shows the client's history too.  Others' leads are 404.
+    status, page = await a1.get(f"/leads/{other.id}/timeline")
+    assert status == 200 and [i["subject"] for i in page["items"]] == ["someone else"]
+    status, page = await a1.get(f"/leads/{lead.id}/timeline")
+    assert [i["subject"] for i in page["items"]] == ["via lead", "via deal", "first"]
+    status, _ = await api.as_("b1").get(f"/leads/{other.id}/timeline")
+    assert status == 404
+    status, _ = await a1.get("/leads/999999/timeline")
     assert status == 404

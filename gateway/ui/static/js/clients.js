@@ -74,7 +74,7 @@ export async function renderClientCard(main, id) {
       h("p", { class: "field-error", role: "alert" }, e.message));
     return;
   }
-  const composer = replyComposer(client, timeline.items, () => {
+  const composer = replyComposer({ client_id: client.id }, client.emails, timeline.items, () => {
     setTimeout(() => {
       if (location.hash === `#/clients/${id}`) renderClientCard(main, id);
     }, 1500);
@@ -115,7 +115,8 @@ function stageLabel(d) {
 
 const ICONS = { call: "☎", email: "✉", webform: "✎", telegram: "➤", vk: "➤" };
 
-function timelineItem(i, composer) {
+/** One timeline entry; `composer` (optional) adds "Reply" to inbound emails. */
+export function timelineItem(i, composer) {
   const head = h("div", { class: "tl-head" },
     h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
     h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
@@ -129,7 +130,7 @@ function timelineItem(i, composer) {
       i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
   } else if (i.channel === "email") {
     parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
-    if (i.direction === "in" && composer.element) {
+    if (i.direction === "in" && composer?.element) {
       parts.push(h("button", { type: "button", class: "link small reply-to",
         onclick: () => composer.replyTo(i) }, t("reply.answer")));
     }

@@ -72,7 +72,7 @@ function leadRow(lead, reload) {
   const title = lead.name || lead.company || lead.title || `#${lead.id}`;
   return h("tr", { dataset: { leadId: String(lead.id) }, class: `lead status-${lead.status}` },
     h("td", {},
-      h("strong", {}, title),
+      h("a", { href: `#/leads/${lead.id}`, class: "lead-link" }, h("strong", {}, title)),
       lead.company && lead.name ? h("div", { class: "muted" }, lead.company) : null,
       lead.title && lead.title !== title ? h("div", { class: "muted small" }, lead.title) : null,
       lead.needs_review ? h("span", { class: "badge warn" }, t("leads.review")) : null),
@@ -93,7 +93,7 @@ function leadRow(lead, reload) {
   );
 }
 
-function convert(lead, reload) {
+export function convert(lead, reload) {
   const kind = select("kind", [["person", t("leads.person")], ["company", t("leads.company")]],
     lead.company ? "company" : "person");
   const name = h("input", { name: "name", value: lead.company || lead.name || "", required: true });
@@ -113,7 +113,7 @@ function convert(lead, reload) {
     t("leads.convert"));
 }
 
-function reject(lead, reload) {
+export function reject(lead, reload) {
   const reason = h("input", { name: "reason", required: true, maxlength: 300 });
   openForm(`${t("leads.reject")}: ${lead.name || lead.title || lead.id}`,
     [field(t("leads.reason"), reason)],

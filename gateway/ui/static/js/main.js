@@ -5,6 +5,7 @@ import { renderClientCard, renderClients } from "./clients.js";
 import { clear, clearErrors, h, showError } from "./dom.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
+import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { loadUsers, state } from "./state.js";
@@ -15,6 +16,7 @@ let live = null;
 
 const ROUTES = [
   [/^#\/leads$/, (m) => renderLeads(m)],
+  [/^#\/leads\/(\d+)$/, (m, id) => renderLeadCard(m, id)],
   [/^#\/clients$/, (m) => renderClients(m)],
   [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
   [/^#\/deals$/, (m) => renderDeals(m)],

@@ -17,15 +17,16 @@ function reSubject(subject) {
 }
 
 /**
- * The composer for a client card.  `items`: the timeline (newest first); `onSent()` is
- * called after the server accepted the message (to reload the card).  Returns
+ * The composer for a client or lead card.  `target`: {client_id} or {lead_id}; `emails`:
+ * its addresses; `items`: the timeline (newest first); `onSent()` is called after the
+ * server accepted the message (to reload the card).  Returns
  * {element, replyTo(interaction)}: replyTo fills the form to answer that email.
  */
-export function replyComposer(client, items, onSent) {
+export function replyComposer(target, emails, items, onSent) {
   const lastChat = items.find((i) => MESSENGERS.includes(i.channel) && i.direction === "in");
   const lastEmail = items.find((i) => i.channel === "email" && i.direction === "in");
   const channels = [];
-  if (client.emails.length || lastEmail) channels.push(["email", t("reply.email")]);
+  if (emails.length || lastEmail) channels.push(["email", t("reply.email")]);
   if (lastChat) channels.push(["messenger", t(`tl.${lastChat.channel}`)]);
   if (!channels.length) return { element: null, replyTo: () => {} };
 
@@ -68,13 +69,13 @@ export function replyComposer(client, items, onSent) {
       const headers = { "Idempotency-Key": key };
       if (channel.value === "email") {
         await api("POST", "/emails", { headers, body: {
-          client_id: client.id,
+          ...target,
           subject: subject.value.trim(),
           text: body,
           ...(replyTo ? { reply_to: replyTo.id } : {}),
         } });
       } else {
-        await api("POST", "/messages", { headers, body: { client_id: client.id, text: body } });
+        await api("POST", "/messages", { headers, body: { ...target, text: body } });
       }
       toast(t("reply.queued"), "ok");
       form.reset();
