@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "CHANNELS",
+    "EVENT_KINDS",
     "STRATEGIES",
     "WEEKDAYS",
     "AssignSpec",
@@ -20,6 +22,25 @@ __all__ = [
 ]
 
 STRATEGIES = ("round_robin", "least_loaded", "weighted", "sticky_owner")
+# The pipeline's channels and event kinds (crm_core.events; this package stays pure, a
+# test keeps the two in step): a rule naming another one would never match.
+CHANNELS = ("call", "email", "webform", "telegram", "vk")
+EVENT_KINDS = (
+    "call_started",
+    "call_answered",
+    "call_missed",
+    "call_ended",
+    "email_received",
+    "email_sent",
+    "message_received",
+    "message_edited",
+    "message_sent",
+    "callback_query",
+    "form_submitted",
+    "lead_form_submitted",
+    "subscription_changed",
+    "ignored",
+)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
 
@@ -94,6 +115,19 @@ class ConditionSpec(_Strict):
             value = [value]
         if isinstance(value, list):
             return [v.lower() if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("channel", "kind")
+    @classmethod
+    def _known(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        known = CHANNELS if info.field_name == "channel" else EVENT_KINDS
+        for v in value or []:
+            want = v.strip().lower()
+            ok = (
+                any(k.startswith(want[:-1]) for k in known) if want.endswith("*") else want in known
+            )
+            if not ok:
+                raise ValueError(f"unknown {info.field_name} {v!r}: use one of {', '.join(known)}")
         return value
 
     @field_validator("time")

@@ -22,6 +22,16 @@ BAD: list[tuple[str, str, list[tuple[int, int, str]]]] = [
         [(4, 7, "rules[0].when.chanel: unknown key 'chanel'")],
     ),
     (
+        "unknown channel",
+        "rules:\n  - id: a\n    when:\n      channel: [call, fax]\n    assign: {team: s}\n",
+        [(4, 16, "unknown channel 'fax': use one of call, email, webform, telegram, vk")],
+    ),
+    (
+        "unknown event kind",
+        "rules:\n  - id: a\n    when: {kind: call_back}\n    assign: {team: s}\n",
+        [(3, 18, "unknown kind 'call_back'")],
+    ),
+    (
         "bad time window",
         "rules:\n  - id: a\n    when: {time: '9-18'}\n    assign: {team: s}\n",
         [(3, 18, "HH:MM-HH:MM")],
@@ -113,3 +123,20 @@ def test_scalars_become_lists_and_numbers_strings() -> None:
     assert rs.rules[0].tags == ("urgent",)
     assert rs.rules[0].cond is not None
     assert "74951200000" in rs.rules[0].cond.text_en
+
+
+def test_channel_and_kind_prefixes_are_checked_too() -> None:
+    ok = "rules:\n  - id: a\n    when: {channel: tele*, kind: [call_*, EMAIL_received]}\n"
+    parse_rules(ok + "    assign: {team: s}\n", "ok.yaml")
+    with pytest.raises(RulesError, match="unknown channel 'fax\\*'"):
+        parse_rules("rules:\n  - id: a\n    when: {channel: fax*}\n    assign: {team: s}\n", "x")
+
+
+def test_known_channels_and_kinds_are_the_pipelines() -> None:
+    """routing_rules is pure (no crm_core import); this keeps its lists in step."""
+    from crm_core.events import Channel, EventKind
+    from routing_rules.schema import CHANNELS, EVENT_KINDS
+
+    assert set(CHANNELS) == {c.value for c in Channel}
+    internal = {EventKind.CALLS_RECONCILED.value}  # never routed: no lead comes of it
+    assert set(EVENT_KINDS) == {k.value for k in EventKind} - internal
