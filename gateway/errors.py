@@ -7,6 +7,7 @@ into 4xx JSON.  It applies to ``/api/`` only; other paths keep their own behavio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from crm_core.services.common import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from gateway.errors_ru import russian
 
 __all__ = ["ApiError", "error_middleware", "json_error", "validation_field"]
 
@@ -41,10 +43,18 @@ class ApiError(Exception):
 
 
 def json_error(status: int, message: str, field: str | None = None) -> web.Response:
+    """``{"error", "error_ru" (when there is a Russian wording), "field"}``."""
     body: dict[str, Any] = {"error": message}
+    ru = russian(message)
+    if ru is not None:
+        body["error_ru"] = ru
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
 
 
 def validation_field(exc: ValidationError) -> tuple[str, str]:

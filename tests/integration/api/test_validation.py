@@ -66,7 +66,8 @@ async def test_malformed_json_and_bad_ids(api: Api) -> None:
     status, err = await a1.get("/clients/abc")
     assert status == 404
     status, err = await a1.get("/clients/123456")
-    assert status == 404 and err == {"error": "client 123456 not found"}
+    assert status == 404
+    assert err == {"error": "client 123456 not found", "error_ru": "Клиент 123456 не найден"}
     status, err = await a1.get("/nowhere")
     assert status == 404 and "error" in err
     status, err = await a1.call("DELETE", "/clients")

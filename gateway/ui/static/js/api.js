@@ -1,4 +1,6 @@
-// The REST API client: bearer token from localStorage, JSON errors {"error","field"}.
+// The REST API client: bearer token from localStorage, JSON errors {"error","field"}
+// (and "error_ru", shown while the UI speaks Russian).
+import { getLang } from "./i18n.js";
 
 const TOKEN_KEY = "crmhub.token";
 
@@ -49,7 +51,8 @@ export async function api(method, path, { body, query, token, headers: extra } =
     }
   }
   if (!resp.ok) {
-    const err = new ApiError(resp.status, (data && data.error) || resp.statusText, data && data.field);
+    const message = data && getLang() === "ru" && data.error_ru ? data.error_ru : data && data.error;
+    const err = new ApiError(resp.status, message || resp.statusText, data && data.field);
     if (resp.status === 401 && path !== "/me") window.dispatchEvent(new CustomEvent("crm:unauthorized"));
     throw err;
   }

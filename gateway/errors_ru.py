@@ -1,0 +1,211 @@
+"""Russian wording of the REST API's error messages (``"error_ru"`` beside ``"error"``).
+
+Our users read Russian first; the operator UI shows ``error_ru`` when it speaks Russian.
+Messages are English f-strings raised all over the services, so the catalogue matches
+them by pattern (the values they carry - ids, names, fields - are kept); a message with
+no pattern here has no ``error_ru`` and the UI shows the English one.  A pydantic
+validation message (``"field: Input should be ..."``) is translated by its tail.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["russian"]
+
+_ENTITY = {
+    "client": "клиент",
+    "lead": "лид",
+    "deal": "сделка",
+    "task": "задача",
+    "call": "звонок",
+    "email": "письмо",
+    "message": "сообщение",
+    "attachment": "вложение",
+    "user": "сотрудник",
+    "interaction": "запись истории",
+    "phone": "телефон",
+}
+_NOT_FOUND = {
+    "сделка": "не найдена",
+    "задача": "не найдена",
+    "запись истории": "не найдена",
+    "письмо": "не найдено",
+    "сообщение": "не найдено",
+    "вложение": "не найдено",
+}
+_ROLES = {"admins": "администратор", "supervisors": "руководитель", "managers": "менеджер"}
+_STATE = {
+    "won": "выиграна",
+    "lost": "проиграна",
+    "converted": "конвертирован",
+    "rejected": "отклонён",
+    "done": "выполнена",
+    "cancelled": "отменена",
+}
+
+_CATALOGUE: list[tuple[str, str]] = [
+    (r"(?P<what>\w+) (?P<id>\S+) not found", "{what_ru} {id} {not_found}"),
+    (r"attachment (?P<id>\S+) is not stored", "вложение {id} не сохранено"),
+    (r"the body must be a JSON object.*", "тело запроса должно быть JSON-объектом"),
+    (r"malformed JSON body: .*", "тело запроса — не JSON"),
+    (r"the body is larger than (?P<n>\d+) MiB", "тело запроса больше {n} МБ"),
+    (
+        r"only admins and supervisors may list users",
+        "список сотрудников доступен только администраторам и руководителям",
+    ),
+    (r"only (?P<roles>[\w ]+) may do this", "это доступно только ролям: {roles}"),
+    (
+        r"email sending is not configured: add an \[smtp\] section",
+        "отправка писем не настроена: нужен раздел [smtp]",
+    ),
+    (r"no PBX is configured.*", "АТС не настроена (раздел [[asterisk]])"),
+    (
+        r"no PBX named (?P<name>'[^']*'); configured: (?P<names>.*)",
+        "нет АТС {name}; настроены: {names}",
+    ),
+    (
+        r"you have no phone extension: ask an admin to set one",
+        "у вас нет внутреннего номера: попросите администратора его указать",
+    ),
+    (
+        r"this client has not written from Telegram or VK yet",
+        "клиент ещё не писал в Telegram или ВКонтакте",
+    ),
+    (
+        r"the client cannot be reached on (?P<ch>\w+): (?P<why>.*)",
+        "клиенту нельзя написать в {ch}: {why}",
+    ),
+    (
+        r"the last (?P<ch>\w+) message names no chat to answer",
+        "в последнем сообщении {ch} нет чата для ответа",
+    ),
+    (
+        r"no recipient: give `to` or a client with an email address",
+        "нет получателя: укажите адрес или добавьте клиенту почту",
+    ),
+    (r"an email needs `text` or `html`", "в письме нужен текст"),
+    (r"`text` is empty", "текст пустой"),
+    (r"give client_id, lead_id or deal_id", "укажите клиента, лида или сделку"),
+    (r"give one of (?P<x>[\w, ]+)", "укажите одно из: {x}"),
+    (r"give `number` or one of (?P<x>[\w, ]+)", "укажите номер или одно из: {x}"),
+    (r"interaction (?P<id>\d+) is not an email", "запись {id} — не письмо"),
+    (r"(?P<h>Idempotency-Key) (?P<key>'.*') is already used", "{h} {key} уже использован"),
+    (r"a user with email (?P<email>\S+) already exists", "сотрудник с почтой {email} уже есть"),
+    (r"extension (?P<ext>\S+) is already taken", "внутренний номер {ext} уже занят"),
+    (
+        r"inn (?P<inn>\S+) already belongs to another client",
+        "ИНН {inn} уже принадлежит другому клиенту",
+    ),
+    (r"inn (?P<inn>\S+) fails its checksum", "ИНН {inn} не проходит проверку контрольной суммы"),
+    (r"inn must be 10 or 12 digits", "ИНН должен состоять из 10 или 12 цифр"),
+    (
+        r"(?P<what>deal|lead|task) (?P<id>\d+) is already (?P<state>\w+)",
+        "{what_ru} {id} уже {state_ru}",
+    ),
+    (
+        r"(?P<kind>phone|email) (?P<v>\S+) already belongs to .*",
+        "{kind_ru} {v} уже принадлежит другому клиенту или лиду",
+    ),
+    (
+        r"you may not assign work to user (?P<id>\d+)",
+        "вы не можете назначать работу сотруднику {id}",
+    ),
+    (r"user (?P<id>\d+) does not exist", "сотрудника {id} нет"),
+    (r"user (?P<id>\d+) is not active", "сотрудник {id} неактивен"),
+    (r"a lost deal needs a reason: use /lose", "для проигранной сделки нужна причина"),
+    (r"a reason is required", "нужна причина"),
+    (r"amount must be a number", "сумма должна быть числом"),
+    (r"amount must be between .*", "сумма вне допустимого диапазона"),
+    (
+        r"give at least a name, a company, a phone or an email",
+        "укажите имя, компанию, телефон или почту",
+    ),
+    (r"give either due_at or due_local", "укажите срок одним способом: due_at или due_local"),
+    (r"give one of until, until_local or minutes", "укажите, до какого времени отложить"),
+    (r"the new time must be in the future", "новое время должно быть в будущем"),
+    (r"name is required|name must not be empty", "нужно имя"),
+    (r"title must not be empty", "нужно название"),
+    (r"the lead has no name: give the client's name", "у лида нет имени: укажите имя клиента"),
+    (r"not valid base64", "файл не в base64"),
+    (r"the file is empty", "файл пустой"),
+    (r"larger than (?P<n>\d+) MiB", "больше {n} МБ"),
+    (r"phone is empty", "телефон пустой"),
+    (r"phone is too long \((?P<n>\d+) characters\)", "телефон слишком длинный ({n} симв.)"),
+    (r"phone '(?P<v>.*)' has too few digits", "в номере «{v}» слишком мало цифр"),
+    (r"phone '(?P<v>.*)' is not a valid number.*", "«{v}» — не телефонный номер"),
+    (r"email is empty", "адрес почты пустой"),
+    (r"email is too long.*", "адрес почты слишком длинный"),
+    (r"email '(?P<v>.*)' is not valid.*", "«{v}» — неверный адрес почты"),
+    (
+        r"the change conflicts with existing data.*",
+        "изменение противоречит существующим данным (дубликат?)",
+    ),
+    (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+]
+_COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
+
+# pydantic's own messages, after "field: "
+_PYDANTIC: list[tuple[str, str]] = [
+    (r"Field required", "обязательное поле"),
+    (r"Extra inputs are not permitted", "неизвестное поле"),
+    (r"Input should be a valid integer.*", "нужно целое число"),
+    (r"Input should be a valid number.*", "нужно число"),
+    (r"Input should be a valid string", "нужна строка"),
+    (r"Input should be a valid boolean.*", "нужно true или false"),
+    (r"Input should be a valid list", "нужен список"),
+    (
+        r"Input should be a valid datetime.*|Input should have timezone info",
+        "нужны дата и время с часовым поясом",
+    ),
+    (r"Input should be (?P<choices>'.*)", "допустимые значения: {choices}"),
+    (r"Input should be greater than or equal to (?P<n>\S+)", "не меньше {n}"),
+    (r"Input should be less than or equal to (?P<n>\S+)", "не больше {n}"),
+    (r"String should have at least (?P<n>\d+) characters?", "не короче {n} симв."),
+    (r"String should have at most (?P<n>\d+) characters?", "не длиннее {n} симв."),
+    (r"List should have at most (?P<n>\d+) items.*", "не больше {n} элементов"),
+]
+_PYD = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _PYDANTIC]
+_FIELD_MSG = re.compile(r"^(?P<field>[\w.\[\]-]+): (?P<rest>.+)$", re.DOTALL)
+
+
+def _fill(template: str, m: re.Match[str]) -> str:
+    groups = {k: v or "" for k, v in m.groupdict().items()}
+    for key in ("what", "kind"):
+        if key in groups:
+            groups[f"{key}_ru"] = _ENTITY.get(groups[key], groups[key])
+    if "what_ru" in groups:
+        groups["not_found"] = _NOT_FOUND.get(groups["what_ru"], "не найден")
+    if "state" in groups:
+        groups["state_ru"] = _STATE.get(groups["state"], groups["state"])
+    if "roles" in groups:
+        for en, ru in _ROLES.items():
+            groups["roles"] = groups["roles"].replace(en, ru)
+        groups["roles"] = groups["roles"].replace(" and ", ", ")
+    if "choices" in groups:
+        groups["choices"] = groups["choices"].replace("' or '", "' или '")
+    text = template.format(**groups)
+    if "\u0400" <= text[:1] <= "\u04ff":  # a Russian sentence starts with a capital
+        text = text[:1].upper() + text[1:]
+    return text
+
+
+def russian(message: str) -> str | None:
+    """The Russian wording of an API error message, or None when there is none."""
+    text = message.strip()
+    for pattern, ru in _COMPILED:
+        if m := pattern.match(text):
+            return _fill(ru, m)
+    if fm := _FIELD_MSG.match(text):
+        rest = fm["rest"]
+        if rest.startswith("Value error, "):  # a validator of ours: its own wording
+            inner_ru = russian(rest.removeprefix("Value error, "))
+        else:
+            inner_ru = next((_fill(ru, m) for p, ru in _PYD if (m := p.match(rest))), None)
+            inner_ru = inner_ru or russian(rest)
+        if inner_ru is not None:
+            first = inner_ru[:1]
+            if "\u0400" <= first <= "\u04ff":
+                inner_ru = first.lower() + inner_ru[1:]
+            return f"{fm['field']}: {inner_ru}"
+    return None
