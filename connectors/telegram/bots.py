@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 from telegram import Bot
+from telegram.request import HTTPXRequest
 
 from connectors.telegram.config import TelegramBotSettings
 
@@ -14,10 +15,12 @@ __all__ = ["BotPool", "make_bot"]
 
 def make_bot(settings: TelegramBotSettings) -> Bot:
     """A Bot talking to ``settings.base_url`` (a local Bot API server or a test fake)."""
+    t = settings.request_timeout_seconds
     return Bot(
         settings.token,
         base_url=settings.api_base_url,
         base_file_url=settings.file_base_url,
+        request=HTTPXRequest(connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t),
     )
 
 

@@ -22,6 +22,8 @@ class TelegramBotSettings(BaseModel):
     # Bot API server or a test fake).  None: api.telegram.org.
     base_url: str | None = None
     polling: bool = False
+    # Connect, read and write timeout of each Bot API call (long polling adds its wait).
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Download media (photos, documents...) via getFile before ingest, up to this size.
     media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
 

@@ -4,7 +4,9 @@ Payload: ``{"bot": name, "chat_id": int|str, "text": str, "files": [paths],
 "reply_to_message_id": int, "business_connection_id": str}`` (the last one answers a
 business chat on behalf of the business account).  Error mapping: 403 ``Forbidden`` (bot blocked) ->
 FAILED with ``meta["unreachable"] = "telegram:<chat_id>"``; ``RetryAfter`` (429) ->
-RETRY with ``retry_after``; network errors and timeouts -> RETRY; ``BadRequest`` and
+RETRY with ``retry_after``; network errors before Telegram got the request -> RETRY;
+no answer after it got it (read timeout, dropped connection) -> FAILED, not retried
+(it may have been delivered, and the Bot API has no idempotency key); ``BadRequest`` and
 anything else from Telegram -> FAILED.
 
 With files, the text goes as the caption of the first file when it fits (1024
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from telegram import Bot, Message
 from telegram.error import (
     BadRequest,
@@ -39,6 +42,18 @@ __all__ = ["TelegramOutbound"]
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
+
+
+_ANSWER_LOST = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def _maybe_delivered(exc: BaseException) -> bool:
+    """The request reached Telegram but its answer did not come back (a read timeout, a
+    connection dropped while reading): Telegram has no idempotency key, so a retry could
+    deliver the message twice.  Connect, write and pool errors are safe to retry."""
+    return isinstance(
+        exc.__cause__, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError
+    )
 
 
 def _failed(detail: str, **meta: Any) -> OutboundResult:
@@ -107,6 +122,12 @@ class TelegramOutbound:
         except InvalidToken as exc:
             return _failed(f"token rejected: {exc}")
         except NetworkError as exc:  # includes TimedOut
+            if _maybe_delivered(exc):
+                return _failed(
+                    f"Telegram did not confirm the send ({exc or type(exc).__name__}); it may "
+                    "have been delivered, so it is not sent again: check the chat"
+                    f"{self._partial(sent)}"
+                )
             return OutboundResult(
                 status=OutboundStatus.RETRY,
                 detail=f"network error: {exc}{self._partial(sent)}",

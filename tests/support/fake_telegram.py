@@ -72,6 +72,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []
         self.offsets: list[int | None] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._stalls: dict[str, list[float]] = {}
         self._ids = itertools.count(1000)
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -90,6 +91,11 @@ class FakeTelegram:
         self._failures.setdefault(method, []).extend(
             [_Failure(status, description, retry_after)] * times
         )
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """The next call(s) of ``method`` are carried out, then answered ``seconds`` late
+        (the client's read timeout fires after Telegram already delivered)."""
+        self._stalls.setdefault(method, []).extend([seconds] * times)
 
     def add_file(self, file_id: str, content: bytes, path: str = "documents/file.bin") -> None:
         self.files[file_id] = (path, content)
@@ -155,6 +161,9 @@ class FakeTelegram:
         if handler is None:
             return self._err(404, "Not Found")
         result: web.Response = await handler(params, files)
+        stalls = self._stalls.get(method)
+        if stalls:
+            await asyncio.sleep(stalls.pop(0))
         return result
 
     async def _m_getMe(self, params: dict[str, str], files: dict[str, Any]) -> web.Response:

@@ -129,3 +129,24 @@ async def test_bad_payloads_fail_without_sending(
     assert result.status is OutboundStatus.FAILED
     assert detail in (result.detail or "")
     assert fake.sent == []
+
+
+async def test_an_unanswered_send_is_not_sent_twice(fake: FakeTelegram) -> None:
+    """Telegram delivered but its answer never came (read timeout): the Bot API has no
+    idempotency key, so the command fails with a clear reason instead of a retry that
+    would deliver the message twice."""
+    bots = {
+        "shop": TelegramBotSettings(
+            name="shop", token=TOKEN, base_url=fake.base_url, request_timeout_seconds=0.3
+        )
+    }
+    out = TelegramOutbound(bots)
+    await out.execute(command(text="warm-up"))  # getMe; the stall below is sendMessage's
+    fake.stall("sendMessage", 1.0)
+    try:
+        result = await out.execute(command(text="Добрый день!"))
+    finally:
+        await out.aclose()
+    assert result.status is OutboundStatus.FAILED
+    assert "may have been delivered" in (result.detail or "")
+    assert [m["text"] for m in fake.sent] == ["warm-up", "Добрый день!"]
