@@ -433,3 +433,38 @@ async def test_lead_card_shows_why_and_answers_by_email(page: Page, ui: UI) -> N
     assert msg["To"] == "anna@example.ru"
     assert msg["Subject"] == f"Демо crmhub [#L-{lead_id}]"  # the token keeps the thread
     await shot(page, "lead-card")
+
+
+async def test_analytics_for_the_head_of_sales_and_a_manager(page: Page, ui: UI) -> None:
+    db: Database = ui.app[DB]
+    demo = await load_demo(db)
+    tokens = {u["email"].split("@")[0]: u["token"] for u in demo["users"]}
+    status, funnel = await api(ui, "GET", "/analytics/funnel", tokens["head"])
+    assert status == 200 and funnel["deals_created"] > 0
+
+    await sign_in(page, ui, tokens["head"])
+    await page.get_by_role("link", name="Аналитика").click()
+    await expect(page.locator("main h1")).to_have_text("Аналитика")
+    rows = page.locator("#an-funnel-table tbody tr")
+    await expect(rows).to_have_count(len(funnel["stages"]))
+    first = funnel["stages"][0]
+    new = page.locator("#an-funnel-table tr[data-stage=new]")
+    await expect(new.locator("td").first).to_have_text("Новая")
+    await expect(new.locator("td").nth(1)).to_have_text(str(first["reached"]))
+    await expect(page.locator("#an-funnel")).to_be_visible()
+    created = f"Сделок создано: {funnel['deals_created']}"
+    await expect(page.locator(".analytics")).to_contain_text(created)
+    team = page.locator("#an-managers-table tbody tr")
+    await expect(team.filter(has_text="Пётр Петров")).to_have_count(1)
+    assert await team.count() > 1  # the head sees the team
+    await expect(page.locator("#an-requests-table tbody tr")).not_to_have_count(0)
+    await page.get_by_label("Период").select_option("month")
+    await expect(page.locator("#an-requests-table tbody tr").first).to_contain_text("2026-")
+    await shot(page, "analytics")
+
+    # A manager sees their own work only.
+    await page.get_by_role("button", name="Выйти").click()
+    await sign_in(page, ui, tokens["petrov"])
+    await page.get_by_role("link", name="Аналитика").click()
+    await expect(page.locator("#an-managers-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#an-managers-table tbody tr")).to_contain_text("Пётр Петров")

@@ -1,4 +1,5 @@
 // Entry point: sign-in, navigation (hash routes), language switch, the live connection.
+import { renderAnalytics } from "./analytics.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
+  [/^#\/analytics$/, (m) => renderAnalytics(m)],
 ];
 
 async function route() {
