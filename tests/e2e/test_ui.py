@@ -239,7 +239,9 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await expect(page.locator("html")).to_have_attribute("lang", "ru")
     await page.locator("#shell").get_by_role("button", name="Switch to English").click()
     await expect(page.locator("html")).to_have_attribute("lang", "en")
-    await expect(page.locator("#nav a")).to_have_text(["Leads", "Clients", "Deals", "Tasks"])
+    await expect(page.locator("#nav a")).to_have_text(
+        ["Leads", "Clients", "Deals", "Tasks", "Analytics"]
+    )
     await expect(page.locator("main h1")).to_have_text("Leads")
     await expect(page.locator("#live-status")).to_have_text("● online")
     await expect(page.get_by_label("Status")).to_be_visible()
@@ -248,6 +250,9 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await shot(page, "english")
     await page.locator("#shell").get_by_role("button", name="Переключить на русский").click()
     await expect(page.locator("main h1")).to_have_text("Лиды")
+    await expect(page.locator("#nav a")).to_have_text(
+        ["Лиды", "Клиенты", "Сделки", "Задачи", "Аналитика"]
+    )
 
 
 async def test_click_to_call_shows_the_api_answer(page: Page, ui: UI) -> None:
