@@ -45,9 +45,12 @@ async function load(body) {
   clear(body, funnelCard(funnel, names), requestsCard(requests), managersCard(managers));
 }
 
+const TEXT_COLUMNS = new Set(["an.stage", "an.reasons", "an.period", "an.bySource", "an.manager"]);
+
 function table(id, heads, rows) {
   return h("table", { class: "grid", id },
-    h("thead", {}, h("tr", {}, heads.map((k) => h("th", { scope: "col" }, t(k))))),
+    h("thead", {}, h("tr", {}, heads.map((k) =>
+      h("th", { scope: "col", class: TEXT_COLUMNS.has(k) ? null : "num" }, t(k))))),
     h("tbody", {}, rows));
 }
 
