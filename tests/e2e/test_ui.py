@@ -4,6 +4,7 @@ card, converting a lead, the language switch, click-to-call errors, the deal boa
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import os
 from typing import Any
@@ -355,6 +356,24 @@ async def test_timeline_shows_calls_and_email_html_only_in_a_sandbox(page: Page,
     await shot(page, "timeline")
 
 
+async def send_reply(page: Page, ui: UI) -> email.message.EmailMessage:
+    """Sends the filled reply form; waits until the reply is on the timeline (the card
+    reloads once the SMTP server accepted it) and returns the one message it received."""
+    await page.locator("form.reply").get_by_role("button", name="Отправить").click()
+    await expect(page.locator("#toasts")).to_contain_text("Отправляется")
+    outbound = page.locator(".timeline li").filter(has_text="исходящий")
+    for _ in range(20):
+        if await outbound.count():
+            break
+        await page.wait_for_timeout(500)
+        await page.reload()
+    await expect(outbound).to_have_count(1)
+    (sent,) = ui.smtp.messages
+    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    return msg
+
+
 async def test_answer_an_email_from_the_client_card_keeps_the_thread(page: Page, ui: UI) -> None:
     from crm_core.models import Interaction
 
@@ -391,18 +410,7 @@ async def test_answer_an_email_from_the_client_card_keeps_the_thread(page: Page,
     await expect(form.get_by_label("Текст")).to_have_attribute("aria-invalid", "true")
 
     await form.get_by_label("Текст").fill("Счёт во вложении, спасибо!")
-    await form.get_by_role("button", name="Отправить").click()
-    await expect(page.locator("#toasts")).to_contain_text("Отправляется")
-    # The card reloads; the reply is on the timeline once the SMTP server accepted it.
-    outbound = page.locator(".timeline li").filter(has_text="исходящий")
-    for _ in range(20):
-        if await outbound.count():
-            break
-        await page.wait_for_timeout(500)
-        await page.reload()
-    await expect(outbound).to_have_count(1)
-    (sent,) = ui.smtp.messages
-    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    msg = await send_reply(page, ui)
     assert msg["In-Reply-To"] == "<q1@client.example>"
     assert msg["To"] == "anna@client.example"
     assert msg["Subject"] == "Re: Счёт на оплату"
@@ -423,17 +431,7 @@ async def test_lead_card_shows_why_and_answers_by_email(page: Page, ui: UI) -> N
     form = page.locator("form.reply")
     await form.get_by_label("Тема").fill("Демо crmhub")
     await form.get_by_label("Текст").fill("Анна, добрый день! Когда удобно показать демо?")
-    await form.get_by_role("button", name="Отправить").click()
-    await expect(page.locator("#toasts")).to_contain_text("Отправляется")
-    outbound = page.locator(".timeline li").filter(has_text="исходящий")
-    for _ in range(20):
-        if await outbound.count():
-            break
-        await page.wait_for_timeout(500)
-        await page.reload()
-    await expect(outbound).to_have_count(1)
-    (sent,) = ui.smtp.messages
-    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    msg = await send_reply(page, ui)
     lead_id = page.url.rsplit("/", 1)[-1]
     assert msg["To"] == "anna@example.ru"
     assert msg["Subject"] == f"Демо crmhub [#L-{lead_id}]"  # the token keeps the thread

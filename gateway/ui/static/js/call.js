@@ -43,7 +43,9 @@ export function bindDialForm(form) {
       toast(t("call.started"), "ok");
       form.reset();
     } catch (e) {
-      showError(form, { message: e.message, field: e.field || "number" });
+      // The dial box has one field: every refusal (bad number, no PBX, no extension)
+      // is shown under it.
+      showError(form, { message: e.message, field: "number" });
     }
   });
 }

@@ -1,9 +1,9 @@
 // Clients: search by phone or name, and a client card with its deals and timeline.
 import { api } from "./api.js";
 import { callButton } from "./call.js";
-import { clear, field, fmtDate, fmtDuration, fmtMoney, h, htmlFrame, safeLink } from "./dom.js";
+import { clear, field, fmtMoney, h } from "./dom.js";
 import { t, tOr } from "./i18n.js";
-import { replyComposer } from "./reply.js";
+import { conversationCard } from "./timeline.js";
 import { ownerName } from "./state.js";
 
 let lastSearch = "";
@@ -74,11 +74,9 @@ export async function renderClientCard(main, id) {
       h("p", { class: "field-error", role: "alert" }, e.message));
     return;
   }
-  const composer = replyComposer({ client_id: client.id }, client.emails, timeline.items, () => {
-    setTimeout(() => {
-      if (location.hash === `#/clients/${id}`) renderClientCard(main, id);
-    }, 1500);
-  });
+  const reload = () => {
+    if (location.hash === `#/clients/${id}`) renderClientCard(main, id);
+  };
   clear(main,
     h("a", { href: "#/clients", class: "back" }, t("clients.back")),
     h("div", { class: "client-card" },
@@ -101,47 +99,9 @@ export async function renderClientCard(main, id) {
             h("a", { href: "#/deals" }, d.title), " · ",
             h("span", { class: "badge" }, stageLabel(d)), " ", fmtMoney(d.amount, d.currency))))
           : h("p", { class: "muted" }, t("empty"))),
-      h("section", { class: "card", "aria-labelledby": "tl-title" },
-        composer.element,
-        h("h2", { id: "tl-title" }, t("clients.timeline")),
-        timeline.items.length
-          ? h("ol", { class: "timeline" }, timeline.items.map((i) => timelineItem(i, composer)))
-          : h("p", { class: "muted" }, t("empty")))));
+      conversationCard({ client_id: client.id }, client.emails, timeline.items, reload)));
 }
 
 function stageLabel(d) {
   return document.documentElement.lang === "en" ? d.stage_label_en : d.stage_label;
-}
-
-const ICONS = { call: "☎", email: "✉", webform: "✎", telegram: "➤", vk: "➤" };
-
-/** One timeline entry; `composer` (optional) adds "Reply" to inbound emails. */
-export function timelineItem(i, composer) {
-  const head = h("div", { class: "tl-head" },
-    h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
-    h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
-    h("span", { class: "muted" }, ` · ${t(i.direction === "out" || i.direction === "outbound" ? "tl.out" : "tl.in")}`),
-    h("time", { datetime: i.occurred_at || "" }, fmtDate(i.occurred_at)));
-  const parts = [head];
-  if (i.channel === "call") {
-    parts.push(h("div", {},
-      i.outcome ? h("span", { class: `badge oc-${i.outcome}` }, tOr(`outcome.${i.outcome}`, i.outcome)) : null,
-      " ", `${t("tl.duration")}: ${fmtDuration(i.duration_s)}`,
-      i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
-  } else if (i.channel === "email") {
-    parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
-    if (i.direction === "in" && composer?.element) {
-      parts.push(h("button", { type: "button", class: "link small reply-to",
-        onclick: () => composer.replyTo(i) }, t("reply.answer")));
-    }
-    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 600)));
-    if (i.html) {
-      parts.push(h("details", {}, h("summary", {}, t("tl.showHtml")),
-        htmlFrame(i.html, i.subject || t("tl.email"))));
-    }
-  } else {
-    if (i.subject) parts.push(h("div", { class: "tl-subject" }, i.subject));
-    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 1000)));
-  }
-  return h("li", { class: `tl-item ch-${i.channel}`, dataset: { kind: i.kind } }, parts);
 }

@@ -2,12 +2,11 @@
 // answer by email or by the messenger the person wrote from.
 import { api } from "./api.js";
 import { callButton } from "./call.js";
-import { timelineItem } from "./clients.js";
 import { clear, fmtDate, h } from "./dom.js";
 import { getLang, t, tOr } from "./i18n.js";
 import { convert, reject } from "./leads.js";
-import { replyComposer } from "./reply.js";
 import { ownerName } from "./state.js";
+import { conversationCard } from "./timeline.js";
 
 export async function renderLeadCard(main, id) {
   clear(main, h("p", { class: "muted" }, t("loading")));
@@ -25,8 +24,6 @@ export async function renderLeadCard(main, id) {
   const reload = () => {
     if (location.hash === `#/leads/${id}`) renderLeadCard(main, id);
   };
-  const composer = replyComposer({ lead_id: lead.id }, lead.emails, timeline.items,
-    () => setTimeout(reload, 1500));
   const open = lead.status === "new" || lead.status === "in_progress";
   const why = getLang() === "ru" && lead.assign_reason_ru ? lead.assign_reason_ru : lead.assign_reason;
   const title = lead.name || lead.company || lead.title || `#${lead.id}`;
@@ -63,10 +60,5 @@ export async function renderLeadCard(main, id) {
             onclick: () => convert(lead, reload) }, t("leads.convert")),
           h("button", { type: "button", class: "small danger",
             onclick: () => reject(lead, reload) }, t("leads.reject"))) : null),
-      h("section", { class: "card", "aria-labelledby": "tl-title" },
-        composer.element,
-        h("h2", { id: "tl-title" }, t("clients.timeline")),
-        timeline.items.length
-          ? h("ol", { class: "timeline" }, timeline.items.map((i) => timelineItem(i, composer)))
-          : h("p", { class: "muted" }, t("empty")))));
+      conversationCard({ lead_id: lead.id }, lead.emails, timeline.items, reload)));
 }

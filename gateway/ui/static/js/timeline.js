@@ -1,0 +1,51 @@
+// A client's or lead's history: the answer composer above the timeline of interactions.
+import { fmtDate, fmtDuration, h, htmlFrame, safeLink } from "./dom.js";
+import { t, tOr } from "./i18n.js";
+import { replyComposer } from "./reply.js";
+
+/**
+ * The history card: `target` ({client_id} or {lead_id}) and `emails` for the composer,
+ * `items` the timeline (newest first), `reload()` after an answer was accepted.
+ */
+export function conversationCard(target, emails, items, reload) {
+  const composer = replyComposer(target, emails, items, () => setTimeout(reload, 1500));
+  return h("section", { class: "card", "aria-labelledby": "tl-title" },
+    composer.element,
+    h("h2", { id: "tl-title" }, t("clients.timeline")),
+    items.length
+      ? h("ol", { class: "timeline" }, items.map((i) => timelineItem(i, composer)))
+      : h("p", { class: "muted" }, t("empty")));
+}
+
+const ICONS = { call: "☎", email: "✉", webform: "✎", telegram: "➤", vk: "➤" };
+
+/** One timeline entry; the composer adds "Reply" to inbound emails. */
+function timelineItem(i, composer) {
+  const head = h("div", { class: "tl-head" },
+    h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
+    h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
+    h("span", { class: "muted" }, ` · ${t(i.direction === "out" || i.direction === "outbound" ? "tl.out" : "tl.in")}`),
+    h("time", { datetime: i.occurred_at || "" }, fmtDate(i.occurred_at)));
+  const parts = [head];
+  if (i.channel === "call") {
+    parts.push(h("div", {},
+      i.outcome ? h("span", { class: `badge oc-${i.outcome}` }, tOr(`outcome.${i.outcome}`, i.outcome)) : null,
+      " ", `${t("tl.duration")}: ${fmtDuration(i.duration_s)}`,
+      i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
+  } else if (i.channel === "email") {
+    parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
+    if (i.direction === "in" && composer.element) {
+      parts.push(h("button", { type: "button", class: "link small reply-to",
+        onclick: () => composer.replyTo(i) }, t("reply.answer")));
+    }
+    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 600)));
+    if (i.html) {
+      parts.push(h("details", {}, h("summary", {}, t("tl.showHtml")),
+        htmlFrame(i.html, i.subject || t("tl.email"))));
+    }
+  } else {
+    if (i.subject) parts.push(h("div", { class: "tl-subject" }, i.subject));
+    if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 1000)));
+  }
+  return h("li", { class: `tl-item ch-${i.channel}`, dataset: { kind: i.kind } }, parts);
+}
