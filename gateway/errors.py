@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from crm_core.services.common import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from gateway.errors_ru import russian
 
-__all__ = ["ApiError", "error_middleware", "json_error", "validation_field"]
+__all__ = ["ApiError", "error_middleware", "json_dumps", "json_error", "validation_field"]
 
 log = structlog.get_logger("crmhub.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,10 +50,11 @@ def json_error(status: int, message: str, field: str | None = None) -> web.Respo
         body["error_ru"] = ru
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status, dumps=_dumps)
+    return web.json_response(body, status=status, dumps=json_dumps)
 
 
-def _dumps(data: Any) -> str:
+def json_dumps(data: Any) -> str:
+    """JSON with Russian text as it is (not ``\\u`` escapes)."""
     return json.dumps(data, ensure_ascii=False)
 
 

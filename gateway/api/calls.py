@@ -110,6 +110,7 @@ async def create_call(request: web.Request) -> web.Response:
     who = actor(request)
     key = idempotency_key(request)
     settings = request.app[SETTINGS]
+    _pbx(request, body.pbx)
     async with database(request).transaction() as s:
         if (prev := await earlier_command(s, key, who, ("call",))) is not None:
             return ok(_out(prev), 202)
@@ -130,7 +131,6 @@ async def create_call(request: web.Request) -> web.Response:
             pbx=body.pbx,
             region=settings.region,
         )
-        _pbx(request, body.pbx)
         out = _out(row)
     wake_outbox(request)
     return ok(out, 202)

@@ -11,9 +11,18 @@ from pydantic import BaseModel
 from crm_core.access import Actor
 from crm_core.db import Database
 from gateway.api.keys import ACTOR, API_STATE
-from gateway.errors import ApiError
+from gateway.errors import ApiError, json_dumps
 
-__all__ = ["actor", "database", "ok", "parse_body", "path_id", "read_body", "read_query"]
+__all__ = [
+    "actor",
+    "database",
+    "json_object",
+    "ok",
+    "parse_body",
+    "path_id",
+    "read_body",
+    "read_query",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,6 +51,11 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 def parse_body(raw: bytes, model: type[M]) -> M:
     """A JSON object (empty counts as ``{}``) into ``model``: 400 if it is not JSON or not
     an object, 422 naming the field if a value is wrong."""
+    return model.model_validate(json_object(raw))
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (empty counts as ``{}``); 400 otherwise."""
     data: Any = {}
     if raw.strip():
         try:
@@ -50,7 +64,7 @@ def parse_body(raw: bytes, model: type[M]) -> M:
             raise ApiError(400, f"malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
-    return model.model_validate(data)
+    return data
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
@@ -58,10 +72,6 @@ def read_query(request: web.Request, model: type[M]) -> M:
     return model.model_validate({k: request.query.getall(k)[-1] for k in request.query})
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False)
-
-
 def ok(data: Any, status: int = 200) -> web.Response:
     """JSON with Russian text as it is (not \\u-escaped)."""
-    return web.json_response(data, status=status, dumps=_dumps)
+    return web.json_response(data, status=status, dumps=json_dumps)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, send_email
 from gateway.api.common import actor, database, ok, parse_body, path_id
 from gateway.api.outgoing import (
+    decode_file,
     earlier_command,
     idempotency_key,
     safe_name,
@@ -135,16 +135,7 @@ def _decode(items: list[EmailAttachment]) -> list[tuple[str, str, bytes]]:
     total = 0
     for i, a in enumerate(items):
         field = f"attachments.{i}.content_base64"
-        if len(a.content_base64) > MAX_ATTACHMENT_BYTES * 4 // 3 + 8:
-            raise Invalid(f"larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB", field)
-        try:
-            content = base64.b64decode(a.content_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid("not valid base64", field) from None
-        if not content:
-            raise Invalid("the file is empty", field)
-        if len(content) > MAX_ATTACHMENT_BYTES:
-            raise Invalid(f"larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB", field)
+        content = decode_file(a.content_base64, field, MAX_ATTACHMENT_BYTES)
         total += len(content)
         if total > MAX_TOTAL_ATTACHMENT_BYTES:
             raise Invalid(

@@ -10,8 +10,6 @@ under ``attachments_dir/outgoing`` and the outbox command carries their paths.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from crm_core.models import Interaction, OutboxCommand
-from crm_core.services.common import Invalid, NotFound
+from crm_core.services.common import NotFound
 from crm_core.services.outbound import resolve_target, send_message
 from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.outgoing import (
+    decode_file,
     earlier_command,
     idempotency_key,
     safe_name,
@@ -38,6 +37,7 @@ __all__ = ["ROUTES", "MessageCreate", "MessageFile", "MessageOut", "MessageStatu
 
 Id = Annotated[int, Field(ge=1)]
 CHANNELS = ("telegram", "vk")
+MAX_FILE_BYTES = 20 * 2**20  # Telegram bots upload up to 50 MB, VK documents more
 
 
 class MessageFile(BaseModel):
@@ -98,16 +98,13 @@ def _out(row: OutboxCommand) -> dict[str, Any]:
 
 
 def _decode(files: list[MessageFile]) -> list[tuple[str, bytes]]:
-    out = []
-    for i, f in enumerate(files):
-        try:
-            content = base64.b64decode(f.content_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid("not valid base64", f"files.{i}.content_base64") from None
-        if not content:
-            raise Invalid("the file is empty", f"files.{i}.content_base64")
-        out.append((safe_name(f.filename), content))
-    return out
+    return [
+        (
+            safe_name(f.filename),
+            decode_file(f.content_base64, f"files.{i}.content_base64", MAX_FILE_BYTES),
+        )
+        for i, f in enumerate(files)
+    ]
 
 
 def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:

@@ -5,6 +5,8 @@ content-addressed under ``attachments_dir/outgoing``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Container
@@ -16,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor
 from crm_core.models import OutboxCommand, User
-from crm_core.services.common import Conflict
+from crm_core.services.common import Conflict, Invalid
 from gateway.errors import ApiError
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
+    "decode_file",
     "earlier_command",
     "idempotency_key",
     "safe_name",
@@ -75,6 +78,23 @@ def wake_outbox(request: web.Request) -> None:
     worker = request.app.get(OUTBOX)
     if worker is not None:
         worker.wake()
+
+
+def decode_file(content_base64: str, field: str, max_bytes: int) -> bytes:
+    """An uploaded file's base64 -> its bytes; 422 naming ``field`` when it is not base64,
+    empty, or larger than ``max_bytes`` (checked before decoding, too)."""
+    too_big = Invalid(f"larger than {max_bytes // 2**20} MiB", field)
+    if len(content_base64) > max_bytes * 4 // 3 + 8:
+        raise too_big
+    try:
+        content = base64.b64decode(content_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid("not valid base64", field) from None
+    if not content:
+        raise Invalid("the file is empty", field)
+    if len(content) > max_bytes:
+        raise too_big
+    return content
 
 
 def safe_name(name: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -25,8 +24,8 @@ from crm_core.pipeline.match import match_event
 from crm_core.pipeline.rules_assigner import LOCK_KEY, _client_info, build_roster
 from crm_core.routing_context import explain_event
 from crm_core.services.common import audit
-from gateway.api.common import actor, database, ok
-from gateway.errors import ApiError
+from gateway.api.common import actor, database, json_object, ok, parse_body
+from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 from routing_rules import RoutingState, RulesError, RuleSet, parse_rules
@@ -145,13 +144,7 @@ async def _yaml_body(request: web.Request) -> str:
     if len(raw) > MAX_RULES_BYTES:
         raise ApiError(413, f"the rules file is larger than {MAX_RULES_BYTES} bytes", "yaml")
     if request.content_type == "application/json":
-        try:
-            data = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"malformed JSON body: {exc}") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, 'the body must be a JSON object {"yaml": "..."}')
-        return RulesIn.model_validate(data).yaml
+        return parse_body(raw, RulesIn).yaml
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -164,7 +157,7 @@ def _rules_error(err: RulesError) -> web.Response:
         "field": "yaml",
         "errors": [{"line": ln, "column": col, "message": msg} for ln, col, msg in err.errors],
     }
-    return web.json_response(body, status=422, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    return web.json_response(body, status=422, dumps=json_dumps)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -239,13 +232,7 @@ class ExplainIn(BaseModel):
 )
 async def explain_rules(request: web.Request) -> web.Response:
     _require(request, "admin", "supervisor")
-    raw = await request.read()
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"malformed JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object (an event)")
+    data = json_object(await request.read())
     rules = _current(request)
     if "event" in data and isinstance(data.get("event"), dict):
         if data.get("yaml") is not None:
