@@ -71,7 +71,7 @@ class Hub:
             batch_size=batch_size,
         )
         self.writer = InboxWriter(db, on_persisted=self.processor.persisted)
-        self.processor.intake_idle = self.writer.wait_idle
+        self.processor.intake_idle = self.writer.idle
         self._started = False
 
     async def start(self, *, process: bool = True) -> None:

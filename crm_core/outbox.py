@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -287,9 +288,7 @@ class OutboxWorker:
                 "cc": p.get("cc"),
                 "from": [p.get("from")] if p.get("from") else [],
                 "references": [r.strip("<>") for r in p.get("references") or []],
-                "files": [
-                    str(f).replace("\\", "/").rsplit("/", 1)[-1] for f in p.get("files") or []
-                ],
+                "files": [Path(str(f)).name for f in p.get("files") or []],
                 "outbox_id": row.id,
             },
             occurred_at=utcnow(),

@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_core.events import Channel, EventKind, InboundEvent
 from crm_core.models import InboxEvent
-from crm_core.pipeline.inbox import inbox_row
+from crm_core.pipeline.inbox import inbox_insert, inbox_row
 
 __all__ = ["LOOKBACK", "close_unseen_calls"]
 
@@ -82,13 +81,8 @@ async def close_unseen_calls(s: AsyncSession, event: InboundEvent) -> list[int]:
         )
     )
     rows = [inbox_row(_ended(InboundEvent.from_json(p), ext in answered, asked)) for ext, p in gone]
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    res = await s.execute(
-        dialect.insert(InboxEvent)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["channel", "kind", "external_id"])
-        .returning(InboxEvent.id)
-    )
+    postgres = s.get_bind().dialect.name == "postgresql"
+    res = await s.execute(inbox_insert(postgres=postgres), rows)
     return [int(r[0]) for r in res]
 
 

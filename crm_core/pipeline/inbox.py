@@ -24,7 +24,7 @@ from crm_core.events import InboundEvent
 from crm_core.models import InboxEvent, utcnow
 from crm_core.ports import IngestUnavailable
 
-__all__ = ["InboxWriter", "Persisted", "inbox_row"]
+__all__ = ["InboxWriter", "Persisted", "inbox_insert", "inbox_row"]
 
 log = structlog.get_logger("crmhub.inbox")
 T = InboxEvent.__table__
@@ -64,6 +64,17 @@ def inbox_row(event: InboundEvent) -> dict[str, Any]:
     }
 
 
+def inbox_insert(*, postgres: bool) -> Any:
+    """INSERT of inbox rows that skips a row whose (channel, kind, external id) is there
+    already (a duplicate delivery); returns id, channel, kind and external id of the new."""
+    dialect = postgresql if postgres else sqlite
+    return (
+        dialect.insert(T)
+        .on_conflict_do_nothing(index_elements=["channel", "kind", "external_id"])
+        .returning(T.c.id, T.c.channel, T.c.kind, T.c.external_id)
+    )
+
+
 class InboxWriter:
     """Group-commit writer.  ``await submit(event)`` returns once the row is committed."""
 
@@ -79,20 +90,11 @@ class InboxWriter:
         self.on_persisted = on_persisted
         self._queue: asyncio.Queue[tuple[InboundEvent, asyncio.Future[Persisted]]] = asyncio.Queue()
         self._bg = BackgroundTask(self._run, "inbox-writer")
-        dialect = postgresql if db.is_postgres else sqlite
-        self._insert = (
-            dialect.insert(T)
-            .on_conflict_do_nothing(index_elements=["channel", "kind", "external_id"])
-            .returning(T.c.id, T.c.channel, T.c.kind, T.c.external_id)
-        )
+        self._insert = inbox_insert(postgres=db.is_postgres)
         self.batches = 0
         self.events = 0
-        self._idle = asyncio.Event()  # set: no submission waits for its commit
-        self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Returns once no submission is waiting for its commit."""
-        await self._idle.wait()
+        self.idle = asyncio.Event()  # set while no submission waits for its commit
+        self.idle.set()
 
     def start(self) -> None:
         self._bg.start()
@@ -108,7 +110,7 @@ class InboxWriter:
         if not self._bg.running:
             return (await self.write_batch([event]))[0]
         fut: asyncio.Future[Persisted] = asyncio.get_running_loop().create_future()
-        self._idle.clear()
+        self.idle.clear()
         self._queue.put_nowait((event, fut))
         return await fut
 
@@ -131,7 +133,7 @@ class InboxWriter:
                 continue
             finally:
                 if self._queue.empty():
-                    self._idle.set()
+                    self.idle.set()
             for (_, fut), res in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(res)

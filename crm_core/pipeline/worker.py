@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,7 +57,7 @@ class InboxProcessor:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         on_result: Callable[[str, str], None] | None = None,  # (channel, processed|failed)
-        intake_idle: Callable[[], Awaitable[None]] | None = None,
+        intake_idle: asyncio.Event | None = None,
         yield_seconds: float = 0.05,
     ) -> None:
         self.db = db
@@ -135,9 +135,10 @@ class InboxProcessor:
                 await asyncio.sleep(min(self.poll_interval, 1.0))
 
     async def _yield_to_intake(self) -> None:
-        if self.intake_idle is not None:
+        idle = self.intake_idle
+        if idle is not None and not idle.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.intake_idle(), self.yield_seconds)
+                await asyncio.wait_for(idle.wait(), self.yield_seconds)
 
     async def process_due(self) -> int:
         """Claim and process rows that are due: left pending, failed and due, or stale."""

@@ -17,7 +17,7 @@ def processor(idle: asyncio.Event | None, yield_seconds: float) -> InboxProcesso
         assigner=None,  # type: ignore[arg-type]
         live=None,  # type: ignore[arg-type]
         cfg=PipelineConfig(),
-        intake_idle=idle.wait if idle is not None else None,
+        intake_idle=idle,
         yield_seconds=yield_seconds,
     )
 
