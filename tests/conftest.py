@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from crm_core.db import Database, migrate
+from tests.support.dovecot import DovecotServer, start_or_skip
 
 PG_ADMIN_URL = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -114,3 +115,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     finally:
         await database.dispose()
     yield url
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    """A real Dovecot IMAP server from a temp dir on loopback, one per test module
+    (installed with apt when missing; skipped where impossible, failed under CI)."""
+    server = start_or_skip()
+    yield server
+    server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from connectors.email import ImapMailbox, ImapSettings
 from crm_core.events import InboundEvent
 from crm_core.ports import ConnectorHealth, IngestReceipt
-from tests.support.dovecot import DovecotServer, start_or_skip
+from tests.support.dovecot import DovecotServer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 _users = itertools.count(1)
@@ -66,13 +66,6 @@ async def wait_until(cond: Callable[[], bool], limit: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
-
-
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from gateway.api.keys import DB
 from gateway.app import create_app
 from gateway.wiring import OUTBOX
 from tests.support.app import add_user, make_settings
-from tests.support.dovecot import DovecotServer, start_or_skip, unique_messages
+from tests.support.dovecot import DovecotServer, unique_messages
 from tests.support.email_flow import (
     deliver,
     email_app,
@@ -43,13 +43,6 @@ from tests.support.telephony import drained, rows, until
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 CLIENT = "Клиент <client@client.example>"
 PDF = b"%PDF-1.4\n% test offer\n" + bytes(range(256)) * 8
-
-
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
