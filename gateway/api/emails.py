@@ -28,6 +28,7 @@ from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, send_email
 from gateway.api.common import actor, database, ok, parse_body, path_id
 from gateway.api.outgoing import (
+    UploadedFile,
     decode_file,
     earlier_command,
     idempotency_key,
@@ -59,12 +60,8 @@ _CTYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", 
 Address = Annotated[str, Field(min_length=3, max_length=320)]
 
 
-class EmailAttachment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    filename: str = Field(min_length=1, max_length=200)
+class EmailAttachment(UploadedFile):
     content_type: str = Field(default="application/octet-stream", max_length=120)
-    content_base64: str = Field(min_length=1, description="the file's bytes, base64")
 
 
 class EmailCreate(BaseModel):

@@ -22,6 +22,7 @@ from crm_core.services.common import NotFound
 from crm_core.services.outbound import resolve_target, send_message
 from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.outgoing import (
+    UploadedFile,
     decode_file,
     earlier_command,
     idempotency_key,
@@ -40,11 +41,8 @@ CHANNELS = ("telegram", "vk")
 MAX_FILE_BYTES = 20 * 2**20  # Telegram bots upload up to 50 MB, VK documents more
 
 
-class MessageFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    filename: str = Field(min_length=1, max_length=200)
-    content_base64: str = Field(min_length=1, description="the file's bytes, base64")
+class MessageFile(UploadedFile):
+    """A file sent with a messenger reply."""
 
 
 class MessageCreate(BaseModel):

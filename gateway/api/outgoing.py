@@ -13,6 +13,7 @@ from collections.abc import Container
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,7 @@ from gateway.errors import ApiError
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
+    "UploadedFile",
     "decode_file",
     "earlier_command",
     "idempotency_key",
@@ -35,6 +37,15 @@ __all__ = [
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY = 150
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
+
+
+class UploadedFile(BaseModel):
+    """A file in a JSON request body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=200)
+    content_base64: str = Field(min_length=1, description="the file's bytes, base64")
 
 
 def idempotency_key(request: web.Request) -> str | None:
