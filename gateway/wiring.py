@@ -135,7 +135,7 @@ def _build_channels(
     pbx: dict[str, AsteriskOutbound] = {}
     for pbx_settings in settings.asterisk:
         h = health.register(pbx_settings.name, "call")
-        conn = AsteriskConnector(pbx_settings, ingest, h)
+        conn = AsteriskConnector(pbx_settings, ingest, h, state=DbStateStore(db))
         pbx[pbx_settings.name] = AsteriskOutbound(conn, pbx_settings)
         push.append((f"asterisk:{pbx_settings.name}", conn.run, h))
     if pbx:

@@ -69,6 +69,9 @@ class AsteriskSettings(BaseModel):
     action_timeout_seconds: float = Field(default=10.0, gt=0)
     cdr_wait_seconds: float = Field(default=2.0, ge=0, le=60)
     region: str = Field(default="RU", min_length=2, max_length=2)
+    # how often the live calls are persisted as "still alive" (dates a call that ends
+    # while crmhub is down no later than the last moment it was seen)
+    alive_mark_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("operator_channel_template")
     @classmethod

@@ -10,13 +10,22 @@ Structure (one ``run()`` task per PBX, cancel it to stop):
 * derived :class:`InboundEvent`\\ s go through one FIFO to ``await ingest(event)``; on
   :class:`IngestUnavailable` (or any error) the head event is retried with backoff,
   never dropped, so the events of one call stay in order;
+* bytes are read by the connector's one AMI parser (``protocol.AMILinkProtocol``) and
+  handed, with the ``CoreShowChannels`` answer and the loss of the link, to a
+  :class:`LinkFeed` - the same path ``crmhub ingest ami --dry-run`` takes;
 * after each login: ``Filter`` (server-side event filter), then ``CoreShowChannels`` to
-  reconcile calls that ended while we were away.
+  reconcile calls that ended while we were away and adopt calls already up;
+* while the link is verified, every ``alive_mark_seconds`` the Linkedids of the live
+  calls and when the link last spoke are persisted (``StateStore`` key
+  ``asterisk:<name>:alive``); the next ``calls_reconciled`` report carries that mark, so
+  the pipeline dates a call that ended while crmhub was down (a crash) no later than
+  the last moment it was seen alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import random
@@ -30,9 +39,17 @@ from connectors.asterisk.config import AsteriskSettings
 from connectors.asterisk.model import CallUpdate
 from connectors.asterisk.normalize import reconcile_event, to_event
 from connectors.asterisk.outbound import PBXUnavailable, build_originate, send_originate
+from connectors.asterisk.protocol import AMILinkProtocol
 from connectors.asterisk.tracking import CALL_ID_VARIABLE, CallTracker
+from connectors.asterisk.tracking_link import LinkFeed, link_events
 from crm_core.events import InboundEvent
-from crm_core.ports import ConnectorHealth, ConnectorState, Ingest, IngestUnavailable
+from crm_core.ports import (
+    ConnectorHealth,
+    ConnectorState,
+    Ingest,
+    IngestUnavailable,
+    StateStore,
+)
 
 __all__ = ["AsteriskConnector", "filter_expressions"]
 
@@ -53,6 +70,12 @@ class _Manager(Manager):
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    @property
+    def last_rx(self) -> float | None:
+        """When the link last received bytes (it was alive then)."""
+        proto = getattr(self, "protocol", None)
+        return proto.last_rx if isinstance(proto, AMILinkProtocol) else None
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.cancelled() or f.exception() is not None:
@@ -81,14 +104,19 @@ class AsteriskConnector:
         ingest: Ingest,
         health: ConnectorHealth,
         on_live: LiveCallback | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.health = health
         self.on_live = on_live
+        self.state = state
         self.tracker = CallTracker(
             settings.inbound_contexts, settings.trunk_channel_patterns, settings.cdr_wait_seconds
         )
+        self.feed = LinkFeed(self.tracker)
+        self._verified = False  # the current link's CoreShowChannels answer was applied
+        self._mark: dict[str, Any] | None = None  # the last "alive" mark persisted
         self.manager: _Manager | None = None
         self.connects = 0  # successful logins (metrics)
         self.events_in = 0
@@ -102,11 +130,17 @@ class AsteriskConnector:
         """Derived events not yet accepted by ingest."""
         return self._out.qsize()
 
+    @property
+    def alive_key(self) -> str:
+        return f"asterisk:{self.settings.name}:alive"
+
     async def run(self) -> None:
+        await self._load_mark()
         tasks = [
             asyncio.create_task(self._consume(), name=f"ami-consume-{self.settings.name}"),
             asyncio.create_task(self._deliver(), name=f"ami-deliver-{self.settings.name}"),
             asyncio.create_task(self._ticker(), name=f"ami-tick-{self.settings.name}"),
+            asyncio.create_task(self._marks(), name=f"ami-alive-{self.settings.name}"),
         ]
         attempt = 0
         try:
@@ -173,6 +207,7 @@ class AsteriskConnector:
             ping_delay=10**6,  # our own keepalive below
             ping_interval=10**6,
             log=log,
+            protocol_factory=functools.partial(AMILinkProtocol, link_events(self.tracker)),
         )
         m.register_event("*", self._on_event)
         self.manager = m
@@ -199,11 +234,13 @@ class AsteriskConnector:
         try:
             await self._after_login(m)
         except (OSError, TimeoutError, PBXUnavailable) as exc:
+            self._lost(m)
             self._close()
             self.health.set(ConnectorState.RECONNECTING, f"lost during start-up: {exc}")
             return True
         log.info("asterisk %s: connected to %s", s.name, where)
         reason = await self._keepalive(m)
+        self._lost(m)
         self._close()
         self.health.set(ConnectorState.RECONNECTING, f"link to {where} lost: {reason}")
         log.warning("asterisk %s: link lost: %s", s.name, reason)
@@ -248,6 +285,10 @@ class AsteriskConnector:
                     return m.lost.result()
                 return f"no answer to Ping within {s.action_timeout_seconds:g} s"
 
+    def _lost(self, m: _Manager) -> None:
+        """The link is gone: calls found ended at the next login end when it last spoke."""
+        self._queue.put_nowait(("lost", time.time(), m.last_rx or time.time()))
+
     def _on_event(self, manager: Any, event: Any) -> None:
         """panoramisk callback: plain function, only enqueues."""
         if event.get("Event") == "Shutdown":
@@ -261,21 +302,28 @@ class AsteriskConnector:
             self._queue.put_nowait(("tick", time.time(), None))
 
     async def _consume(self) -> None:
-        tracker = self.tracker
+        tracker, feed = self.tracker, self.feed
         while True:
             kind, now, payload = await self._queue.get()
             try:
+                updates: list[CallUpdate] = []
                 if kind == "event":
                     self.events_in += 1
-                    updates = tracker.handle(payload, now)
+                    updates = feed.message(payload, now)
                 elif kind == "tick":
                     updates = tracker.tick(now)
+                elif kind == "lost":
+                    self._verified = False
+                    feed.lost(payload)
                 else:
-                    updates = tracker.reconcile(payload[0], now, payload[1])
+                    updates = feed.channels(payload[0], now, payload[1])
                 for u in updates:
                     await self._emit(u)
                 if kind == "reconcile":  # after the calls it ended, in the same order
-                    self._out.put_nowait(reconcile_event(self.settings.name, *payload))
+                    channels, asked_at = payload
+                    report = reconcile_event(self.settings.name, channels, asked_at, self._mark)
+                    self._out.put_nowait(report)
+                    self._verified = True
             except Exception:  # a tracking bug must not stop the link
                 log.exception("asterisk %s: cannot handle %s %r", self.settings.name, kind, payload)
 
@@ -292,6 +340,38 @@ class AsteriskConnector:
             except Exception:
                 log.exception("asterisk %s: live callback failed", s.name)
         self._out.put_nowait(event)
+
+    # ------------------------------------------------------------ alive marks
+    async def _load_mark(self) -> None:
+        """The mark a previous process left: what it last saw alive (it may have crashed)."""
+        if self.state is None:
+            return
+        try:
+            self._mark = await self.state.get(self.alive_key)
+        except Exception:
+            log.exception("asterisk %s: cannot read %s", self.settings.name, self.alive_key)
+
+    async def _marks(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.alive_mark_seconds)
+            await self.mark_alive()
+
+    async def mark_alive(self) -> None:
+        """Persist the live calls and when the verified link last spoke (the calls were
+        alive then: their Hangup had not come)."""
+        m = self.manager
+        if self.state is None or m is None or not self._verified:
+            return
+        live = sorted(self.tracker.live_linkedids())
+        if not live and not (self._mark or {}).get("linkedids"):
+            return
+        at = m.last_rx or time.time()
+        mark = {"at": at, "linkedids": live}
+        try:
+            await self.state.set(self.alive_key, mark)
+            self._mark = mark
+        except Exception:
+            log.exception("asterisk %s: cannot write %s", self.settings.name, self.alive_key)
 
     async def _deliver(self) -> None:
         while True:

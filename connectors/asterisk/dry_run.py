@@ -1,4 +1,9 @@
-"""``crmhub ingest ami TRANSCRIPT --dry-run``: a raw AMI byte stream -> call event dicts."""
+"""``crmhub ingest ami TRANSCRIPT --dry-run``: a raw AMI byte stream -> call event dicts.
+
+The bytes go through the live link's own parser and :class:`LinkFeed` (see
+``tracking_link``): a later banner in the transcript is a reconnect, and the
+``CoreShowChannels`` answer after it reconciles and adopts calls as the live link does.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connectors.asterisk.config import DEFAULT_EVENTS
 from connectors.asterisk.model import CallUpdate
 from connectors.asterisk.normalize import to_event, to_summary
 from connectors.asterisk.protocol import BANNER_PREFIX, AMIParser, AMIProtocolError
 from connectors.asterisk.tracking import CallTracker
+from connectors.asterisk.tracking_link import LinkFeed, link_events
 from crm_core.events import InboundEvent, NormalizeError
 
 __all__ = ["derive_updates", "dry_run"]
@@ -56,15 +61,16 @@ def derive_updates(
     source: str = "stream",
 ) -> list[CallUpdate]:
     _check_ami(data, source)
-    parser = AMIParser(set(tracker.wanted) | set(DEFAULT_EVENTS))
+    parser = AMIParser(link_events(tracker))
+    feed = LinkFeed(tracker)
     out: list[CallUpdate] = []
     chunks = [(t, data[o : o + n]) for t, o, n in timing] if timing else [(0.0, data)]
     for t, chunk in chunks:
         for msg in parser.feed(chunk):
-            out.extend(tracker.handle(msg, t))
+            out.extend(feed.message(msg, t))
         out.extend(tracker.tick(t))
     for msg in parser.flush():
-        out.extend(tracker.handle(msg, chunks[-1][0]))
+        out.extend(feed.message(msg, chunks[-1][0]))
     if parser.messages == 0:
         raise AMIProtocolError(f"{source}: no AMI message found", "file")
     out.extend(tracker.flush())

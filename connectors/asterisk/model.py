@@ -88,6 +88,8 @@ class LiveCall:
     emitted: set[str] = field(default_factory=set)
     ended_at: float | None = None
     reconciled: bool = False
+    adopted: bool = False  # found live in CoreShowChannels: its start was not seen
+    answer_estimated: bool = False  # answered before it was adopted: answered_at is a guess
     last_seen: float = 0.0
     last_rx: float = 0.0  # receive time of its last event (local clock)
 
@@ -119,6 +121,7 @@ class CallRecord:
     transfers: tuple[dict[str, Any], ...]
     ended_at: float | None
     reconciled: bool = False
+    adopted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ so a redelivery (replay, reconnect) lands on the same inbox row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +101,8 @@ def to_event(
         )
         if rec.reconciled:
             meta["reconciled"] = True
+    if rec.adopted:  # found up at a login: its start (and answer time) are estimates
+        meta["adopted"] = True
     return InboundEvent(
         channel=Channel.CALL,
         kind=kind,
@@ -114,17 +117,30 @@ def to_event(
     )
 
 
-def reconcile_event(pbx_name: str, channels: list[dict[str, str]], asked_at: float) -> InboundEvent:
+def reconcile_event(
+    pbx_name: str,
+    channels: list[dict[str, str]],
+    asked_at: float,
+    alive: Mapping[str, Any] | None = None,
+) -> InboundEvent:
     """What the PBX said after a login (``CoreShowChannels``): the Linkedids still live.
     The pipeline closes the calls it saw start on this PBX before ``asked_at`` that are
-    not among them (they ended while crmhub was down or disconnected)."""
+    not among them (they ended while crmhub was down or disconnected).  ``alive`` is
+    the connector's last persisted mark (``{"at": unix time, "linkedids": [...]}``): those
+    calls were still up at ``at``, so their end is dated then, not at ``asked_at``."""
     live = sorted({c.get("Linkedid") or c.get("Uniqueid") or "" for c in channels} - {""})
+    meta: dict[str, Any] = {"pbx": pbx_name, "live_linkedids": live, "asked_at": asked_at}
+    if alive and isinstance(alive.get("at"), int | float):
+        meta["alive"] = {
+            "at": float(alive["at"]),
+            "linkedids": [str(x) for x in alive.get("linkedids") or []],
+        }
     return InboundEvent(
         channel=Channel.CALL,
         kind=EventKind.CALLS_RECONCILED,
         external_id=f"{pbx_name}:reconciled:{asked_at:.6f}",
         occurred_at=datetime.fromtimestamp(asked_at, UTC),
-        meta={"pbx": pbx_name, "live_linkedids": live, "asked_at": asked_at},
+        meta=meta,
         direction=Direction.INBOUND,
         source=pbx_name,
     )

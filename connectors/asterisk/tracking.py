@@ -15,16 +15,17 @@ present, else from ``now`` (receive time).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from connectors.asterisk.model import CallUpdate
+from connectors.asterisk.tracking_adopt import Adoption
 from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, Msg
-from connectors.asterisk.tracking_events import EventHandlers
 
 __all__ = ["CALL_ID_VARIABLE", "CallTracker"]
 
 
-class CallTracker(EventHandlers):
+class CallTracker(Adoption):
     def __init__(
         self,
         inbound_contexts: Iterable[str] = (),
@@ -104,39 +105,50 @@ class CallTracker(EventHandlers):
     def live_linkedids(self) -> set[str]:
         return set(self.calls)
 
+    def link_lost(self, at: float) -> None:
+        """The link to the PBX went down; it was last known alive at ``at``.  Calls found
+        gone at the next :meth:`reconcile` end then, not when the link came back."""
+        self._link_lost_at = at if self._link_lost_at is None else min(self._link_lost_at, at)
+
     def reconcile(
         self, channels: Iterable[Msg], now: float, asked_at: float | None = None
     ) -> list[CallUpdate]:
-        """After a reconnect: ``CoreShowChannel`` items = every live channel on the PBX.
+        """After a login: ``CoreShowChannel`` items = every live channel on the PBX.
 
         Tracked calls with no live channel left are ended (with what is known, marked
-        ``reconciled``); tracked legs that are gone are marked hung up; live channels of
-        unknown calls are adopted so their end is seen.  Calls with events received after
-        ``asked_at`` (when ``CoreShowChannels`` was sent) are left alone: the list is older.
+        ``reconciled``), dated when the link was last known alive (:meth:`link_lost`);
+        tracked legs that are gone are marked hung up.  Live calls not tracked are
+        adopted (``tracking_adopt``): their ``call_started``/``call_answered`` are derived
+        from the list, so their end is logged like any other call's.  Calls with events
+        received after ``asked_at`` (when ``CoreShowChannels`` was sent) are left alone:
+        the list is older.
         """
         out: list[CallUpdate] = []
         self._rx = now
         asked = now if asked_at is None else asked_at
+        lost, self._link_lost_at = self._link_lost_at, None
         live_by_uid = {c.get("Uniqueid", ""): c for c in channels}
         for lid, call in list(self.calls.items()):
             if call.last_rx > asked:
                 continue
+            end = now if lost is None else min(now, max(lost, call.last_seen))
             for uid in list(call.live):
                 if uid not in live_by_uid:
                     call.live.discard(uid)
                     leg = call.legs[uid]
-                    leg.hungup_at = leg.hungup_at or now
+                    leg.hungup_at = leg.hungup_at or end
                     self._uid.pop(uid, None)
             if not call.live:
                 call.reconciled = True
-                self._end(call, now, out)
+                self._end(call, end, out)
                 self._pending.pop(lid, None)
                 self._pending_rx.pop(lid, None)
                 self._emit_end(call, out)
+        unknown: dict[str, list[Msg]] = defaultdict(list)
         for uid, ch in live_by_uid.items():
             if uid and uid not in self._uid and uid not in self._finished_uid:
-                self._newchannel(ch, now, out)
-                adopted = self._leg(uid)
-                if adopted is not None and ch.get("ChannelStateDesc") == "Up":
-                    adopted.answered_at = now
+                unknown[ch.get("Linkedid") or uid].append(ch)
+        for lid, items in unknown.items():
+            if lid not in self._finished:
+                self._adopt(lid, items, now, out)
         return out

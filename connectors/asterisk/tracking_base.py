@@ -48,6 +48,7 @@ class TrackerBase:
         self._originate_ids: dict[str, str] = {}  # ActionID -> crm call id
         self._pending_rx: dict[str, float] = {}  # linkedid -> receive time of its last Hangup
         self._rx = 0.0
+        self._link_lost_at: float | None = None
 
     # --------------------------------------------------------------- helpers
     def _is_trunk(self, channel: str) -> bool:
@@ -196,22 +197,26 @@ class TrackerBase:
         ring = talk = None
         outcome = disposition = None
         if end is not None:
-            if call.ring_started_at is not None:
-                ring = _secs((call.answered_at or end) - call.ring_started_at)
-            elif call.direction == "in":
-                ring = 0
-            if call.answered_at is not None:
+            cdr = self._first_cdr(call)
+            answered_at, stop = call.answered_at, end
+            if answered_at is not None:
                 ext = call.legs.get(call.external_leg or "")
                 stop = end if ext is None or ext.hungup_at is None else ext.hungup_at
                 if ext is not None and ext.hangup_requested_at is not None:
                     stop = min(stop, ext.hangup_requested_at)
-                talk = _secs(stop - call.answered_at)
+                if call.answer_estimated:
+                    answered_at = _pbx_answer(call, cdr, answered_at, stop)
+            if call.ring_started_at is not None:
+                ring = _secs((answered_at or end) - call.ring_started_at)
+            elif call.direction == "in":
+                ring = 0
+            if answered_at is not None:
+                talk = _secs(stop - answered_at)
                 if call.queue_talk_seconds is not None and not call.transfers:
                     talk = call.queue_talk_seconds
             else:
                 talk = 0
             outcome = self._outcome(call)
-            cdr = self._first_cdr(call)
             disposition = cdr.get("Disposition") if cdr else None
         side = call.hangup_side
         if end is not None and side is None:
@@ -241,6 +246,7 @@ class TrackerBase:
             transfers=tuple(call.transfers),
             ended_at=end,
             reconciled=call.reconciled,
+            adopted=call.adopted,
         )
 
     @staticmethod
@@ -255,6 +261,18 @@ class TrackerBase:
         if status in ("NOANSWER", "CANCEL"):
             return "missed"
         return "failed"
+
+
+def _pbx_answer(call: LiveCall, cdr: Mapping[str, str] | None, guess: float, stop: float) -> float:
+    """An adopted call's answer time from the PBX's own talk time, if it has one: a
+    queue member's ``TalkTime``, or the ``BillableSeconds`` of a ``Dial`` (which answers
+    the caller when the operator answers).  Never before the guess (the operator's leg
+    did not exist before it)."""
+    talk: int | None = call.queue_talk_seconds
+    if talk is None and cdr is not None and cdr.get("LastApplication") == "Dial":
+        billable = cdr.get("BillableSeconds")
+        talk = _int(billable) if billable else None
+    return guess if talk is None else max(guess, stop - talk)
 
 
 def _int(v: str | None) -> int:
