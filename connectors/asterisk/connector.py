@@ -365,6 +365,14 @@ class AsteriskConnector:
         live = sorted(self.tracker.live_linkedids())
         if not live and not (self._mark or {}).get("linkedids"):
             return
+        if live and time.time() - (m.last_rx or 0.0) > 1.0:
+            try:  # a quiet link: make it speak, so "alive at" is now
+                await self._action(m, {"Action": "Ping"}, False)
+            except (TimeoutError, PBXUnavailable, OSError):
+                return  # not known alive now: keep the previous mark
+        if m is not self.manager or not self._verified:
+            return
+        live = sorted(self.tracker.live_linkedids())  # as of the Ping's answer
         at = m.last_rx or time.time()
         mark = {"at": at, "linkedids": live}
         try:

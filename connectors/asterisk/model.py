@@ -82,6 +82,7 @@ class LiveCall:
     hangup_side: str | None = None
     queue: str | None = None
     queue_talk_seconds: int | None = None
+    queue_hold_seconds: int | None = None  # AgentComplete HoldTime: the caller's wait
     queue_members: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     cdrs: list[dict[str, str]] = field(default_factory=list)

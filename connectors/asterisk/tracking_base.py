@@ -210,6 +210,8 @@ class TrackerBase:
                 ring = _secs((answered_at or end) - call.ring_started_at)
             elif call.direction == "in":
                 ring = 0
+            if call.answer_estimated and call.queue_hold_seconds is not None:
+                ring = call.queue_hold_seconds  # its wait in the queue, by the PBX
             if answered_at is not None:
                 talk = _secs(stop - answered_at)
                 if call.queue_talk_seconds is not None and not call.transfers:
@@ -264,11 +266,13 @@ class TrackerBase:
 
 
 def _pbx_answer(call: LiveCall, cdr: Mapping[str, str] | None, guess: float, stop: float) -> float:
-    """An adopted call's answer time from the PBX's own talk time, if it has one: a
-    queue member's ``TalkTime``, or the ``BillableSeconds`` of a ``Dial`` (which answers
+    """An adopted inbound call's answer time from the PBX's own talk time, if it has one:
+    a queue member's ``TalkTime``, or the ``BillableSeconds`` of a ``Dial`` (which answers
     the caller when the operator answers).  Never before the guess (the operator's leg
     did not exist before it)."""
     talk: int | None = call.queue_talk_seconds
+    if call.direction != "in":
+        return guess  # a click-to-call's BillableSeconds count from the operator's answer
     if talk is None and cdr is not None and cdr.get("LastApplication") == "Dial":
         billable = cdr.get("BillableSeconds")
         talk = _int(billable) if billable else None

@@ -213,6 +213,7 @@ class EventHandlers(TrackerBase):
             return
         if ev == "AgentComplete":  # Asterisk's own talk time of the queue member (seconds)
             call.queue_talk_seconds = _int(m.get("TalkTime"))
+            call.queue_hold_seconds = _int(m.get("HoldTime"))
             return
         iface = m.get("Interface", "")
         entry: dict[str, Any] = {

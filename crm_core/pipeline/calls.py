@@ -7,10 +7,16 @@ call would never become a "call back" task.  After every login the connector sen
 of that PBX whose ``call_started`` is in the inbox (received before the PBX was asked,
 within ``LOOKBACK``) with no ``call_ended``, and which is not live any more, gets a
 ``call_ended`` of its own: ``answered`` if its answer was seen, else ``missed`` (so an
-inbound one opens a call-back task), marked ``reconciled`` and ``ended_unseen``; its
-end time is when the PBX was asked.  They are written as ordinary inbox rows: the
-inbox's unique key (channel, kind, external id) keeps a real ``call_ended`` and this one
-from both landing, whichever comes first.
+inbound one opens a call-back task), marked ``reconciled`` and ``ended_unseen``.  They
+are written as ordinary inbox rows: the inbox's unique key (channel, kind, external id)
+keeps a real ``call_ended`` and this one from both landing, whichever comes first.
+
+What was persisted is kept: the operator who answered (``answered_by``), the ring time
+(from ``call_started`` to ``call_answered``), and a talk time up to the end.  The end
+is dated no later than the last moment the call was seen alive: the connector's
+"alive" mark (``meta.alive`` of the report: ``{"at", "linkedids"}``, persisted every
+few seconds while the link is up) if it lists the call, else the last persisted event
+of the call; never before that event, never after the PBX was asked.
 """
 
 from __future__ import annotations
@@ -71,31 +77,62 @@ async def close_unseen_calls(s: AsyncSession, event: InboundEvent) -> list[int]:
     gone = [(ext, payload) for ext, payload in started if ext.split(":", 1)[-1] not in live]
     if not gone:
         return []
-    answered = set(
-        await s.scalars(
-            select(T.external_id).where(
-                T.channel == Channel.CALL.value,
-                T.kind == EventKind.CALL_ANSWERED.value,
-                T.external_id.in_([ext for ext, _ in gone]),
+    answers = {
+        ext: payload
+        for ext, payload in (
+            await s.execute(
+                select(T.external_id, T.payload).where(
+                    T.channel == Channel.CALL.value,
+                    T.kind == EventKind.CALL_ANSWERED.value,
+                    T.external_id.in_([ext for ext, _ in gone]),
+                )
             )
-        )
-    )
-    rows = [inbox_row(_ended(InboundEvent.from_json(p), ext in answered, asked)) for ext, p in gone]
+        ).all()
+    }
+    seen_at, seen_ids = _alive(event)
+    rows = []
+    for ext, payload in gone:
+        start = InboundEvent.from_json(payload)
+        answer = InboundEvent.from_json(answers[ext]) if ext in answers else None
+        last = answer.occurred_at if answer is not None else start.occurred_at
+        last = max(last, start.occurred_at)
+        end = last
+        if seen_at is not None and ext.split(":", 1)[-1] in seen_ids:
+            end = max(last, min(seen_at, asked))
+        rows.append(inbox_row(_ended(start, answer, end)))
     postgres = s.get_bind().dialect.name == "postgresql"
     res = await s.execute(inbox_insert(postgres=postgres), rows)
     return [int(r[0]) for r in res]
 
 
-def _ended(started: InboundEvent, answered: bool, at: datetime) -> InboundEvent:
+def _alive(event: InboundEvent) -> tuple[datetime | None, set[str]]:
+    """The connector's last "alive" mark carried by the report, if any."""
+    mark = event.meta.get("alive")
+    if not isinstance(mark, dict) or not isinstance(mark.get("at"), int | float):
+        return None, set()
+    return datetime.fromtimestamp(float(mark["at"]), UTC), {
+        str(x) for x in mark.get("linkedids") or []
+    }
+
+
+def _secs(delta: timedelta) -> int:
+    return max(0, int(delta.total_seconds() + 0.5))
+
+
+def _ended(started: InboundEvent, answered: InboundEvent | None, at: datetime) -> InboundEvent:
+    base = answered if answered is not None else started
     meta: dict[str, Any] = {
         **started.meta,
-        "outcome": "answered" if answered else "missed",
-        "ring_seconds": None,
-        "talk_seconds": None,
+        **base.meta,
+        "outcome": "answered" if answered is not None else "missed",
         "hangup_side": None,
         "reconciled": True,
         "ended_unseen": True,
     }
-    return dataclasses.replace(
-        started, kind=EventKind.CALL_ENDED, occurred_at=max(at, started.occurred_at), meta=meta
-    )
+    if answered is not None:
+        meta["ring_seconds"] = _secs(answered.occurred_at - started.occurred_at)
+        meta["talk_seconds"] = _secs(at - answered.occurred_at)
+    else:
+        meta["ring_seconds"] = _secs(at - started.occurred_at)
+        meta["talk_seconds"] = 0
+    return dataclasses.replace(started, kind=EventKind.CALL_ENDED, occurred_at=at, meta=meta)
