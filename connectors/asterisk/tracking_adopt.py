@@ -121,8 +121,10 @@ class Adoption(EventHandlers):
         for leg in rung:
             if leg.extension and leg.extension not in call.extensions_rung:
                 call.extensions_rung.append(leg.extension)
-        if rung:
-            self._rung(call, rung[0].extension or "", rung[0].created_at, out)
+        if rung:  # a queue rang members since the caller joined it (HoldTime counts so)
+            queued = info[first.uniqueid].get("Application") == "Queue"
+            since = first.created_at if queued else rung[0].created_at
+            self._rung(call, rung[0].extension or "", since, out)
         who = self._answerer(first, legs, info, halves)
         if who is not None and call.answered_at is None:
             call.answer_estimated = True
