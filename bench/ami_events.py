@@ -1,5 +1,8 @@
 """AMI events/s through parse + call tracking + normalization, vs a bare split-on-blank-line.
 
+The path measured is the one the live link and ``crmhub ingest ami --dry-run`` share:
+``AMIParser`` (keeping the tracked events and list answers) -> ``LinkFeed`` -> tracker.
+
 The buffer repeats the recorded scenarios (fixtures/ami/*.ami, the ``read=all`` user,
 so most events are VarSet/CEL noise as on a real PBX), rewriting Uniqueid/Linkedid per
 copy so every copy is a distinct call.  Pipeline writes are excluded.  Both parses run
@@ -22,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from connectors.asterisk.normalize import to_event  # noqa: E402
 from connectors.asterisk.protocol import AMIParser  # noqa: E402
 from connectors.asterisk.tracking import CallTracker  # noqa: E402
+from connectors.asterisk.tracking_link import LinkFeed, link_events  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ami"
 SCENARIOS = [
@@ -63,17 +67,18 @@ def bare(buf: bytes) -> int:
 
 def full(buf: bytes) -> tuple[int, int]:
     tracker = CallTracker(["from-pstn"], ["PJSIP/trunk-*"], cdr_wait=0)
-    parser = AMIParser(tracker.wanted)
+    parser = AMIParser(link_events(tracker))  # what the live link and --dry-run both use
+    feed = LinkFeed(tracker)
     events = 0
     now = 1_700_000_000.0
     for i in range(0, len(buf), CHUNK):
         for msg in parser.feed(buf[i : i + CHUNK]):
-            for u in tracker.handle(msg, now):
+            for u in feed.message(msg, now):
                 to_event(u, "bench")
                 events += 1
         now += 0.01
     for msg in parser.flush():
-        tracker.handle(msg, now)
+        feed.message(msg, now)
     for u in tracker.flush():
         to_event(u, "bench")
         events += 1

@@ -7,6 +7,8 @@ Public API used by the gateway:
   ``await run()`` (cancel to stop), ``await originate(...)``.
 * :class:`AsteriskOutbound` - the outbox executor for ``channel="call"``, kind ``originate``.
 * :func:`dry_run` - ``crmhub ingest ami FILE --dry-run``.
+* :class:`LinkFeed` - what one AMI link says -> call updates (the live link and the
+  dry-run share it, with the one parser ``AMIParser``).
 """
 
 from connectors.asterisk.config import DEFAULT_EVENTS, AsteriskSettings
@@ -23,6 +25,7 @@ from connectors.asterisk.outbound import (
 )
 from connectors.asterisk.protocol import AMIParser, AMIProtocolError
 from connectors.asterisk.tracking import CALL_ID_VARIABLE, CallTracker
+from connectors.asterisk.tracking_link import LinkFeed
 
 __all__ = [
     "CALL_ID_VARIABLE",
@@ -35,6 +38,7 @@ __all__ = [
     "CallRecord",
     "CallTracker",
     "CallUpdate",
+    "LinkFeed",
     "OriginateRejected",
     "PBXUnavailable",
     "build_originate",

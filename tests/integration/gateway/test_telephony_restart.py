@@ -29,9 +29,11 @@ A = AMI_FIXTURES / "a_inbound_answered.ami"
 B = AMI_FIXTURES / "b_inbound_missed_noanswer.ami"
 
 
-async def _app(aiohttp_client: Any, db_url: str, tmp_path: Path, port: int) -> TestClient:
+async def _app(
+    aiohttp_client: Any, db_url: str, tmp_path: Path, port: int, marks: float = 0.2
+) -> TestClient:
     settings = make_settings(
-        db_url, tmp_path, asterisk=[ami_settings(port, alive_mark_seconds=0.2)]
+        db_url, tmp_path, asterisk=[ami_settings(port, alive_mark_seconds=marks)]
     )
     client: TestClient = await aiohttp_client(create_app(settings))
     return client
@@ -124,3 +126,38 @@ async def test_a_call_that_ends_while_crmhub_is_down_is_logged_once(
         assert len(await _inbox(second, "call_ended")) == 1
         reports = await _inbox(second, "calls_reconciled")
         assert len(reports) == 2 and {r.status for r in reports} == {"processed"}
+
+
+async def test_without_an_alive_mark_the_last_persisted_event_dates_the_end(
+    db_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """No mark was written (the first process died before one): the end is its last
+    persisted event (the answer), still with its operator and ring time."""
+    await add_user(db_url, "op101@example.ru", "manager", extension="101")
+    async with AMIServer.from_files(A, speed=1.0) as srv:
+        first = await _app(aiohttp_client, db_url, tmp_path, srv.port, marks=3600)
+
+        async def answered() -> bool:
+            return bool(await _inbox(first, "call_answered"))
+
+        await until(answered, what="call_answered")
+        await drained(first)
+        assert await _mark(first) is None
+        await first.close()
+        srv.position = len(srv.events)
+        second = await _app(aiohttp_client, db_url, tmp_path, srv.port, marks=3600)
+
+        async def logged() -> bool:
+            return bool(await rows(second, Interaction, Interaction.kind == "call_ended"))
+
+        await until(logged, what="the call ended while crmhub was down")
+        await drained(second)
+    (ended,) = await rows(second, Interaction, Interaction.kind == "call_ended")
+    (answer,) = await _inbox(second, "call_answered")
+    assert ended.occurred_at.replace(tzinfo=UTC) == _at(answer)
+    assert (ended.outcome, ended.meta["answered_by"], ended.ring_s, ended.duration_s) == (
+        "answered",
+        "101",
+        3,
+        0,
+    )
