@@ -117,6 +117,8 @@ class AsteriskConnector:
         self.feed = LinkFeed(self.tracker)
         self._verified = False  # the current link's CoreShowChannels answer was applied
         self._mark: dict[str, Any] | None = None  # the last "alive" mark persisted
+        self._consumed_at = 0.0  # receive time of the last event the tracker has applied
+        self._received = 0  # events received (the tracker has applied self.events_in)
         self.manager: _Manager | None = None
         self.connects = 0  # successful logins (metrics)
         self.events_in = 0
@@ -293,6 +295,7 @@ class AsteriskConnector:
         """panoramisk callback: plain function, only enqueues."""
         if event.get("Event") == "Shutdown":
             self.health.set(ConnectorState.RECONNECTING, "the PBX is shutting down")
+        self._received += 1
         self._queue.put_nowait(("event", time.time(), _plain(event)))
 
     # ------------------------------------------------------------- pipeline
@@ -309,6 +312,7 @@ class AsteriskConnector:
                 updates: list[CallUpdate] = []
                 if kind == "event":
                     self.events_in += 1
+                    self._consumed_at = now
                     updates = feed.message(payload, now)
                 elif kind == "tick":
                     updates = tracker.tick(now)
@@ -374,6 +378,8 @@ class AsteriskConnector:
             return
         live = sorted(self.tracker.live_linkedids())  # as of the Ping's answer
         at = m.last_rx or time.time()
+        if self.events_in < self._received:  # the tracker has not applied all it received
+            at = min(at, self._consumed_at)
         mark = {"at": at, "linkedids": live}
         try:
             await self.state.set(self.alive_key, mark)

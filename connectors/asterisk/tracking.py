@@ -149,6 +149,12 @@ class CallTracker(Adoption):
             if uid and uid not in self._uid and uid not in self._finished_uid:
                 unknown[ch.get("Linkedid") or uid].append(ch)
         for lid, items in unknown.items():
-            if lid not in self._finished:
+            if lid in self.calls:  # new legs of a tracked call (made while we were away)
+                for ch in items:
+                    self._newchannel(ch, now, out)
+                    leg = self._leg(ch.get("Uniqueid", ""))
+                    if leg is not None and ch.get("ChannelStateDesc") == "Up":
+                        leg.answered_at = now
+            elif lid not in self._finished:
                 self._adopt(lid, items, now, out)
         return out

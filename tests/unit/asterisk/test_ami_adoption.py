@@ -190,3 +190,18 @@ def test_reconcile_dates_a_vanished_call_when_the_link_was_last_alive() -> None:
 )
 def test_parse_duration(text: str, secs: int) -> None:
     assert parse_duration(text) == secs
+
+
+def test_a_new_leg_of_a_tracked_call_is_not_adopted_as_a_call() -> None:
+    t = CallTracker(["from-pstn"], ["PJSIP/trunk-*"], cdr_wait=0)
+    first = chan(
+        "PJSIP/trunk-01",
+        "6.1",
+        "6.1",
+        Context="from-pstn",
+        Exten="74950000101",
+        ChannelStateDesc="Up",
+    )
+    t.handle({**first, "Event": "Newchannel"}, 100.0)
+    ups = t.reconcile([first, chan("PJSIP/102-07", "6.7", "6.1", ChannelStateDesc="Up")], 130.0)
+    assert ups == [] and t.live_linkedids() == {"6.1"}
