@@ -152,9 +152,9 @@ class CallTracker(Adoption):
             if lid in self.calls:  # new legs of a tracked call (made while we were away)
                 for ch in items:
                     self._newchannel(ch, now, out)
-                    leg = self._leg(ch.get("Uniqueid", ""))
-                    if leg is not None and ch.get("ChannelStateDesc") == "Up":
-                        leg.answered_at = now
+                    new = self._leg(ch.get("Uniqueid", ""))
+                    if new is not None and ch.get("ChannelStateDesc") == "Up":
+                        new.answered_at = now
             elif lid not in self._finished:
                 self._adopt(lid, items, now, out)
         return out
