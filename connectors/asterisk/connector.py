@@ -30,7 +30,7 @@ from connectors.asterisk.config import AsteriskSettings
 from connectors.asterisk.model import CallUpdate
 from connectors.asterisk.normalize import reconcile_event, to_event
 from connectors.asterisk.outbound import PBXUnavailable, build_originate, send_originate
-from connectors.asterisk.tracking import CALL_ID_VARIABLE, CallTracker
+from connectors.asterisk.tracking import CALL_ID_VARIABLE, MIXMONITOR_VARIABLE, CallTracker
 from crm_core.events import InboundEvent
 from crm_core.ports import ConnectorHealth, ConnectorState, Ingest, IngestUnavailable
 
@@ -44,6 +44,9 @@ def filter_expressions(events: list[str]) -> list[str]:
     """``Filter`` regexes (whitelist, OR-ed) = the ``eventfilter`` lines for manager.conf."""
     out = ["Event: (" + "|".join(sorted(set(events))) + ")"] if events else []
     out.append(f"Variable: {CALL_ID_VARIABLE}")
+    # MixMonitor's file: VarSet MIXMONITOR_FILENAME, or Newexten running MixMonitor
+    out.append(f"Variable: {MIXMONITOR_VARIABLE}")
+    out.append("Application: MixMonitor")
     return out
 
 

@@ -90,6 +90,8 @@ class LiveCall:
     reconciled: bool = False
     last_seen: float = 0.0
     last_rx: float = 0.0  # receive time of its last event (local clock)
+    recording_file: str | None = None  # MixMonitor's file, as the PBX names it
+    recording_started: bool = False  # MixMonitorStart seen (the file name may be hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class CallRecord:
     transfers: tuple[dict[str, Any], ...]
     ended_at: float | None
     reconciled: bool = False
+    recording_file: str | None = None
+    recording_started: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from connectors.asterisk.model import CallUpdate
-from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, Msg
+from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, MIXMONITOR_VARIABLE, Msg
 from connectors.asterisk.tracking_events import EventHandlers
 
-__all__ = ["CALL_ID_VARIABLE", "CallTracker"]
+__all__ = ["CALL_ID_VARIABLE", "MIXMONITOR_VARIABLE", "CallTracker"]
 
 
 class CallTracker(EventHandlers):
@@ -54,6 +54,8 @@ class CallTracker(EventHandlers):
             "AttendedTransfer": self._transfer,
             "OriginateResponse": self._originate_response,
             "VarSet": self._varset,
+            "Newexten": self._mixmonitor,
+            "MixMonitorStart": self._mixmonitor,
         }
 
     # ------------------------------------------------------------------ public

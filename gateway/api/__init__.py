@@ -17,6 +17,7 @@ from gateway.api import (
     emails,
     leads,
     messages,
+    recordings,
     rules,
     tasks,
     users,
@@ -39,6 +40,7 @@ ROUTE_TABLES = (
     messages.ROUTES,
     rules.ROUTES,
     analytics.ROUTES,
+    recordings.ROUTES,
 )
 
 
