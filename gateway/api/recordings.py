@@ -127,9 +127,10 @@ async def _proxy(request: web.Request, url: str) -> web.StreamResponse:
             for name in _PASSED_ON:
                 if name in upstream.headers:
                     resp.headers[name] = upstream.headers[name]
+            ours = content_type(PurePosixPath(url.split("?", 1)[0]).name)
             given = upstream.headers.get(hdrs.CONTENT_TYPE, "")
-            if not given.startswith("audio/"):
-                resp.headers[hdrs.CONTENT_TYPE] = content_type(PurePosixPath(url).name)
+            if ours.startswith("audio/") or not given.startswith("audio/"):
+                resp.headers[hdrs.CONTENT_TYPE] = ours  # audio/wav, not audio/x-wav
             await resp.prepare(request)
             async for chunk in upstream.content.iter_chunked(64 * 1024):
                 await resp.write(chunk)
