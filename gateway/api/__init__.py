@@ -59,3 +59,4 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
                 app.router.add_get(API_PREFIX + path, handler, allow_head=False)
             else:
                 app.router.add_route(method, API_PREFIX + path, handler)
+    recordings.setup_media(app)

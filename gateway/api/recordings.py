@@ -10,7 +10,12 @@ by a symbolic link, is refused.  Without a readable file, the call's ``recording
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import mimetypes
+import time
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,14 +24,18 @@ from aiohttp import hdrs, web
 from sqlalchemy import select
 
 from connectors.asterisk.config import AsteriskSettings
-from crm_core.access import visible_interactions
-from crm_core.models import Interaction
-from gateway.api.common import actor, database, path_id
+from crm_core.access import Actor, visible_interactions
+from crm_core.models import Interaction, User
+from gateway.api.common import actor, database, ok, path_id
+from gateway.api.keys import USER
 from gateway.errors import ApiError
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 
-__all__ = ["ROUTES", "content_type", "resolve_recording"]
+__all__ = ["MEDIA_PREFIX", "ROUTES", "content_type", "resolve_recording", "setup_media"]
+
+MEDIA_PREFIX = "/media/recordings"
+LINK_TTL_SECONDS = 600
 
 _AUDIO_TYPES = {
     ".wav": "audio/wav",
@@ -85,21 +94,18 @@ def _pbx(request: web.Request, name: Any) -> AsteriskSettings | None:
     return None
 
 
-@operation(
-    summary="A call's recording (audio; HTTP Range supported); 404 when it has none",
-    tag="calls",
-)
-async def get_recording(request: web.Request) -> web.StreamResponse:
-    iid = path_id(request, "interaction_id")
-    who = actor(request)
-    async with database(request).sessions() as s:
-        inter = await s.scalar(
-            select(Interaction).where(Interaction.id == iid, visible_interactions(who))
-        )
+async def _recorded_call(s: Any, iid: int, who: Actor) -> Interaction:
+    inter: Interaction | None = await s.scalar(
+        select(Interaction).where(Interaction.id == iid, visible_interactions(who))
+    )
     if inter is None:
         raise ApiError(404, f"interaction {iid} not found")
     if inter.channel != "call" or not (inter.recording_file or inter.recording_url):
         raise ApiError(404, f"interaction {iid} has no recording")
+    return inter
+
+
+async def _serve(request: web.Request, inter: Interaction) -> web.StreamResponse:
     pbx = _pbx(request, (inter.meta or {}).get("pbx"))
     if inter.recording_file and pbx is not None and pbx.recordings_dir:
         path = await asyncio.to_thread(resolve_recording, pbx.recordings_dir, inter.recording_file)
@@ -107,7 +113,81 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
             return web.FileResponse(path, headers={hdrs.CONTENT_TYPE: content_type(path.name)})
     if inter.recording_url:
         return await _proxy(request, inter.recording_url)
-    raise ApiError(404, f"the recording of interaction {iid} is not readable by crmhub")
+    raise ApiError(404, f"the recording of interaction {inter.id} is not readable by crmhub")
+
+
+@operation(
+    summary="A call's recording (audio; HTTP Range supported); 404 when it has none",
+    tag="calls",
+)
+async def get_recording(request: web.Request) -> web.StreamResponse:
+    iid = path_id(request, "interaction_id")
+    async with database(request).sessions() as s:
+        inter = await _recorded_call(s, iid, actor(request))
+    return await _serve(request, inter)
+
+
+# ---------------------------------------------------------------- signed media links
+def _sign(key: str, iid: int, uid: int, exp: int) -> str:
+    msg = f"recording:{iid}:{uid}:{exp}".encode()
+    mac = hmac.new(key.encode(), msg, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+
+@operation(
+    summary="A short-lived link to a call's recording for an <audio> element (no header needed)",
+    tag="calls",
+    status=201,
+)
+async def recording_link(request: web.Request) -> web.Response:
+    iid = path_id(request, "interaction_id")
+    user = request[USER]
+    async with database(request).sessions() as s:
+        await _recorded_call(s, iid, actor(request))
+    exp = int(time.time()) + LINK_TTL_SECONDS
+    access = f"{user.id}.{exp}.{_sign(user.token_hash, iid, user.id, exp)}"
+    return ok(
+        {
+            "url": f"{MEDIA_PREFIX}/{iid}?access={access}",
+            "expires_at": datetime.fromtimestamp(exp, UTC).isoformat(),
+        },
+        status=201,
+    )
+
+
+async def media_recording(request: web.Request) -> web.StreamResponse:
+    """``GET /media/recordings/{id}?access=...``: what an ``<audio src>`` can fetch.  The
+    link names its user and expiry and is signed with that user's token hash: it dies with
+    the token, the user's deactivation, or after ``LINK_TTL_SECONDS``; the call's
+    visibility is checked again."""
+    raw = request.match_info["interaction_id"]
+    uid_s, _, rest = request.query.get("access", "").partition(".")
+    exp_s, _, sig = rest.partition(".")
+    if not (raw.isdigit() and len(raw) <= 18 and uid_s.isdigit() and exp_s.isdigit() and sig):
+        raise web.HTTPForbidden(text="a valid access link is required")
+    iid, uid, exp = int(raw), int(uid_s), int(exp_s)
+    if exp < time.time():
+        raise web.HTTPForbidden(text="the link has expired: ask for a new one")
+    async with database(request).sessions() as s:
+        user = await s.get(User, uid)
+        good = user is not None and hmac.compare_digest(sig, _sign(user.token_hash, iid, uid, exp))
+        if user is None or not good or not user.active:
+            raise web.HTTPForbidden(text="a valid access link is required")
+        try:
+            inter = await _recorded_call(s, iid, Actor.of(user))
+        except ApiError as exc:
+            raise web.HTTPNotFound(text=exc.message) from None
+    try:
+        return await _serve(request, inter)
+    except ApiError as exc:
+        raise _http(exc) from None
+
+
+def _http(exc: ApiError) -> web.HTTPException:
+    cls = {404: web.HTTPNotFound, 416: web.HTTPRequestRangeNotSatisfiable}.get(
+        exc.status, web.HTTPBadGateway
+    )
+    return cls(text=exc.message)
 
 
 async def _proxy(request: web.Request, url: str) -> web.StreamResponse:
@@ -140,4 +220,12 @@ async def _proxy(request: web.Request, url: str) -> web.StreamResponse:
         raise ApiError(502, f"the recording server is unreachable: {exc}") from None
 
 
-ROUTES = [("GET", "/interactions/{interaction_id}/recording", get_recording)]
+ROUTES = [
+    ("GET", "/interactions/{interaction_id}/recording", get_recording),
+    ("POST", "/interactions/{interaction_id}/recording/link", recording_link),
+]
+
+
+def setup_media(app: web.Application) -> None:
+    """The signed-link route, outside ``/api/`` (no bearer token: an ``<audio src>``)."""
+    app.router.add_get(MEDIA_PREFIX + "/{interaction_id}", media_recording)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from crm_core.db import Database
-from crm_core.models import Interaction, Lead
+from crm_core.models import Interaction, Lead, User
 from gateway.api.keys import DB
+from gateway.api.recordings import _sign
 from gateway.app import create_app
 from tests.support.ami_server import AMIServer, load_transcript
 from tests.support.ami_truth import AMI_FIXTURES
@@ -187,3 +189,53 @@ async def test_recording_proxied_from_the_template_url(
         )
     r = await client.get(href, headers=h)
     assert r.status == 404
+
+
+async def test_signed_link_for_the_audio_element(
+    db_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """``POST .../recording/link`` (bearer) gives a short-lived link an ``<audio src>`` can
+    use without a header; it is bound to the call, the user and its token."""
+    anna, anna_token = await add_user(db_url, "anna@example.ru", "manager", extension="101")
+    _, boris_token = await add_user(db_url, "boris@example.ru", "manager", extension="102")
+    monitor = tmp_path / "monitor"
+    monitor.mkdir()
+    audio = silence_wav()
+    (monitor / BASENAME).write_bytes(audio)
+    pbx = {"recordings_dir": str(monitor), "recording_url_template": None}
+    client = await _run_calls(aiohttp_client, db_url, tmp_path, pbx, G, A)
+    recorded, plain = await rows(client, Interaction, Interaction.kind == "call_ended")
+    anna_h = {"Authorization": f"Bearer {anna_token}"}
+    r = await client.post(f"/api/v1/interactions/{recorded.id}/recording/link", headers=anna_h)
+    assert r.status == 201, await r.text()
+    url = (await r.json())["url"]
+    assert url.startswith(f"/media/recordings/{recorded.id}?access={anna}.")
+    r = await client.get(url)  # no Authorization header
+    assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
+    assert await r.read() == audio
+    r = await client.get(url, headers={"Range": "bytes=100-199"})
+    assert r.status == 206 and await r.read() == audio[100:200]
+
+    # bound to its call, its signature and its time
+    assert (await client.get(url.replace(f"/{recorded.id}?", f"/{plain.id}?"))).status == 403
+    assert (await client.get(url[:-2] + ("AA" if url[-2:] != "AA" else "BB"))).status == 403
+    # an expired link, well signed
+    (user,) = await rows(client, User, User.id == anna)
+    past = int(time.time()) - 1
+    stale = f"/media/recordings/{recorded.id}?access={anna}.{past}."
+    r = await client.get(stale + _sign(user.token_hash, recorded.id, anna, past))
+    assert r.status == 403 and "expired" in await r.text()
+    assert (await client.get(f"/media/recordings/{recorded.id}")).status == 403
+    # Boris cannot get a link for Anna's call; no link for a call without a recording
+    r = await client.post(
+        f"/api/v1/interactions/{recorded.id}/recording/link",
+        headers={"Authorization": f"Bearer {boris_token}"},
+    )
+    assert r.status == 404
+    r = await client.post(f"/api/v1/interactions/{plain.id}/recording/link", headers=anna_h)
+    assert r.status == 404
+    # a deactivated user's links die with them
+    db: Database = client.app[DB]
+    async with db.transaction() as s:
+        await s.execute(update(User).where(User.id == anna).values(active=False))
+    assert (await client.get(url)).status == 403
