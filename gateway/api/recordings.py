@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from connectors.asterisk.config import AsteriskSettings
@@ -134,10 +135,15 @@ def _sign(key: str, iid: int, uid: int, exp: int) -> str:
     return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
 
+class RecordingLinkOut(BaseModel):
+    url: str  # /media/recordings/{id}?access=...
+    expires_at: str
+
+
 @operation(
     summary="A short-lived link to a call's recording for an <audio> element (no header needed)",
     tag="calls",
-    status=201,
+    response=RecordingLinkOut,
 )
 async def recording_link(request: web.Request) -> web.Response:
     iid = path_id(request, "interaction_id")
@@ -150,8 +156,7 @@ async def recording_link(request: web.Request) -> web.Response:
         {
             "url": f"{MEDIA_PREFIX}/{iid}?access={access}",
             "expires_at": datetime.fromtimestamp(exp, UTC).isoformat(),
-        },
-        status=201,
+        }
     )
 
 
@@ -222,7 +227,7 @@ async def _proxy(request: web.Request, url: str) -> web.StreamResponse:
 
 ROUTES = [
     ("GET", "/interactions/{interaction_id}/recording", get_recording),
-    ("POST", "/interactions/{interaction_id}/recording/link", recording_link),
+    ("GET", "/interactions/{interaction_id}/recording/link", recording_link),
 ]
 
 

@@ -194,7 +194,7 @@ async def test_recording_proxied_from_the_template_url(
 async def test_signed_link_for_the_audio_element(
     db_url: str, tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    """``POST .../recording/link`` (bearer) gives a short-lived link an ``<audio src>`` can
+    """``GET .../recording/link`` (bearer) gives a short-lived link an ``<audio src>`` can
     use without a header; it is bound to the call, the user and its token."""
     anna, anna_token = await add_user(db_url, "anna@example.ru", "manager", extension="101")
     _, boris_token = await add_user(db_url, "boris@example.ru", "manager", extension="102")
@@ -206,8 +206,8 @@ async def test_signed_link_for_the_audio_element(
     client = await _run_calls(aiohttp_client, db_url, tmp_path, pbx, G, A)
     recorded, plain = await rows(client, Interaction, Interaction.kind == "call_ended")
     anna_h = {"Authorization": f"Bearer {anna_token}"}
-    r = await client.post(f"/api/v1/interactions/{recorded.id}/recording/link", headers=anna_h)
-    assert r.status == 201, await r.text()
+    r = await client.get(f"/api/v1/interactions/{recorded.id}/recording/link", headers=anna_h)
+    assert r.status == 200, await r.text()
     url = (await r.json())["url"]
     assert url.startswith(f"/media/recordings/{recorded.id}?access={anna}.")
     r = await client.get(url)  # no Authorization header
@@ -227,12 +227,12 @@ async def test_signed_link_for_the_audio_element(
     assert r.status == 403 and "expired" in await r.text()
     assert (await client.get(f"/media/recordings/{recorded.id}")).status == 403
     # Boris cannot get a link for Anna's call; no link for a call without a recording
-    r = await client.post(
+    r = await client.get(
         f"/api/v1/interactions/{recorded.id}/recording/link",
         headers={"Authorization": f"Bearer {boris_token}"},
     )
     assert r.status == 404
-    r = await client.post(f"/api/v1/interactions/{plain.id}/recording/link", headers=anna_h)
+    r = await client.get(f"/api/v1/interactions/{plain.id}/recording/link", headers=anna_h)
     assert r.status == 404
     # a deactivated user's links die with them
     db: Database = client.app[DB]

@@ -54,7 +54,7 @@ function timelineItem(i, composer) {
 /**
  * A call's recording.  The API wants the bearer token in a header, which an <audio src>
  * cannot send.  So the UI asks the API (with the header) for a short-lived signed link to
- * the same recording (POST .../recording/link, 10 minutes, signed for this user) and gives
+ * the same recording (GET .../recording/link, 10 minutes, signed for this user) and gives
  * that to the element: the browser then streams it itself, with HTTP Range requests to
  * seek, and preload="none" fetches nothing until play.  (A Blob URL would need the whole
  * file before playing, and Chromium disables the controls of an <audio> without a source.)
@@ -67,7 +67,7 @@ function recordingPlayer(href) {
     "aria-label": t("tl.recording"), title: t("tl.recording"), dataset: { href },
   });
   const linkPath = `${href.replace(/^\/api\/v1/, "")}/link`;
-  const fetchLink = () => api("POST", linkPath).then((r) => { audio.src = r.url; });
+  const fetchLink = () => api("GET", linkPath).then((r) => { audio.src = r.url; });
   let renewed = false;
   const firstLink = () => fetchLink().catch((exc) => {
     note.textContent = `${t("tl.recordingError")} (${exc.message})`;
