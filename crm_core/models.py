@@ -271,6 +271,7 @@ class Interaction(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     ring_s: Mapped[int | None] = mapped_column(Integer)
     recording_url: Mapped[str | None] = mapped_column(String(1000))
+    recording_file: Mapped[str | None] = mapped_column(String(1000))  # MixMonitor's, on the PBX
     subject: Mapped[str | None] = mapped_column(String(1000))
     body: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)

@@ -142,6 +142,15 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (r"interaction (?P<id>\d+) has no recording", "у звонка {id} нет записи"),
+    (
+        r"the recording of interaction (?P<id>\d+) is not readable by crmhub",
+        "запись звонка {id} недоступна crmhub (проверьте recordings_dir)",
+    ),
+    (r"the recording is not on the recording server", "записи нет на сервере записей"),
+    (r"requested range not satisfiable", "запрошенный диапазон байт недоступен"),
+    (r"the recording server answered HTTP (?P<n>\d+)", "сервер записей ответил HTTP {n}"),
+    (r"the recording server is unreachable: .*", "сервер записей недоступен"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -3,7 +3,7 @@
 Imports only the standard library, pydantic and PyYAML.
 """
 
-from .engine import decide
+from .engine import decide, decide_answered
 from .explain import explain
 from .loader import RulesError, load_rules, parse_rules
 from .model import (
@@ -33,6 +33,7 @@ __all__ = [
     "RulesWatcher",
     "TaskSpec",
     "decide",
+    "decide_answered",
     "explain",
     "load_rules",
     "parse_rules",

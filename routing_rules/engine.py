@@ -7,6 +7,7 @@ No I/O and no clock: ``now`` comes in, the new round-robin pointers go out in th
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from .ruleset import DEFAULT_RULE_ID, CompiledAssign, CompiledRule, RuleSet, Tar
 __all__ = ["check_now", "decide", "rule_clock"]
 
 _NO_STATE = RoutingState()
+ANSWERED_RULE_ID = "answered_calls"
 
 _SKIP_EN = {
     "inactive": "inactive",
@@ -127,6 +129,19 @@ def _choose(
 ) -> _Pick:
     pick = _Pick()
     skipped = pick.skipped
+    if target.strategy == "answered_by":
+        uid = ctx.answered_by
+        if uid is None:
+            skipped.append((0, "not_answered"))
+            return pick
+        m = roster.by_id.get(uid)
+        if m is None or (target.kind != "answerer" and uid not in _pool(target, roster)[1]):
+            skipped.append((uid, "missing"))
+        elif not m.active:
+            skipped.append((uid, "inactive"))
+        else:
+            pick.user = m  # they took the call: working hours and absences do not apply
+        return pick
     if target.strategy == "sticky_owner":
         owner_id = ctx.client.owner_id if ctx.client is not None else None
         if owner_id is None:
@@ -212,8 +227,8 @@ def _skips(skipped: list[tuple[int, str]], table: dict[str, str], more: str) -> 
     return f" ({shown})"
 
 
-_NO_OWNER = {"no_owner": "no owner"}
-_NO_OWNER_RU = {"no_owner": "нет владельца"}
+_NO_OWNER = {"no_owner": "no owner", "not_answered": "nobody answered"}
+_NO_OWNER_RU = {"no_owner": "нет владельца", "not_answered": "никто не ответил"}
 
 
 def _assign(
@@ -345,3 +360,28 @@ def decide(
         "no rule matched, default assignment",
         "ни одно правило не подошло, назначение по умолчанию",
     )
+
+
+def decide_answered(
+    context: RoutingContext,
+    rules: RuleSet,
+    roster: Roster,
+    now: datetime,
+    state: RoutingState = _NO_STATE,
+) -> Decision:
+    """Who gets a new caller's lead once the call is answered: the rule set's
+    ``answered_calls`` chain (default ``strategy: answered_by``, the operator who answered,
+    ``context.answered_by``).  A decision with ``user_id`` ``None`` keeps the lead where the
+    rules put it when the call started ringing."""
+    check_now(now)
+    d = _assign(
+        rules.answered_assign,
+        None,
+        context,
+        roster,
+        _Clocks(now, rules.tz),
+        state,
+        "answered call",
+        "звонок принят",
+    )
+    return replace(d, rule_id=ANSWERED_RULE_ID, priority=None, tags=(), sla_minutes=None)

@@ -53,6 +53,7 @@ class RoutingContext:
     client: ClientInfo | None = None
     is_new_client: bool = True
     called_number: str | None = None  # DID, E.164 or as the PBX gives it
+    answered_by: int | None = None  # user id of the operator who answered the call
 
 
 @dataclass(frozen=True, slots=True)

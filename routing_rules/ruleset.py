@@ -19,13 +19,18 @@ _STRATEGY_EN = {
     "least_loaded": "least loaded",
     "weighted": "weighted",
     "sticky_owner": "client's owner",
+    "answered_by": "who answered the call",
 }
 _STRATEGY_RU = {
     "round_robin": "по кругу",
     "least_loaded": "наименее загруженному",
     "weighted": "по весам",
     "sticky_owner": "владельцу клиента",
+    "answered_by": "ответившему на звонок",
 }
+
+
+_BARE = ("owner", "answerer")  # targets without a pool of their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,9 @@ class Target:
         elif spec.role is not None:
             ids, kind, key = (), "role", f"role:{spec.role}"
             en, ru = f"all active {spec.role}s", f"все активные ({spec.role})"
+        elif strategy == "answered_by":  # without a pool
+            ids, kind, key = (), "answerer", "answerer"
+            en, ru = "the operator who answered", "оператор, ответивший на звонок"
         else:  # sticky_owner without a pool
             ids, kind, key = (), "owner", "owner"
             en, ru = "the client's owner", "владелец клиента"
@@ -82,8 +90,8 @@ class Target:
             role=spec.role,
             roles=roles,
             pool_key=key,
-            text_en=f"{_STRATEGY_EN[strategy]} among {en}" if kind != "owner" else en,
-            text_ru=f"{_STRATEGY_RU[strategy]}: {ru}" if kind != "owner" else ru,
+            text_en=f"{_STRATEGY_EN[strategy]} among {en}" if kind not in _BARE else en,
+            text_ru=f"{_STRATEGY_RU[strategy]}: {ru}" if kind not in _BARE else ru,
         )
 
 
@@ -133,6 +141,7 @@ class CompiledRule:
 
 
 _DEFAULT_ASSIGN = AssignSpec.model_validate({"role": "manager", "strategy": "round_robin"})
+_ANSWERED_ASSIGN = AssignSpec.model_validate({"strategy": "answered_by"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +152,18 @@ class RuleSet:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"), compare=False)
     filename: str = "<default>"
     digest: str = ""
+    # A new caller's lead once the call is answered (``decide_answered``).
+    answered_assign: CompiledAssign = field(
+        default_factory=lambda: CompiledAssign.build(_ANSWERED_ASSIGN, {})
+    )
 
     @classmethod
     def from_spec(cls, spec: FileSpec, filename: str = "<string>", digest: str = "") -> RuleSet:
         rules = tuple(CompiledRule.build(r, spec.lists) for r in spec.rules)
         default = CompiledAssign.build(spec.default or _DEFAULT_ASSIGN, spec.lists)
+        answered = CompiledAssign.build(spec.answered_calls or _ANSWERED_ASSIGN, spec.lists)
         return cls(
+            answered_assign=answered,
             rules=rules,
             default_assign=default,
             timezone=spec.timezone,

@@ -21,7 +21,7 @@ __all__ = [
     "TaskSpecModel",
 ]
 
-STRATEGIES = ("round_robin", "least_loaded", "weighted", "sticky_owner")
+STRATEGIES = ("round_robin", "least_loaded", "weighted", "sticky_owner", "answered_by")
 # The pipeline's channels and event kinds (crm_core.events; this package stays pure, a
 # test keeps the two in step): a rule naming another one would never match.
 CHANNELS = ("call", "email", "webform", "telegram", "vk")
@@ -164,7 +164,9 @@ class TargetSpec(_Strict):
     list_: str | None = Field(default=None, alias="list")
     role: Literal["manager", "supervisor", "admin"] | None = None
     roles: list[Literal["manager", "supervisor", "admin"]] | None = None
-    strategy: Literal["round_robin", "least_loaded", "weighted", "sticky_owner"] = "round_robin"
+    strategy: Literal["round_robin", "least_loaded", "weighted", "sticky_owner", "answered_by"] = (
+        "round_robin"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TargetSpec:
@@ -173,7 +175,7 @@ class TargetSpec(_Strict):
             for k in ("user", "users", "team", "list_", "role")
             if getattr(self, k) is not None
         ]
-        if self.strategy == "sticky_owner" and not given:
+        if self.strategy in ("sticky_owner", "answered_by") and not given:
             return self
         if len(given) != 1:
             raise ValueError(
@@ -222,6 +224,8 @@ class FileSpec(_Strict):
     lists: dict[str, list[int]] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
     default: AssignSpec | None = None
+    # Who gets a new caller's lead once the call is answered (default: who answered).
+    answered_calls: AssignSpec | None = None
 
     @field_validator("timezone")
     @classmethod

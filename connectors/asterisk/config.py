@@ -37,6 +37,7 @@ DEFAULT_EVENTS: tuple[str, ...] = (
     "BlindTransfer",
     "AttendedTransfer",
     "OriginateResponse",
+    "MixMonitorStart",
     "FullyBooted",
     "Shutdown",
 )
@@ -60,7 +61,12 @@ class AsteriskSettings(BaseModel):
     # {national} 89165551234 (RU trunk prefix 8; other regions: the national significant number
     # with its trunk prefix), {national_digits} 9165551234.
     dial_format: str = "{national}"
-    recording_url_template: str | None = None  # {linkedid} {uniqueid} {pbx} {date} {year} ...
+    # URL of a call's recording, built only when the PBX recorded the call (MixMonitor):
+    # {linkedid} {uniqueid} {pbx} {date} {year} {month} {day} {filename} {basename}
+    recording_url_template: str | None = None
+    # Local directory where this PBX's recordings are readable (e.g. its monitor directory
+    # mounted read-only); GET /api/v1/interactions/{id}/recording serves files from it.
+    recordings_dir: str | None = None
     callback_due_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     event_filter: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
     send_filter: bool = True  # send "Action: Filter" after login (needs write=system)

@@ -40,7 +40,7 @@ from connectors.asterisk.model import CallUpdate
 from connectors.asterisk.normalize import reconcile_event, to_event
 from connectors.asterisk.outbound import PBXUnavailable, build_originate, send_originate
 from connectors.asterisk.protocol import AMILinkProtocol
-from connectors.asterisk.tracking import CALL_ID_VARIABLE, CallTracker
+from connectors.asterisk.tracking import CALL_ID_VARIABLE, MIXMONITOR_VARIABLE, CallTracker
 from connectors.asterisk.tracking_link import LinkFeed, link_events
 from crm_core.events import InboundEvent
 from crm_core.ports import (
@@ -61,6 +61,9 @@ def filter_expressions(events: list[str]) -> list[str]:
     """``Filter`` regexes (whitelist, OR-ed) = the ``eventfilter`` lines for manager.conf."""
     out = ["Event: (" + "|".join(sorted(set(events))) + ")"] if events else []
     out.append(f"Variable: {CALL_ID_VARIABLE}")
+    # MixMonitor's file: VarSet MIXMONITOR_FILENAME, or Newexten running MixMonitor
+    out.append(f"Variable: {MIXMONITOR_VARIABLE}")
+    out.append("Application: MixMonitor")
     return out
 
 

@@ -93,6 +93,8 @@ class LiveCall:
     answer_estimated: bool = False  # answered before it was adopted: answered_at is a guess
     last_seen: float = 0.0
     last_rx: float = 0.0  # receive time of its last event (local clock)
+    recording_file: str | None = None  # MixMonitor's file, as the PBX names it
+    recording_started: bool = False  # MixMonitorStart seen (the file name may be hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class CallRecord:
     ended_at: float | None
     reconciled: bool = False
     adopted: bool = False
+    recording_file: str | None = None
+    recording_started: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from connectors.asterisk.model import CallRecord, CallUpdate
@@ -36,9 +37,16 @@ def client_phone(rec: CallRecord, region: str = "RU") -> str | None:
 
 
 def recording_url(rec: CallRecord, template: str | None, pbx_name: str) -> str | None:
-    if not template or rec.outcome != "answered":
+    """The templated URL of the call's recording, only when the PBX recorded it
+    (MixMonitor's file seen, or ``MixMonitorStart``); ``{filename}``/``{basename}`` need
+    the file's name, so without it there is no URL."""
+    if not template or rec.outcome != "answered" or not rec.recording_started:
+        return None
+    fields = {"filename", "basename"}
+    if rec.recording_file is None and any(f"{{{f}" in template for f in fields):
         return None
     start = datetime.fromtimestamp(rec.started_at, UTC)
+    filename = rec.recording_file or ""
     try:
         return template.format(
             linkedid=rec.linkedid,
@@ -48,6 +56,8 @@ def recording_url(rec: CallRecord, template: str | None, pbx_name: str) -> str |
             year=start.strftime("%Y"),
             month=start.strftime("%m"),
             day=start.strftime("%d"),
+            filename=filename,
+            basename=PurePosixPath(filename).name,
         )
     except (KeyError, IndexError, ValueError) as exc:
         raise NormalizeError(
@@ -96,6 +106,7 @@ def to_event(
             dial_status=rec.dial_status,
             disposition=rec.disposition,
             recording_url=recording_url(rec, recording_url_template, pbx_name),
+            recording_file=rec.recording_file if rec.outcome == "answered" else None,
             queue_members=[dict(m) for m in rec.queue_members],
             transfers=[dict(t) for t in rec.transfers],
         )

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 
 from connectors.asterisk.model import CallUpdate
 from connectors.asterisk.tracking_adopt import Adoption
-from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, Msg
+from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, MIXMONITOR_VARIABLE, Msg
 
-__all__ = ["CALL_ID_VARIABLE", "CallTracker"]
+__all__ = ["CALL_ID_VARIABLE", "MIXMONITOR_VARIABLE", "CallTracker"]
 
 
 class CallTracker(Adoption):
@@ -55,6 +55,8 @@ class CallTracker(Adoption):
             "AttendedTransfer": self._transfer,
             "OriginateResponse": self._originate_response,
             "VarSet": self._varset,
+            "Newexten": self._mixmonitor,
+            "MixMonitorStart": self._mixmonitor,
         }
 
     # ------------------------------------------------------------------ public

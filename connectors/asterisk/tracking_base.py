@@ -21,9 +21,10 @@ from connectors.asterisk.model import (
     is_local,
 )
 
-__all__ = ["CALL_ID_VARIABLE", "Msg", "TrackerBase"]
+__all__ = ["CALL_ID_VARIABLE", "MIXMONITOR_VARIABLE", "Msg", "TrackerBase"]
 
 CALL_ID_VARIABLE = "CRMHUB_CALL_ID"
+MIXMONITOR_VARIABLE = "MIXMONITOR_FILENAME"
 Msg = Mapping[str, str]
 _LONG_DIGITS = re.compile(r"\d{7,}")
 _KEEP_FINISHED = 20_000
@@ -147,12 +148,14 @@ class TrackerBase:
 
     def _chanvars(self, call: LiveCall, m: Msg) -> None:
         cv = m.get("ChanVariable")
-        if cv and CALL_ID_VARIABLE in cv:
+        if cv and (CALL_ID_VARIABLE in cv or MIXMONITOR_VARIABLE in cv):
             for item in cv.split("\n"):
                 k, _, v = item.partition("=")
                 if k.strip() == CALL_ID_VARIABLE and v:
                     call.crm_call_id = v
                     call.click_to_call = True
+                elif k.strip() == MIXMONITOR_VARIABLE and v.strip():
+                    call.recording_file = v.strip()  # manager.conf channelvars=MIXMONITOR_FILENAME
 
     def _end(self, call: LiveCall, now: float, out: list[CallUpdate]) -> None:
         call.ended_at = now
@@ -249,6 +252,8 @@ class TrackerBase:
             ended_at=end,
             reconciled=call.reconciled,
             adopted=call.adopted,
+            recording_file=call.recording_file,
+            recording_started=call.recording_started or call.recording_file is not None,
         )
 
     @staticmethod

@@ -8,6 +8,7 @@ from connectors.asterisk.model import CallUpdate, Leg, LiveCall, channel_extensi
 from connectors.asterisk.tracking_base import (
     _LONG_DIGITS,
     CALL_ID_VARIABLE,
+    MIXMONITOR_VARIABLE,
     Msg,
     TrackerBase,
     _int,
@@ -28,12 +29,32 @@ class EventHandlers(TrackerBase):
             leg.channel = m["Newname"]
 
     def _varset(self, m: Msg, now: float, out: list[CallUpdate]) -> None:
-        if m.get("Variable") != CALL_ID_VARIABLE or not m.get("Value"):
+        var = m.get("Variable")
+        if var not in (CALL_ID_VARIABLE, MIXMONITOR_VARIABLE) or not m.get("Value"):
+            return
+        found = self._call_of(m, now)
+        if found is None:
+            return
+        if var == MIXMONITOR_VARIABLE:
+            found[0].recording_file = m["Value"].strip()
+            return
+        found[0].crm_call_id = m["Value"]
+        found[0].click_to_call = True
+
+    def _mixmonitor(self, m: Msg, now: float, out: list[CallUpdate]) -> None:
+        """``Newexten`` running ``MixMonitor(file,options,command)`` (read class dialplan)
+        and ``MixMonitorStart`` (class call, without the file name)."""
+        if m.get("Event") == "Newexten":
+            if m.get("Application", "").lower() != "mixmonitor":
+                return
+            name = m.get("AppData", "").split(",", 1)[0].strip()
+            found = self._call_of(m, now)
+            if found is not None and name and found[0].recording_file is None:
+                found[0].recording_file = name  # MIXMONITOR_FILENAME, when seen, wins
             return
         found = self._call_of(m, now)
         if found is not None:
-            found[0].crm_call_id = m["Value"]
-            found[0].click_to_call = True
+            found[0].recording_started = True
 
     def _newstate(self, m: Msg, now: float, out: list[CallUpdate]) -> None:
         found = self._call_of(m, now)

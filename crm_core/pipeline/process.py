@@ -16,11 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.events import Channel, Classification, Direction, EventKind, InboundEvent
 from crm_core.models import (
     ContactPoint,
+    InboxEvent,
     Interaction,
     Lead,
     OutboxCommand,
     Task,
     User,
+)
+from crm_core.pipeline.answered import (
+    answering_user,
+    call_event_ids,
+    reassign_to_answerer,
+    rules_of,
 )
 from crm_core.pipeline.assign import Assigner, Assignment
 from crm_core.pipeline.calls import close_unseen_calls
@@ -222,9 +229,14 @@ async def process_event(
     elif client is not None and inbound:
         await _ensure_points(s, event, m, lead_id=None, client_id=client.id)
     out.lead_id = lead.id if lead else None
+    answerer = await answering_user(s, event)
+    if answerer is not None and lead is not None:
+        await reassign_to_answerer(s, event, lead, answerer, rules_of(assigner))
 
     if event.kind in LOGGED_KINDS:
         inter = _interaction(event, event_id, m, lead, link)
+        if inter.user_id is None and answerer is not None:
+            inter.user_id = answerer.id  # the operator who took the call
         s.add(inter)
         await s.flush()
         out.interaction_id = inter.id
@@ -272,6 +284,7 @@ def _interaction(
         duration_s=_int(meta.get("talk_seconds")),
         ring_s=_int(meta.get("ring_seconds")),
         recording_url=meta.get("recording_url"),
+        recording_file=(str(meta["recording_file"])[:1000] if meta.get("recording_file") else None),
         subject=(event.subject or None) and event.subject[:1000],
         body=event.text,
         html=event.html,
@@ -331,6 +344,26 @@ async def _call_tasks(
         return
     caller = event.phones[0] if event.phones else event.meta.get("caller_raw") or ""
     due = event.occurred_at + timedelta(minutes=cfg.callback_due_minutes)
+    if lead is not None and await _lead_of_this_call(s, event, lead):
+        # A new caller's lead opened by this very call: the rules' task ("contact the new
+        # lead") becomes the call back, so a missed call opens one task, not two.
+        opened = await s.scalar(
+            select(Task)
+            .where(
+                Task.lead_id == lead.id,
+                Task.status == "open",
+                Task.created_by.is_(None),
+                Task.kind != "call_back",
+            )
+            .order_by(Task.id)
+            .limit(1)
+        )
+        if opened is not None:
+            opened.kind = "call_back"
+            opened.title = f"Перезвонить {caller}".strip()
+            opened.due_at = opened.remind_at = due
+            opened.interaction_id = inter.id
+            return
     if owner_id is None and event.meta.get("extensions_rung"):
         owner_id = await s.scalar(
             select(User.id).where(User.extension.in_(list(event.meta["extensions_rung"]))).limit(1)
@@ -347,6 +380,15 @@ async def _call_tasks(
             interaction_id=inter.id,
         )
     )
+
+
+async def _lead_of_this_call(s: AsyncSession, event: InboundEvent, lead: Lead) -> bool:
+    if lead.first_event_id is None:
+        return False
+    found = await s.scalar(
+        call_event_ids(event).where(InboxEvent.id == lead.first_event_id).limit(1)
+    )
+    return found is not None
 
 
 async def _apply_edit(s: AsyncSession, event: InboundEvent, out: Outcome) -> Outcome:

@@ -14,7 +14,14 @@ from crm_core.services.clients import get_client
 from crm_core.services.common import ListFilter, Page, iso, paginate
 from crm_core.services.leads import get_lead
 
-__all__ = ["client_timeline", "interaction_dicts", "lead_timeline"]
+__all__ = ["client_timeline", "interaction_dicts", "lead_timeline", "recording_href"]
+
+
+def recording_href(i: Interaction) -> str | None:
+    """``GET /api/v1/interactions/{id}/recording`` when the call has a recording."""
+    if i.channel != "call" or not (i.recording_file or i.recording_url):
+        return None
+    return f"/api/v1/interactions/{i.id}/recording"
 
 
 def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
@@ -29,6 +36,7 @@ def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
             "classification": i.classification,
             "duration_s": i.duration_s,
             "recording_url": i.recording_url,
+            "recording_href": recording_href(i),
             "subject": i.subject,
             "body": i.body,
             "html": i.html,

@@ -17,6 +17,7 @@ from gateway.api import (
     emails,
     leads,
     messages,
+    recordings,
     rules,
     tasks,
     users,
@@ -39,6 +40,7 @@ ROUTE_TABLES = (
     messages.ROUTES,
     rules.ROUTES,
     analytics.ROUTES,
+    recordings.ROUTES,
 )
 
 
@@ -57,3 +59,4 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
                 app.router.add_get(API_PREFIX + path, handler, allow_head=False)
             else:
                 app.router.add_route(method, API_PREFIX + path, handler)
+    recordings.setup_media(app)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.models import Interaction, OutboxCommand
 from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, start_call
+from crm_core.services.timeline import recording_href
 from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.outgoing import earlier_command, idempotency_key, visible_command, wake_outbox
 from gateway.keys import SETTINGS
@@ -64,6 +65,7 @@ class CallResultOut(BaseModel):
     ring_seconds: int | None
     talk_seconds: int | None
     recording_url: str | None
+    recording_href: str | None
 
 
 class CallStatusOut(CallOut):
@@ -168,6 +170,7 @@ async def _result(s: AsyncSession, row: OutboxCommand) -> dict[str, Any] | None:
                 "ring_seconds": i.ring_s,
                 "talk_seconds": i.duration_s,
                 "recording_url": i.recording_url,
+                "recording_href": recording_href(i),
             }
     return None
 

@@ -156,6 +156,7 @@ class InteractionOut(Out):
     classification: str
     duration_s: int | None
     recording_url: str | None
+    recording_href: str | None
     subject: str | None
     body: str | None
     html: str | None

@@ -342,9 +342,9 @@ async def test_timeline_shows_calls_and_email_html_only_in_a_sandbox(page: Page,
     call = items.filter(has_text="Звонок")
     await expect(call).to_contain_text("Отвечен")
     await expect(call).to_contain_text("Длительность: 2:05")
-    await expect(call.get_by_role("link", name="Запись разговора")).to_have_attribute(
-        "href", "https://pbx.example.ru/rec/1.wav"
-    )
+    player = call.locator("audio.tl-audio")  # played through the API (test_ui_recording.py)
+    await expect(player).to_have_attribute("preload", "none")
+    await expect(player).to_have_attribute("aria-label", "Запись разговора")
     mail = items.filter(has_text="Письмо")
     await expect(mail.locator(".tl-subject")).to_have_text("<b>Счёт</b> на оплату")  # as text
     await mail.get_by_text("Показать письмо").click()

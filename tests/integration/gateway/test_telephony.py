@@ -103,8 +103,7 @@ async def test_inbound_answered(
     (inter,) = ended
     assert inter.direction == "in" and inter.outcome == "answered"
     assert inter.ring_s == exp["ring_seconds"] and inter.duration_s == exp["talk_seconds"]
-    assert inter.recording_url is not None
-    assert inter.recording_url.endswith(f"/{inter.meta['linkedid']}.wav")
+    assert inter.recording_url is None and inter.recording_file is None  # nothing recorded
     assert inter.meta["answered_by"] == "101" and inter.meta["extensions_rung"] == ["101"]
     states = [s["state"] for s in live.of("call_state")]
     assert states == ["call_answered", "call_ended"]

@@ -85,7 +85,7 @@ def test_ingest_ami_transcripts_through_the_pipeline(
     assert all(x["result"]["duplicate"] for x in again)
     assert len(_fetch(url, Interaction)) == 1 and len(_fetch(url, InboxEvent)) == 3
 
-    # An answered inbound call from another number: its own lead, recording link.
+    # An answered inbound call from another number: its own lead, no recording link.
     lines = _ingest(cfg, "a_inbound_answered.ami", capsys)
     exp = expected_calls("a_inbound_answered")[0]
     ended = lines[-1]["meta"]
@@ -94,7 +94,7 @@ def test_ingest_ami_transcripts_through_the_pipeline(
     assert len(inters) == 2 and len(_fetch(url, Lead)) == 2
     answered = inters[-1]
     assert answered.outcome == "answered" and answered.duration_s == exp["talk_seconds"]
-    assert answered.recording_url == f"https://rec.example.ru/{ended['linkedid']}.wav"
+    assert answered.recording_url is None  # nothing was recorded (no MixMonitor)
     assert _fetch(url, Task)[0].status == "open"  # a different caller closes nothing
 
 

@@ -49,7 +49,8 @@ def test_inbound_answered_event() -> None:
         and started.meta["called_number"] == "74950000101"
     )
     assert ended.meta["outcome"] == "answered" and ended.meta["answered_by"] == "101"
-    assert ended.meta["recording_url"] == "https://pbx/rec/1795839552.3.wav"
+    # the PBX recorded nothing (no MixMonitor): no recording, whatever the template says
+    assert ended.meta["recording_url"] is None and ended.meta["recording_file"] is None
     assert ended.direction is Direction.INBOUND
 
 

@@ -1,5 +1,6 @@
 // A client's or lead's history: the answer composer above the timeline of interactions.
-import { fmtDate, fmtDuration, h, htmlFrame, safeLink } from "./dom.js";
+import { api } from "./api.js";
+import { fmtDate, fmtDuration, h, htmlFrame } from "./dom.js";
 import { t, tOr } from "./i18n.js";
 import { replyComposer } from "./reply.js";
 
@@ -31,7 +32,7 @@ function timelineItem(i, composer) {
     parts.push(h("div", {},
       i.outcome ? h("span", { class: `badge oc-${i.outcome}` }, tOr(`outcome.${i.outcome}`, i.outcome)) : null,
       " ", `${t("tl.duration")}: ${fmtDuration(i.duration_s)}`,
-      i.recording_url ? [" · ", safeLink(i.recording_url, t("tl.recording"))] : null));
+      i.recording_href ? [" · ", recordingPlayer(i.recording_href)] : null));
   } else if (i.channel === "email") {
     parts.push(h("div", { class: "tl-subject" }, i.subject || t("tl.noSubject")));
     if (i.direction === "in" && composer.element) {
@@ -48,4 +49,47 @@ function timelineItem(i, composer) {
     if (i.body) parts.push(h("p", { class: "tl-body" }, i.body.slice(0, 1000)));
   }
   return h("li", { class: `tl-item ch-${i.channel}`, dataset: { kind: i.kind } }, parts);
+}
+
+/**
+ * A call's recording.  The API wants the bearer token in a header, which an <audio src>
+ * cannot send.  So the UI asks the API (with the header) for a short-lived signed link to
+ * the same recording (GET .../recording/link, 10 minutes, signed for this user) and gives
+ * that to the element: the browser then streams it itself, with HTTP Range requests to
+ * seek, and preload="none" fetches nothing until play.  (A Blob URL would need the whole
+ * file before playing, and Chromium disables the controls of an <audio> without a source.)
+ * The token never lands in a URL; an expired link is renewed once on error.
+ */
+function recordingPlayer(href) {
+  const note = h("span", { class: "muted small tl-audio-error", role: "status" });
+  const audio = h("audio", {
+    controls: true, preload: "none", class: "tl-audio",
+    "aria-label": t("tl.recording"), title: t("tl.recording"), dataset: { href },
+  });
+  const linkPath = `${href.replace(/^\/api\/v1/, "")}/link`;
+  const fetchLink = () => api("GET", linkPath).then((r) => { audio.src = r.url; });
+  let renewed = false;
+  const firstLink = () => fetchLink().catch((exc) => {
+    note.textContent = `${t("tl.recordingError")} (${exc.message})`;
+  });
+  if ("IntersectionObserver" in window) {  // ask for links only for the calls on screen
+    const seen = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        seen.disconnect();
+        firstLink();
+      }
+    });
+    seen.observe(audio);
+  } else {
+    firstLink();
+  }
+  audio.addEventListener("error", () => {
+    if (renewed || !audio.src) {
+      note.textContent = t("tl.recordingError");
+      return;
+    }
+    renewed = true;  // the link may have expired while the page stayed open
+    fetchLink().then(() => audio.play()).catch(() => { note.textContent = t("tl.recordingError"); });
+  });
+  return h("span", { class: "tl-recording" }, audio, note);
 }
