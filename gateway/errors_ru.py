@@ -142,6 +142,10 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (
+        r"the database is busy; the change was not saved, retry after Retry-After seconds",
+        "база данных занята; изменение не сохранено, повторите через Retry-After секунд",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 
