@@ -132,7 +132,11 @@ def test_identical_files_stored_at_once_are_complete(tmp_path: Path) -> None:
         barrier = threading.Barrier(6)
         errors: list[BaseException] = []
 
-        def store(target: Path = path, gate: threading.Barrier = barrier) -> None:
+        def store(
+            target: Path = path,
+            gate: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
             gate.wait()
             try:
                 write_durable(target, content)
