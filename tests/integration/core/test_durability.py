@@ -92,12 +92,18 @@ async def test_a_write_that_cannot_get_the_store_in_time_is_store_busy(tmp_path:
         holding, release = asyncio.Event(), asyncio.Event()
 
         async def hold() -> None:
-            async with db.transaction():
+            async with db.transaction() as s:
+                await s.execute(text("SELECT 1"))
                 holding.set()
                 await release.wait()
 
         task = asyncio.create_task(hold())
         await holding.wait()
+        # The holder took SQLite's write lock at BEGIN (IMMEDIATE): another process cannot.
+        probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            probe.execute("BEGIN IMMEDIATE")
+        probe.close()
         with pytest.raises(StoreBusy):
             async with asyncio.timeout(60):  # a guard against a hang, not a timing check
                 async with db.transaction() as s:

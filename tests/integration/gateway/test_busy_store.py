@@ -89,7 +89,8 @@ async def test_ten_concurrent_senders_get_2xx_or_503_with_retry_after(
             statuses[r.status] += 1
             body = await r.json()
             if r.status == 503:
-                if not r.headers.get("Retry-After", "").isdigit() or "error" not in body:
+                retry = r.headers.get("Retry-After", "")
+                if not retry.isdigit() or not body.get("error") or not body.get("error_ru"):
                     bad.append(f"503 without Retry-After or error: {r.headers} {body}")
                 await asyncio.sleep(0.1)
                 continue
