@@ -55,10 +55,6 @@ class StoreBusy(RuntimeError):
     """The store could not take the write in time (another writer held it too long);
     nothing was written, the caller should retry later (HTTP 503 + Retry-After)."""
 
-    def __init__(self, message: str, retry_after: float = 5.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 def is_busy_error(exc: BaseException) -> bool:
     """True for "the database is busy, retry": StoreBusy, SQLite's ``database is locked``
