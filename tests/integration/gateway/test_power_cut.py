@@ -29,7 +29,7 @@ from tests.support.powercut import Call, image_at, read_trace, strace_prefix
 ROOT = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-m", "gateway.cli"]
 SENDERS = 10
-PER_SENDER = 6
+PER_SENDER = 4
 _EVENT_ID = re.compile(rb'"event_id": (\d+)')
 
 
