@@ -147,13 +147,17 @@ def test_every_201_survives_a_power_cut_right_after_it(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    server: int | None = None
     try:
         hook = f"http://127.0.0.1:{port}/hooks/forms/{form['key']}?secret={form['secret']}"
         statuses = asyncio.run(_send_forms(port, hook))
-        os.kill(_server_pid(proc.pid), signal.SIGTERM)
+        server = _server_pid(proc.pid)
+        os.kill(server, signal.SIGTERM)
         proc.wait(60)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # the hub first: killing strace would leave it running
+            with contextlib.suppress(Exception):
+                os.kill(server or _server_pid(proc.pid), signal.SIGKILL)
             proc.kill()
             proc.wait(10)
 
