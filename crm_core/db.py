@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -20,7 +23,9 @@ from sqlalchemy.ext.asyncio import (
 
 __all__ = [
     "Database",
+    "StoreBusy",
     "default_sqlite_url",
+    "is_busy_error",
     "migrate",
     "run_migrations",
 ]
@@ -32,15 +37,55 @@ def default_sqlite_url(path: str | Path = "./var/crmhub.db") -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" hook emit BEGIN (so SAVEPOINTs work), not the driver.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+# Seconds a write waits for the store (the writer lock, then SQLite's own lock) before
+# it gives up with StoreBusy, which the gateway answers 503 + Retry-After.
+DEFAULT_BUSY_TIMEOUT = 10.0
+
+# The token of the writer-lock holder, in the holder's context (see Database._begin).
+_writing: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "crmhub_writing", default=None
+)
+
+# PostgreSQL states worth a retry: lock timeout, serialization failure, deadlock, too many
+# connections.
+_PG_BUSY = frozenset({"55P03", "40001", "40P01", "53300"})
+
+
+class StoreBusy(RuntimeError):
+    """The store could not take the write in time (another writer held it too long);
+    nothing was written, the caller should retry later (HTTP 503 + Retry-After)."""
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for "the database is busy, retry": StoreBusy, SQLite's ``database is locked``
+    / ``busy``, PostgreSQL lock timeouts and serialization failures, pool exhaustion."""
+    if isinstance(exc, (StoreBusy, PoolTimeout)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in _PG_BUSY:
+        return True
+    text_ = str(orig).lower()
+    return "database is locked" in text_ or "database table is locked" in text_
+
+
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook emit BEGIN (so SAVEPOINTs work), not the driver.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk (the WAL fsynced) before it returns, so what the hub
+        # acknowledges survives a power cut; the inbox writer's group commit shares one
+        # fsync between all the submissions of a batch.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.close()
+
+    return on_connect
 
 
 class Database:
@@ -48,11 +93,21 @@ class Database:
 
     SQLite allows one writer at a time: writes in this process are serialized by
     ``write_lock`` so transactions never meet "database is locked" (several processes
-    sharing one SQLite file are not supported: use PostgreSQL to scale out).
+    sharing one SQLite file are not supported: use PostgreSQL to scale out).  A write
+    that cannot get the store within ``busy_timeout`` seconds raises :class:`StoreBusy`;
+    readers (``sessions()`` outside a write) take no lock at all.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
         self.url = url
+        self.busy_timeout = busy_timeout
         u = make_url(url)
         self.dialect = u.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
@@ -60,16 +115,18 @@ class Database:
             db_path = u.database
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": busy_timeout}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            # Take the write lock at BEGIN so a reader never has to upgrade and deadlock.
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            pragmas = _sqlite_pragmas(int(busy_timeout * 1000))
+            event.listen(self.engine.sync_engine, "connect", pragmas)
+            # A write takes SQLite's lock at BEGIN so it never has to upgrade and deadlock.
+            event.listen(self.engine.sync_engine, "begin", self._begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._holder: object | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,23 +138,59 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
-        """Hold the process-wide writer lock on SQLite; a no-op on PostgreSQL."""
+        """Hold the process-wide writer lock on SQLite (a no-op on PostgreSQL); raises
+        :class:`StoreBusy` when it is not free within ``busy_timeout`` seconds."""
         if self.write_lock is None:
             yield
             return
-        async with self.write_lock:
+        try:
+            async with asyncio.timeout(self.busy_timeout):
+                await self.write_lock.acquire()
+        except TimeoutError:
+            raise StoreBusy(
+                f"the database is busy: no write slot within {self.busy_timeout:g} s"
+            ) from None
+        holder = object()
+        self._holder = holder
+        token = _writing.set(holder)
+        try:
             yield
+        finally:
+            _writing.reset(token)
+            self._holder = None
+            self.write_lock.release()
+
+    def _begin(self, conn: Connection) -> None:
+        """BEGIN IMMEDIATE for the holder of the writer lock, a deferred BEGIN (a reader:
+        in WAL it never waits for the writer nor blocks it) for everyone else."""
+        holder = self._holder
+        writer = holder is not None and _writing.get() is holder
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one write transaction, committed on success."""
-        async with self.writing(), self.sessions() as session, session.begin():
-            yield session
+        async with self._busy_as_store_busy(), self.writing():
+            async with self.sessions() as session, session.begin():
+                yield session
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.writing(), self.engine.begin() as conn:
+        """A connection in one write transaction, committed on success."""
+        async with self._busy_as_store_busy(), self.writing(), self.engine.begin() as conn:
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def _busy_as_store_busy(self) -> AsyncIterator[None]:
+        """SQLite's "database is locked" (another process kept the lock past the busy
+        timeout) raised as StoreBusy: the write did not happen, retry later.  PostgreSQL's
+        errors stay as they are (the worker retries deadlocks one event at a time)."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if self.is_sqlite and is_busy_error(exc):
+                raise StoreBusy(f"the database is busy: {exc.orig}") from exc
+            raise
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -105,10 +198,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def _sqlite_begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:
@@ -129,7 +218,7 @@ def run_migrations(connection: Connection, revision: str = "head") -> None:
 
 async def migrate(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (creating it on an empty database)."""
-    async with db.engine.connect() as conn:
+    async with db.writing(), db.engine.connect() as conn:
         if db.is_postgres:
             # One migrator at a time when several hub processes start together.
             await conn.execute(text("SELECT pg_advisory_lock(727001)"))

@@ -14,6 +14,7 @@ import structlog
 
 from crm_core.db import Database
 from crm_core.events import Attachment, InboundEvent
+from crm_core.files import write_durable
 from crm_core.live import LiveHub
 from crm_core.pipeline.assign import Assigner, RoundRobinAssigner
 from crm_core.pipeline.inbox import InboxWriter, Persisted
@@ -27,13 +28,10 @@ log = structlog.get_logger("crmhub.hub")
 
 
 def _store_attachment(root: Path, content: bytes) -> str:
+    """Content-addressed and durable (fsynced with its directory) before the inbox row
+    that names it commits."""
     digest = hashlib.sha256(content).hexdigest()
-    path = root / digest[:2] / digest
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(digest + ".part")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+    write_durable(root / digest[:2] / digest, content)
     return digest
 
 

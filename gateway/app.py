@@ -48,7 +48,7 @@ def ingest_for(app: web.Application) -> Ingest:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, busy_timeout=settings.database_busy_timeout)
     await migrate(db)
     app[DB] = db
     log.info("database_ready", dialect=db.dialect)

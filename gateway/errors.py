@@ -2,7 +2,9 @@
 
 The middleware turns service errors, pydantic validation errors, malformed JSON,
 unique-constraint races and aiohttp's own HTTP errors (unknown route, wrong method)
-into 4xx JSON.  It applies to ``/api/`` only; other paths keep their own behaviour.
+into 4xx JSON.  It applies to ``/api/`` only; other paths keep their own behaviour,
+except that on every path a busy store (:func:`crm_core.db.is_busy_error`) is answered
+503 with ``Retry-After``, never 500.
 """
 
 from __future__ import annotations
@@ -16,13 +18,25 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from crm_core.db import is_busy_error
+from crm_core.ports import IngestUnavailable
 from crm_core.services.common import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from gateway.errors_ru import russian
 
-__all__ = ["ApiError", "error_middleware", "json_dumps", "json_error", "validation_field"]
+__all__ = [
+    "ApiError",
+    "busy_response",
+    "error_middleware",
+    "json_dumps",
+    "json_error",
+    "validation_field",
+]
 
 log = structlog.get_logger("crmhub.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BUSY_MESSAGE = "the database is busy; the change was not saved, retry after Retry-After seconds"
+BUSY_RETRY_AFTER = 5
 
 _STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
@@ -67,10 +81,23 @@ def validation_field(exc: ValidationError) -> tuple[str, str]:
     return field, f"{field}: {msg}"
 
 
+def busy_response(exc: BaseException, request: web.Request) -> web.Response:
+    """503 + Retry-After: the store could not take the write in time; nothing was saved."""
+    log.warning("store_busy", path=request.path, method=request.method, error=str(exc)[:300])
+    resp = json_error(503, BUSY_MESSAGE)
+    resp.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return resp
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/"):
-        return await handler(request)
+        try:
+            return await handler(request)
+        except Exception as exc:
+            if is_busy_error(exc):
+                return busy_response(exc, request)
+            raise
     try:
         return await handler(request)
     except ApiError as exc:
@@ -88,6 +115,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason)
-    except Exception:
+    except IngestUnavailable as exc:
+        return busy_response(exc, request)
+    except Exception as exc:
+        if is_busy_error(exc):
+            return busy_response(exc, request)
         log.exception("api_error", path=request.path, method=request.method)
         return json_error(500, "internal error; the change was not saved")

@@ -151,6 +151,10 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"requested range not satisfiable", "запрошенный диапазон байт недоступен"),
     (r"the recording server answered HTTP (?P<n>\d+)", "сервер записей ответил HTTP {n}"),
     (r"the recording server is unreachable: .*", "сервер записей недоступен"),
+    (
+        r"the database is busy; the change was not saved, retry after Retry-After seconds",
+        "база данных занята; изменение не сохранено, повторите через Retry-After секунд",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     smtp: SmtpSettings | None = None
     telegram: list[TelegramBotSettings] = Field(default_factory=list)
     vk: list[VkGroupSettings] = Field(default_factory=list)
+    # Seconds a write waits for the database before the sender gets 503 + Retry-After.
+    database_busy_timeout: float = Field(default=10.0, gt=0, le=600)
 
     @model_validator(mode="before")
     @classmethod

@@ -59,6 +59,9 @@ async def submit_update(
     return await ingest(event)
 
 
+RETRY_AFTER_UNAVAILABLE = "5"  # seconds, with a 503 when the update could not be stored
+
+
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
     return web.json_response({"error": message, "field": field}, status=status)
 
@@ -90,7 +93,9 @@ def telegram_webhook(
         try:
             receipt = await submit_update(name, data, body, ingest, media=media)
         except IngestUnavailable as exc:
-            return _error(503, f"cannot store the update now: {exc}")
+            resp = _error(503, f"cannot store the update now: {exc}")
+            resp.headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE
+            return resp
         return web.json_response({"ok": True, "duplicate": receipt.duplicate})
 
     return handler

@@ -74,7 +74,9 @@ def vk_callback(groups: Mapping[int, VkGroupSettings], ingest: Ingest) -> Handle
             try:
                 await ingest(event)
             except IngestUnavailable as exc:
-                return _text(f"cannot store the event now: {exc}", 503)
+                resp = _text(f"cannot store the event now: {exc}", 503)
+                resp.headers["Retry-After"] = "5"
+                return resp
         return _text("ok")
 
     return handler

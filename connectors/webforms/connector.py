@@ -190,12 +190,12 @@ def form_webhook(
         try:
             receipt = await ingest(event, wait=True)
         except IngestUnavailable as exc:
-            return _error(
-                503,
-                f"cannot store the submission now: {exc}",
-                None,
-                **{"Retry-After": RETRY_AFTER_UNAVAILABLE},
-            )
+            unavailable = {
+                "error": f"cannot store the submission now, retry later: {exc}",
+                "error_ru": "не удалось сохранить заявку, повторите позже",
+                "field": None,
+            }
+            return _json(503, unavailable, **{"Retry-After": RETRY_AFTER_UNAVAILABLE})
         return _json(
             200 if receipt.duplicate else 201,
             {

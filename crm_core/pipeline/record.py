@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import EventKind, InboundEvent
+from crm_core.files import write_durable
 from crm_core.models import AttachmentRow, Deal, Interaction, Lead, User
 
 if TYPE_CHECKING:
@@ -24,11 +25,7 @@ LiveTuple = tuple[str, dict[str, Any], list[int] | None, int | None]
 
 def _store(root: Path, content: bytes, digest: str) -> str:
     path = root / digest[:2] / digest
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+    write_durable(path, content)
     return str(path)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor
+from crm_core.files import write_durable
 from crm_core.models import OutboxCommand, User
 from crm_core.services.common import Conflict, Invalid
 from gateway.errors import ApiError
@@ -119,9 +120,5 @@ def store_outgoing(root: Path, name: str, content: bytes) -> tuple[Path, str]:
     resolved path and the SHA-256.  Blocking: run it in a thread."""
     digest = hashlib.sha256(content).hexdigest()
     path = root / "outgoing" / digest[:2] / digest / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+    write_durable(path, content)  # fsynced with its directories before the row commits
     return path.resolve(), digest

@@ -150,7 +150,7 @@ async def test_ingest_unavailable_is_503(
 ) -> None:
     ingest.unavailable = True
     resp = await post(client, body_of("06_real_message_text_en.json"))
-    assert resp.status == 503
+    assert resp.status == 503 and resp.headers["Retry-After"] == "5"
     ingest.unavailable = False
     resp = await post(client, body_of("06_real_message_text_en.json"))
     assert resp.status == 200

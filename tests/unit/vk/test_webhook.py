@@ -167,5 +167,5 @@ async def test_ingest_unavailable_is_503(
 ) -> None:
     ingest.unavailable = True
     resp = await post(client, 214167102, load("14_spec_message_deny.json"))
-    assert resp.status == 503
+    assert resp.status == 503 and resp.headers["Retry-After"] == "5"
     assert ingest.events == []

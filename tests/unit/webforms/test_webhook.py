@@ -299,7 +299,9 @@ async def test_ingest_unavailable_503(env: Env) -> None:
     resp = await env.post(data={"phone": "89165551234"})
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"
-    assert (await resp.json())["error"].startswith("cannot store the submission now")
+    answer = await resp.json()
+    assert answer["error"].startswith("cannot store the submission now")
+    assert answer["error_ru"] == "не удалось сохранить заявку, повторите позже"
 
 
 async def test_cors_preflight(env: Env) -> None:
