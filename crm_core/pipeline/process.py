@@ -344,6 +344,10 @@ async def _call_tasks(
         return
     caller = event.phones[0] if event.phones else event.meta.get("caller_raw") or ""
     due = event.occurred_at + timedelta(minutes=cfg.callback_due_minutes)
+    if owner_id is None and event.meta.get("extensions_rung"):
+        owner_id = await s.scalar(
+            select(User.id).where(User.extension.in_(list(event.meta["extensions_rung"]))).limit(1)
+        )
     if lead is not None and await _lead_of_this_call(s, event, lead):
         # A new caller's lead opened by this very call: the rules' task ("contact the new
         # lead") becomes the call back, so a missed call opens one task, not two.
@@ -363,11 +367,8 @@ async def _call_tasks(
             opened.title = f"Перезвонить {caller}".strip()
             opened.due_at = opened.remind_at = due
             opened.interaction_id = inter.id
+            opened.assignee_id = opened.assignee_id or owner_id
             return
-    if owner_id is None and event.meta.get("extensions_rung"):
-        owner_id = await s.scalar(
-            select(User.id).where(User.extension.in_(list(event.meta["extensions_rung"]))).limit(1)
-        )
     s.add(
         Task(
             kind="call_back",
