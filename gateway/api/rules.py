@@ -29,11 +29,27 @@ from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 from routing_rules import RoutingState, RulesError, RuleSet, parse_rules
+from routing_rules.loader import MAX_RULES_BYTES
 
-__all__ = ["ROUTES", "RulesIn", "RulesOut", "rules_summary"]
+__all__ = ["ROUTES", "RulesIn", "RulesOut", "parse_off_loop", "rules_summary"]
 
-MAX_RULES_BYTES = 1024 * 1024
+# Parsing and validating an uploaded document never runs on the event loop: a worker
+# thread, bounded by the loader's caps (size, nodes, depth, no aliases) and this timeout.
+PARSE_TIMEOUT_SECONDS = 10.0
 _write_lock = asyncio.Lock()
+
+
+async def parse_off_loop(text: str, filename: str) -> RuleSet:
+    """``parse_rules`` in a worker thread; 422 when it takes longer than the timeout
+    (the thread is bounded by the loader's caps and ends on its own)."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(parse_rules, text, filename), PARSE_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        raise ApiError(
+            422, f"the rules took longer than {PARSE_TIMEOUT_SECONDS:g} s to check", "yaml"
+        ) from None
 
 
 class RulesIn(BaseModel):
@@ -202,14 +218,14 @@ async def put_rules(request: web.Request) -> web.Response:
         raise ApiError(409, "no rules file is configured (routing_rules_path)", "yaml")
     text = await _yaml_body(request)
     try:
-        rules = parse_rules(text, path)
+        rules = await parse_off_loop(text, path)
     except RulesError as err:
         return _rules_error(err)
     async with _write_lock:
         await asyncio.to_thread(_write_atomically, Path(path), text)
         w = _watcher(request)
         if w is not None:
-            w.reload(force=True)
+            await w.reload_async(force=True)
     async with database(request).transaction() as s:
         await audit(s, actor(request), "rules.replace", "rules", None, {"digest": rules.digest})
     return await get_rules(request)
@@ -237,7 +253,7 @@ async def explain_rules(request: web.Request) -> web.Response:
     if "event" in data and isinstance(data.get("event"), dict):
         if data.get("yaml") is not None:
             try:
-                rules = parse_rules(str(data["yaml"]), "<draft>")
+                rules = await parse_off_loop(str(data["yaml"]), "<draft>")
             except RulesError as err:
                 return _rules_error(err)
         data = data["event"]

@@ -1,0 +1,112 @@
+"""Security hardening of the gateway (issue 10) through the whole app: hostile rules
+documents, explain's visibility, Idempotency-Key, deeply nested JSON and body limits,
+timeouts and what ``/readyz`` tells an anonymous caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+import gateway.api.rules as rules_api
+from gateway.app import create_app
+from tests.support.app import add_user, make_settings
+from tests.unit.routing_rules.test_hostile_yaml import alias_bomb
+
+EVENT = {
+    "channel": "webform",
+    "kind": "form_submitted",
+    "external_id": "x-1",
+    "occurred_at": "2025-03-03T09:00:00Z",
+    "identities": ["phone:+79165551234"],
+}
+
+
+@asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# ---------------------------------------------------------------- item 1: rules YAML
+
+
+async def test_alias_bomb_is_refused_with_its_position(db_url: str, tmp_path: Path) -> None:
+    _, admin = await add_user(db_url, "admin@ex.ru", "admin")
+    _, sup = await add_user(db_url, "sup@ex.ru", "supervisor", team="sales")
+    path = tmp_path / "routing.yaml"
+    app = create_app(make_settings(db_url, tmp_path, routing_rules_path=str(path)))
+    async with running(app) as client:
+        bomb = alias_bomb(5)
+        r = await client.post(
+            "/api/v1/rules/explain", json={"event": EVENT, "yaml": bomb}, headers=bearer(sup)
+        )
+        body = await r.json()
+        assert r.status == 422, body
+        assert body["field"] == "yaml"
+        assert body["errors"] == [
+            {
+                "line": 1,
+                "column": 5,
+                "message": "YAML anchors are not allowed (&a0): write the value out",
+            }
+        ]
+        r = await client.put("/api/v1/rules", data=alias_bomb(9), headers=bearer(admin))
+        assert r.status == 422
+        assert "anchors are not allowed" in (await r.json())["errors"][0]["message"]
+        assert not path.exists()  # nothing written
+
+
+async def test_healthz_answers_while_an_uploaded_document_is_checked(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse of an uploaded document runs off the event loop: while it is held
+    (a slow parse), /healthz still answers.  On the loop, the parse would wait for
+    /healthz that cannot be served: the hold times out and the test fails."""
+    _, sup = await add_user(db_url, "sup@ex.ru", "supervisor", team="sales")
+    app = create_app(make_settings(db_url, tmp_path))
+    healthz_answered = threading.Event()
+    parse_started = threading.Event()
+    seen: list[bool] = []
+    real_parse = rules_api.parse_rules
+
+    def slow_parse(text: str, filename: str) -> Any:
+        parse_started.set()
+        seen.append(healthz_answered.wait(timeout=20))
+        return real_parse(text, filename)
+
+    monkeypatch.setattr(rules_api, "parse_rules", slow_parse)
+    async with running(app) as client:
+
+        async def health_during_parse() -> int:
+            await asyncio.to_thread(parse_started.wait, 20)
+            r = await client.get("/healthz")
+            healthz_answered.set()
+            return r.status
+
+        explain, health = await asyncio.gather(
+            client.post(
+                "/api/v1/rules/explain",
+                json={"event": EVENT, "yaml": "rules: []\n"},
+                headers=bearer(sup),
+            ),
+            health_during_parse(),
+        )
+        assert health == 200
+        assert seen == [True]  # /healthz answered while the parse was still running
+        assert explain.status == 200, await explain.text()
