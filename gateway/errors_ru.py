@@ -91,6 +91,10 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"give `number` or one of (?P<x>[\w, ]+)", "укажите номер или одно из: {x}"),
     (r"interaction (?P<id>\d+) is not an email", "запись {id} — не письмо"),
     (r"(?P<h>Idempotency-Key) (?P<key>'.*') is already used", "{h} {key} уже использован"),
+    (
+        r"(?P<h>Idempotency-Key) must be 1-(?P<n>\d+) characters of (?P<chars>.*)",
+        "{h}: от 1 до {n} символов из {chars}",
+    ),
     (r"a user with email (?P<email>\S+) already exists", "сотрудник с почтой {email} уже есть"),
     (r"extension (?P<ext>\S+) is already taken", "внутренний номер {ext} уже занят"),
     (

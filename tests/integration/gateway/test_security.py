@@ -110,3 +110,39 @@ async def test_healthz_answers_while_an_uploaded_document_is_checked(
         assert health == 200
         assert seen == [True]  # /healthz answered while the parse was still running
         assert explain.status == 200, await explain.text()
+
+
+# ---------------------------------------------------------------- item 2: Idempotency-Key
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k1,CDR(userfield)=x,__EVIL=1", "k1;x", "k 1", "ключ", "x" * 129],
+)
+async def test_unsafe_idempotency_key_is_400_and_queues_nothing(
+    db_url: str, tmp_path: Path, key: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from crm_core.db import Database
+    from crm_core.models import OutboxCommand
+
+    _, anna = await add_user(db_url, "anna@ex.ru", "manager", extension="101")
+    app = create_app(make_settings(db_url, tmp_path))
+    async with running(app) as client:
+        for path, body in (
+            ("/api/v1/calls", {"number": "+79165551234"}),
+            ("/api/v1/messages", {"client_id": 1, "text": "hi"}),
+        ):
+            r = await client.post(path, json=body, headers={**bearer(anna), "Idempotency-Key": key})
+            got = await r.json()
+            assert r.status == 400, got
+            assert got["field"] == "Idempotency-Key"
+            assert got["error"].startswith("Idempotency-Key must be 1-128 characters")
+            assert got["error_ru"]
+    db = Database(db_url)
+    try:
+        async with db.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(OutboxCommand)) == 0
+    finally:
+        await db.dispose()
