@@ -38,7 +38,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY = 128
 # A key travels into AMI actions (ActionID, channel variables) and SMTP/messenger ids:
 # only a safe token, never commas, semicolons, spaces or line breaks.
-_KEY = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % MAX_KEY)
+_KEY = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_KEY}}}")
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
