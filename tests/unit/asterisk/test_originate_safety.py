@@ -14,7 +14,12 @@ from connectors.asterisk.outbound import build_originate
 from crm_core.ports import OutboundCommand, OutboundStatus
 
 SETTINGS = AsteriskSettings(name="office", username="crm", secret=SecretStr("s"))
-OK: dict[str, Any] = {"extension": "101", "number": "+79165551234", "crm_call_id": "c-1", "action_id": "c-1"}
+OK: dict[str, Any] = {
+    "extension": "101",
+    "number": "+79165551234",
+    "crm_call_id": "c-1",
+    "action_id": "c-1",
+}
 
 
 def originate(**kw: Any) -> dict[str, Any]:
