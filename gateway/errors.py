@@ -88,6 +88,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason)
+    except RecursionError:  # a nested input that slipped past the depth checks
+        log.warning("api_recursion", path=request.path, method=request.method)
+        return json_error(400, "the input is nested too deeply")
     except Exception:
         log.exception("api_error", path=request.path, method=request.method)
         return json_error(500, "internal error; the change was not saved")

@@ -51,6 +51,16 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"malformed JSON body: .*", "тело запроса — не JSON"),
     (r"the body is larger than (?P<n>\d+) MiB", "тело запроса больше {n} МБ"),
     (
+        r"the body is larger than (?P<n>\d+) MiB: files up to (?P<f>\d+) MiB in all",
+        "тело запроса больше {n} МБ: файлы — не больше {f} МБ в сумме",
+    ),
+    (
+        r"the JSON body is nested deeper than (?P<n>\d+) levels",
+        "вложенность JSON глубже {n} уровней",
+    ),
+    (r"the input is nested too deeply", "слишком глубокая вложенность данных"),
+    (r"(?:files|attachments) larger than (?P<n>\d+) MiB in all", "файлы больше {n} МБ в сумме"),
+    (
         r"only admins and supervisors may list users",
         "список сотрудников доступен только администраторам и руководителям",
     ),

@@ -24,7 +24,15 @@ from crm_core.pipeline.match import match_event
 from crm_core.pipeline.rules_assigner import LOCK_KEY, _client_info, build_roster
 from crm_core.routing_context import explain_event
 from crm_core.services.common import audit
-from gateway.api.common import actor, database, json_object, ok, parse_body
+from gateway.api.common import (
+    MAX_BODY_BYTES,
+    actor,
+    database,
+    json_object,
+    ok,
+    parse_body,
+    read_capped,
+)
 from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
@@ -156,7 +164,7 @@ async def get_rules(request: web.Request) -> web.Response:
 
 
 async def _yaml_body(request: web.Request) -> str:
-    raw = await request.read()
+    raw = await read_capped(request, MAX_BODY_BYTES)
     if len(raw) > MAX_RULES_BYTES:
         raise ApiError(413, f"the rules file is larger than {MAX_RULES_BYTES} bytes", "yaml")
     if request.content_type == "application/json":
@@ -248,7 +256,7 @@ class ExplainIn(BaseModel):
 )
 async def explain_rules(request: web.Request) -> web.Response:
     _require(request, "admin", "supervisor")
-    data = json_object(await request.read())
+    data = json_object(await read_capped(request, MAX_BODY_BYTES))
     rules = _current(request)
     if "event" in data and isinstance(data.get("event"), dict):
         if data.get("yaml") is not None:

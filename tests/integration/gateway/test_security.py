@@ -146,3 +146,71 @@ async def test_unsafe_idempotency_key_is_400_and_queues_nothing(
             assert await s.scalar(select(func.count()).select_from(OutboxCommand)) == 0
     finally:
         await db.dispose()
+
+
+# ---------------------------------------------------------------- item 7: JSON bodies
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/clients", "/api/v1/rules/explain", "/api/v1/messages", "/api/v1/calls"]
+)
+async def test_deeply_nested_json_is_400_not_500(
+    db_url: str, tmp_path: Path, path: str, depth: int
+) -> None:
+    _, sup = await add_user(db_url, "sup@ex.ru", "supervisor", team="sales")
+    app = create_app(make_settings(db_url, tmp_path))
+    body = '{"name": ' + "[" * depth + "]" * depth + "}"
+    async with running(app) as client:
+        r = await client.post(
+            path, data=body, headers={**bearer(sup), "Content-Type": "application/json"}
+        )
+        got = await r.json()
+        assert r.status == 400, got
+        assert got["error"] == "the JSON body is nested deeper than 32 levels"
+        assert got["error_ru"]
+
+
+async def test_a_messenger_file_of_20_mib_fits_and_the_413_names_the_limit(
+    db_url: str, tmp_path: Path
+) -> None:
+    import base64
+
+    _, anna = await add_user(db_url, "anna@ex.ru", "manager")
+    app = create_app(make_settings(db_url, tmp_path))
+    big = base64.b64encode(b"x" * (20 * 2**20 - 1024)).decode()
+    async with running(app) as client:
+        # Within the file limit: the body is read and checked (here: no such client),
+        # not refused as too large by the app-wide body limit.
+        r = await client.post(
+            "/api/v1/messages",
+            json={
+                "client_id": 999,
+                "text": "прайс",
+                "files": [{"filename": "a.pdf", "content_base64": big}],
+            },
+            headers=bearer(anna),
+        )
+        assert r.status == 404, await r.text()
+        over = base64.b64encode(b"x" * (32 * 2**20)).decode()
+        r = await client.post(
+            "/api/v1/messages",
+            json={
+                "client_id": 999,
+                "text": "x",
+                "files": [{"filename": "a.pdf", "content_base64": over}],
+            },
+            headers=bearer(anna),
+        )
+        got = await r.json()
+        assert r.status == 413, got
+        assert "20 MiB" in got["error"] and got["error_ru"]
+        # Any other API body: the app-wide limit is named in its 413 too.
+        r = await client.post(
+            "/api/v1/clients",
+            data=b'{"name": "' + b"x" * (5 * 2**20) + b'"}',
+            headers={**bearer(anna), "Content-Type": "application/json"},
+        )
+        got = await r.json()
+        assert r.status == 413, got
+        assert got["error"] == "the body is larger than 4 MiB" and got["error_ru"]
