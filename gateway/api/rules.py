@@ -17,9 +17,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import Actor, visible_clients
 from crm_core.events import InboundEvent, NormalizeError
-from crm_core.models import RoutingPointer, utcnow
+from crm_core.models import Client, RoutingPointer, utcnow
 from crm_core.pipeline.match import match_event
 from crm_core.pipeline.rules_assigner import LOCK_KEY, _client_info, build_roster
 from crm_core.routing_context import explain_event
@@ -249,7 +251,8 @@ class ExplainIn(BaseModel):
 
 
 @operation(
-    summary="Which rule would take this event, and why (admin, supervisor); writes nothing",
+    summary="Which rule would take this event, and why (admin, supervisor); writes nothing; "
+    "a client the caller may not see is treated as unknown",
     tag="rules",
     body=ExplainIn,
     errors=(401, 403, 422),
@@ -279,11 +282,20 @@ async def explain_rules(request: web.Request) -> web.Response:
             if p.last_user_id is not None
         }
         m = await match_event(s, event)
-        client = await _client_info(s, m.client)
+        matched = m.client
+        if matched is not None and not await _visible(s, actor(request), matched.id):
+            matched = None  # explained as for an unknown sender: nothing leaks
+        client = await _client_info(s, matched)
         await s.rollback()
     out = explain_event(data, rules, roster, utcnow(), RoutingState(pointers), client)
     out["rules_digest"] = rules.digest
     return ok(out)
+
+
+async def _visible(s: AsyncSession, who: Actor, client_id: int) -> bool:
+    """The same visibility as every other route (a hidden client is "not found")."""
+    found = await s.scalar(select(Client.id).where(Client.id == client_id, visible_clients(who)))
+    return found is not None
 
 
 ROUTES: list[tuple[str, str, Any]] = [

@@ -214,3 +214,39 @@ async def test_a_messenger_file_of_20_mib_fits_and_the_413_names_the_limit(
         got = await r.json()
         assert r.status == 413, got
         assert got["error"] == "the body is larger than 4 MiB" and got["error_ru"]
+
+
+# ---------------------------------------------------------------- item 8: explain visibility
+
+
+async def test_explain_shows_a_client_only_to_those_who_may_see_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    _, admin = await add_user(db_url, "admin@ex.ru", "admin")
+    _, sales_sup = await add_user(db_url, "sales@ex.ru", "supervisor", team="sales")
+    _, north_sup = await add_user(db_url, "north-sup@ex.ru", "supervisor", team="north")
+    owner_id, north = await add_user(db_url, "north@ex.ru", "manager", team="north")
+    app = create_app(make_settings(db_url, tmp_path))
+    async with running(app) as client:
+        r = await client.post(
+            "/api/v1/clients",
+            json={"name": "ООО Север", "phones": ["+79165551234"]},
+            headers=bearer(north),
+        )
+        assert r.status == 201, await r.text()
+        client_id = (await r.json())["id"]
+
+        async def context(token: str) -> dict[str, Any]:
+            r = await client.post("/api/v1/rules/explain", json=EVENT, headers=bearer(token))
+            body = await r.json()
+            assert r.status == 200, body
+            ctx: dict[str, Any] = body["context"]
+            return ctx
+
+        for token in (admin, north_sup):
+            ctx = await context(token)
+            assert ctx["client"]["id"] == client_id and ctx["client"]["owner_id"] == owner_id
+            assert ctx["is_new_client"] is False
+        # Another team's supervisor learns nothing: explained as for an unknown caller.
+        hidden = await context(sales_sup)
+        assert hidden["client"] is None and hidden["is_new_client"] is True
