@@ -250,3 +250,74 @@ async def test_explain_shows_a_client_only_to_those_who_may_see_it(
         # Another team's supervisor learns nothing: explained as for an unknown caller.
         hidden = await context(sales_sup)
         assert hidden["client"] is None and hidden["is_new_client"] is True
+
+
+# ---------------------------------------------------------------- item 10: timeouts, /readyz
+
+
+@asynccontextmanager
+async def real_server(tmp_path: Path, **http: Any) -> AsyncIterator[int]:
+    """The app on a real socket, started the way ``crmhub serve`` starts it."""
+    from gateway.server import server_options
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", tmp_path, http=http)
+    runner = web.AppRunner(create_app(settings), **server_options(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+async def trickle(port: int, head: bytes, then: bytes, bound: float = 60.0) -> bytes:
+    """Send ``head``, then ``then`` one byte every 0.1 s (cycling); return what the
+    server sent before closing the connection.  Fails if it is still open after
+    ``bound`` seconds (a generous bound, not a measure of speed)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    received = asyncio.create_task(reader.read())  # until the server closes
+
+    async def drip() -> None:
+        i = 0
+        while True:
+            writer.write(then[i % len(then) : i % len(then) + 1])
+            await writer.drain()
+            i += 1
+            await asyncio.sleep(0.1)
+
+    dripping = asyncio.create_task(drip())
+    try:
+        async with asyncio.timeout(bound):
+            await asyncio.wait({received, dripping}, return_when=asyncio.FIRST_COMPLETED)
+            if not received.done():  # the drip failed: the connection was reset
+                await received
+        return received.result()
+    finally:
+        dripping.cancel()
+        writer.close()
+
+
+async def test_slowloris_headers_are_dropped(tmp_path: Path) -> None:
+    async with real_server(tmp_path, header_timeout_seconds=1) as port:
+        got = await trickle(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Slow: aaaa\r\n")
+        assert got == b""  # closed without an answer
+        # A normal client is not affected.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 200")
+        writer.close()
+
+
+async def test_a_trickled_body_is_dropped(tmp_path: Path) -> None:
+    from tests.support.app import add_form
+
+    key, secret = await add_form(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    async with real_server(tmp_path, body_timeout_seconds=1) as port:
+        head = (
+            f"POST /hooks/forms/{key}?secret={secret} HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+        )
+        got = await trickle(port, head, b"a")
+        assert got == b""  # dropped: nothing was answered or stored
