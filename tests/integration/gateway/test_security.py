@@ -321,3 +321,51 @@ async def test_a_trickled_body_is_dropped(tmp_path: Path) -> None:
         )
         got = await trickle(port, head, b"a")
         assert got == b""  # dropped: nothing was answered or stored
+
+
+PANORAMISK_REASON = (
+    "AMI login as 'crm' refused: <Message ActionID='action/1' Message='Authentication "
+    "failed'\nResponse='Error' content=''> at 10.0.0.5:5038"
+)
+
+
+async def test_readyz_and_metrics_tell_anonymous_callers_no_error_text(
+    db_url: str, tmp_path: Path
+) -> None:
+    from crm_core.ports import ConnectorState
+    from gateway.keys import HEALTH
+
+    _, admin = await add_user(db_url, "admin@ex.ru", "admin")
+    _, manager = await add_user(db_url, "m@ex.ru", "manager")
+    app = create_app(make_settings(db_url, tmp_path))
+    app[HEALTH].register("office", "call").set(ConnectorState.AUTH_FAILED, PANORAMISK_REASON)
+    async with running(app) as client:
+        for headers in ({}, bearer(manager), bearer("not-a-token")):
+            r = await client.get("/readyz", headers=headers)
+            body = await r.json()
+            assert r.status == 200 and body["status"] == "degraded"
+            assert body["connectors"] == [
+                {"name": "office", "channel": "call", "state": "auth_failed"}
+            ]
+            assert "10.0.0.5" not in await r.text()
+        metrics = await (await client.get("/metrics")).text()
+        assert "10.0.0.5" not in metrics and "Authentication" not in metrics
+        # An admin sees the reason, as one clean line (not panoramisk's repr).
+        r = await client.get("/readyz", headers=bearer(admin))
+        (office,) = (await r.json())["connectors"]
+        assert office["reason"] == (
+            "AMI login as 'crm' refused: Error: Authentication failed at 10.0.0.5:5038"
+        )
+        assert office["since"]
+
+
+async def test_readyz_details_for_an_allowed_network(db_url: str, tmp_path: Path) -> None:
+    from crm_core.ports import ConnectorState
+    from gateway.keys import HEALTH
+
+    settings = make_settings(db_url, tmp_path, http={"status_details_from": ["127.0.0.0/8"]})
+    app = create_app(settings)
+    app[HEALTH].register("sales", "email").set(ConnectorState.DOWN, "login\r\nfailed   twice")
+    async with running(app) as client:
+        (box,) = (await (await client.get("/readyz")).json())["connectors"]
+        assert box["reason"] == "login failed twice"
