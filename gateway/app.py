@@ -24,6 +24,7 @@ from gateway.keys import HEALTH, HUB, LIVE, METRICS, SETTINGS
 from gateway.live import setup_live
 from gateway.observability import Metrics, request_context_middleware
 from gateway.ops import setup_ops
+from gateway.server import body_timeout_middleware
 from gateway.settings import Settings
 from gateway.sla import setup_sla
 from gateway.ui import setup_ui
@@ -84,7 +85,10 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
-        middlewares=[request_context_middleware(metrics)],
+        middlewares=[
+            request_context_middleware(metrics),
+            body_timeout_middleware(settings.http.body_timeout_seconds),
+        ],
         client_max_size=max(settings.webforms.max_body_bytes, 1024**2) * 4,
     )
     app[SETTINGS] = settings

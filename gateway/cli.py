@@ -38,6 +38,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from gateway.app import create_app
     from gateway.observability import configure_logging
+    from gateway.server import server_options
 
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings)
@@ -47,6 +48,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port if args.port is not None else settings.port,
         access_log=None,
         print=lambda msg: print(msg, file=sys.stderr),
+        **server_options(settings),
     )
     return 0
 

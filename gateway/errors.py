@@ -117,6 +117,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, exc.reason)
     except IngestUnavailable as exc:
         return busy_response(exc, request)
+    except RecursionError:  # a nested input that slipped past the depth checks
+        log.warning("api_recursion", path=request.path, method=request.method)
+        return json_error(400, "the input is nested too deeply")
     except Exception as exc:
         if is_busy_error(exc):
             return busy_response(exc, request)

@@ -51,6 +51,16 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"malformed JSON body: .*", "тело запроса — не JSON"),
     (r"the body is larger than (?P<n>\d+) MiB", "тело запроса больше {n} МБ"),
     (
+        r"the body is larger than (?P<n>\d+) MiB: files up to (?P<f>\d+) MiB in all",
+        "тело запроса больше {n} МБ: файлы — не больше {f} МБ в сумме",
+    ),
+    (
+        r"the JSON body is nested deeper than (?P<n>\d+) levels",
+        "вложенность JSON глубже {n} уровней",
+    ),
+    (r"the input is nested too deeply", "слишком глубокая вложенность данных"),
+    (r"(?:files|attachments) larger than (?P<n>\d+) MiB in all", "файлы больше {n} МБ в сумме"),
+    (
         r"only admins and supervisors may list users",
         "список сотрудников доступен только администраторам и руководителям",
     ),
@@ -91,6 +101,10 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"give `number` or one of (?P<x>[\w, ]+)", "укажите номер или одно из: {x}"),
     (r"interaction (?P<id>\d+) is not an email", "запись {id} — не письмо"),
     (r"(?P<h>Idempotency-Key) (?P<key>'.*') is already used", "{h} {key} уже использован"),
+    (
+        r"(?P<h>Idempotency-Key) must be 1-(?P<n>\d+) characters of (?P<chars>.*)",
+        "{h}: от 1 до {n} символов из {chars}",
+    ),
     (r"a user with email (?P<email>\S+) already exists", "сотрудник с почтой {email} уже есть"),
     (r"extension (?P<ext>\S+) is already taken", "внутренний номер {ext} уже занят"),
     (

@@ -7,12 +7,13 @@ Nested keys use ``__``; list items are addressed by index, so
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.asterisk.config import AsteriskSettings
@@ -20,7 +21,7 @@ from connectors.email.config import ImapSettings, SmtpSettings
 from connectors.telegram.config import TelegramBotSettings
 from connectors.vk.config import VkGroupSettings
 
-__all__ = ["Settings", "SettingsError", "WebformSettings", "load_settings"]
+__all__ = ["HttpSettings", "Settings", "SettingsError", "WebformSettings", "load_settings"]
 
 ENV_PREFIX = "CRMHUB_"
 DEFAULT_DB = "sqlite+aiosqlite:///./var/crmhub.db"
@@ -34,6 +35,35 @@ class WebformSettings(BaseModel):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     rate_per_minute: int = Field(default=30, ge=1)
     trust_forwarded: bool = False
+
+
+class HttpSettings(BaseModel):
+    """Server timeouts and who sees health details (see config/crmhub.example.toml)."""
+
+    # Complete request headers must arrive within this time of the connection opening
+    # or of the previous answer (slowloris); an idle keep-alive connection closes then too.
+    header_timeout_seconds: float = Field(default=15.0, gt=0)
+    # A request body (POST/PUT/PATCH) must have arrived whole within this time.
+    body_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Addresses/networks that see /readyz details (errors) without an admin token.
+    status_details_from: list[str] = Field(default_factory=list)
+
+    @field_validator("status_details_from", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:  # CRMHUB_HTTP__STATUS_DETAILS_FROM=a,b
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("status_details_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -64,6 +94,7 @@ class Settings(BaseSettings):
     vk: list[VkGroupSettings] = Field(default_factory=list)
     # Seconds a write waits for the database before the sender gets 503 + Retry-After.
     database_busy_timeout: float = Field(default=10.0, gt=0, le=600)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @model_validator(mode="before")
     @classmethod

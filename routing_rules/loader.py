@@ -13,9 +13,16 @@ from pydantic import ValidationError
 from .ruleset import RuleSet
 from .schema import FileSpec
 
-__all__ = ["RulesError", "load_rules", "parse_rules"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_RULES_BYTES", "RulesError", "load_rules", "parse_rules"]
 
 ErrorItem = tuple[int, int, str]
+
+# Bounds of a rules document: a real file is a few hundred rules of a few dozen nodes.
+# Anchors and aliases are refused outright (an alias "bomb" of a few hundred bytes
+# expands to billions of nodes), so the work of a parse is bounded by the text's size.
+MAX_RULES_BYTES = 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
 
 
 class RulesError(ValueError):
@@ -30,6 +37,47 @@ class RulesError(ValueError):
 
     def format_lines(self) -> list[str]:
         return [f"{self.filename}:{line}:{col}: {msg}" for line, col, msg in self.errors]
+
+
+class _Refused(Exception):
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.line: int = mark.line + 1 if mark else 1
+        self.column: int = mark.column + 1 if mark else 1
+        self.message = message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and caps nodes and nesting depth."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                event.start_mark,
+                f"YAML aliases are not allowed (*{event.anchor}): write the value out",
+            )
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused(
+                event.start_mark,
+                f"YAML anchors are not allowed (&{event.anchor}): write the value out",
+            )
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(event.start_mark, f"the document has more than {MAX_NODES} nodes")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            node: yaml.Node | None = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        return node
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -123,13 +171,20 @@ def _semantic(spec: FileSpec, root: yaml.Node, errors: list[ErrorItem]) -> None:
 def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
     """Validate and compile a rules document; raise :class:`RulesError` listing every error."""
     errors: list[ErrorItem] = []
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RULES_BYTES:
+        raise RulesError(
+            filename, [(1, 1, f"the rules file is larger than {MAX_RULES_BYTES} bytes")]
+        )
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
         try:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
+    except _Refused as exc:
+        raise RulesError(filename, [(exc.line, exc.column, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -90,6 +90,10 @@ class RulesWatcher:
         """Check the file now; ``True`` if new rules were installed."""
         return self._apply(self._load(force))
 
+    async def reload_async(self, force: bool = False) -> bool:
+        """:meth:`reload` with the read and parse in a worker thread (not on the loop)."""
+        return self._apply(await asyncio.to_thread(self._load, force))
+
     async def run(self, poll_interval: float = 2.0) -> None:
         """Poll until cancelled (run it as a background task).  Callbacks run in the loop."""
         while True:

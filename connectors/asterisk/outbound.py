@@ -9,6 +9,7 @@ idempotency key) let the call tracking tie the resulting call to our call id.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -42,6 +43,29 @@ class OriginateUnconfirmed(RuntimeError):
     operator already, so it is not sent again (a retry could dial the client twice)."""
 
 
+# AMI is a line protocol ("Key: value" lines): a CR or LF in a value starts a new header.
+# Asterisk splits a channel variable's value on commas (and older versions on "|"), so a
+# variable carries a plain token only.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"[A-Za-z0-9._:@+-]{1,128}")
+
+
+def _token(value: str, field: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(
+            f"{field} {value!r} is not safe for AMI: use 1-128 characters of "
+            "A-Z a-z 0-9 . _ : @ + -"
+        )
+    return value
+
+
+def _refuse_control(action: Mapping[str, Any]) -> None:
+    for key, value in action.items():
+        for item in value if isinstance(value, list) else [value]:
+            if _CONTROL.search(str(item)):
+                raise ValueError(f"{key} contains a line break or a control character")
+
+
 def dial_string(e164: str, dial_format: str, region: str = "RU") -> str:
     """``+79165551234`` -> ``89165551234`` (``{national}``), ``+79165551234`` (``{e164}``)..."""
     num = phonenumbers.parse(e164, region)
@@ -66,7 +90,10 @@ def build_originate(
     caller_id: str | None = None,
     timeout_s: int = 30,
 ) -> dict[str, Any]:
-    """The ``Originate`` action fields.  Raises ``ValueError`` naming a bad field."""
+    """The ``Originate`` action fields.  Raises ``ValueError`` naming a bad field: the
+    ActionID and the call id must be safe tokens, and no value may hold a line break."""
+    _token(str(action_id), "ActionID")
+    _token(str(crm_call_id), CALL_ID_VARIABLE)
     ext = str(extension).strip()
     if not ext or not all(ch.isalnum() or ch in "_-." for ch in ext):
         raise ValueError(f"extension {extension!r} is not a valid extension")
@@ -87,6 +114,7 @@ def build_originate(
     }
     if caller_id:
         action["CallerID"] = caller_id.replace("\r", " ").replace("\n", " ")
+    _refuse_control(action)
     return action
 
 

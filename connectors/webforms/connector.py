@@ -1,13 +1,19 @@
 """``POST /hooks/forms/{form_key}``: the website-form webhook (aiohttp handler).
 
 Checks, in order: unknown/inactive form -> 404; body over ``max_body_bytes`` -> 413
-(Content-Length first, then a capped read); per-IP token bucket -> 429 + Retry-After;
-secret (``?secret=`` or ``X-Crmhub-Form-Secret``, or an ``X-Signature: sha256=<hex>``
-HMAC of the body as Google Apps Script sends it; constant-time compare) -> 403;
-malformed body -> 400 ``{"error", "field"}``; Tilda ``test=test`` -> 200 ``ok``;
-honeypot -> 200 ``{"status": "ok"}`` (looks accepted, nothing stored, ``on_spam``);
-otherwise ``ingest(event, wait=True)`` -> 201 new / 200 duplicate; ``IngestUnavailable``
--> 503 + Retry-After.
+(Content-Length first, then a capped read); secret (``?secret=`` or
+``X-Crmhub-Form-Secret``, or an ``X-Signature: sha256=<hex>`` HMAC of the body as Google
+Apps Script sends it; constant-time compare) -> 403; malformed body -> 400
+``{"error", "field"}``; Tilda ``test=test`` -> 200 ``ok``; honeypot -> 200
+``{"status": "ok"}`` (looks accepted, nothing stored, ``on_spam``); otherwise
+``ingest(event, wait=True)`` -> 201 new / 200 duplicate, answered with an opaque
+``receipt`` only (the secret is public in the site's page: no client or lead ids);
+``IngestUnavailable`` -> 503 + Retry-After.
+
+Rate: a token bucket per form and client IP applies to unauthenticated posts only (a
+wrong or missing secret, or a form without one) -> 429 + Retry-After.  Deliveries that
+carry the form's secret or signature are never refused for rate (a busy site, or Tilda
+retrying from its own servers), and a duplicate of a submission never spends a token.
 
 CORS: every answer carries ``Access-Control-Allow-Origin: *`` and ``OPTIONS`` preflights
 are answered, so a site's own JavaScript can ``fetch()`` the hook.  The form secret is
@@ -34,7 +40,7 @@ from connectors.webforms.parsing import parse_body_full
 from crm_core.events import Classification, NormalizeError
 from crm_core.ports import Ingest, IngestUnavailable
 
-__all__ = ["CORS_HEADERS", "RateLimiter", "form_routes", "form_webhook"]
+__all__ = ["CORS_HEADERS", "RateLimiter", "form_routes", "form_webhook", "receipt_for"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +73,12 @@ class RateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def refund(self, key: str) -> None:
+        """Give back a token spent by :meth:`take` (the post turned out a duplicate)."""
+        hit = self._buckets.get(key)
+        if hit is not None:
+            self._buckets[key] = (min(self.burst, hit[0] + 1.0), hit[1])
+
     def take(self, key: str) -> float:
         """Spend one token; returns 0 when allowed, else the seconds until one is free."""
         now = self.clock()
@@ -89,6 +101,34 @@ def _json(status: int, body: dict[str, Any], **headers: str) -> web.Response:
 
 def _error(status: int, message: str, field: str | None, **headers: str) -> web.Response:
     return _json(status, {"error": message, "field": field}, **headers)
+
+
+class _Recent:
+    """(form, external id) of submissions accepted lately: their duplicates are free."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._keys
+
+    def add(self, key: tuple[str, str]) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+
+def receipt_for(form_key: str, external_id: str) -> str:
+    """The public receipt of a submission: stable for its duplicates, opaque (derived
+    from what the sender sent; tells nothing about our clients, leads or volume)."""
+    return hashlib.sha256(f"webform\0{form_key}\0{external_id}".encode()).hexdigest()[:32]
+
+
+def _too_many(wait: float) -> web.Response:
+    retry = str(max(1, math.ceil(wait)))
+    return _error(429, "too many submissions, retry later", None, **{"Retry-After": retry})
 
 
 def _client_ip(request: web.Request, trust_forwarded: bool) -> str:
@@ -144,6 +184,7 @@ def form_webhook(
 ) -> Handler:
     """The handler for ``POST``/``OPTIONS /hooks/forms/{form_key}`` (see the module doc)."""
     limiter = RateLimiter(limits.rate_per_minute, limits.burst, max_keys=limits.max_tracked_ips)
+    recent = _Recent(limits.max_tracked_ips)
     too_large = f"body is larger than {limits.max_body_bytes} bytes"
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -157,16 +198,16 @@ def form_webhook(
             return _error(404, f"no active form {form_key!r}", "form_key")
         if request.content_length is not None and request.content_length > limits.max_body_bytes:
             return _error(413, too_large, "body")
-        wait = limiter.take(_client_ip(request, limits.trust_forwarded))
-        if wait > 0:
-            retry = str(max(1, math.ceil(wait)))
-            return _error(429, "too many submissions, retry later", None, **{"Retry-After": retry})
         body = await _read_capped(request, limits.max_body_bytes)
         if body is None:
             return _error(413, too_large, "body")
+        remote_ip = _client_ip(request, limits.trust_forwarded)
+        bucket = f"{form.key} {remote_ip}"
         problem = _authorized(request, form, body)
         if problem is not None:
-            return _error(403, problem, "secret")
+            wait = limiter.take(bucket)
+            return _too_many(wait) if wait > 0 else _error(403, problem, "secret")
+        trusted = bool(form.secret)  # the post carries the form's secret or signature
         try:
             parsed = parse_body_full(body, request.headers.get("Content-Type", ""))
             if is_tilda_handshake(parsed.fields):
@@ -178,15 +219,22 @@ def form_webhook(
                 received_at=clock(),
                 region=region,
                 idempotency_key=request.headers.get("Idempotency-Key"),
-                remote_ip=_client_ip(request, limits.trust_forwarded),
+                remote_ip=remote_ip,
                 files=parsed.files,
             )
         except NormalizeError as exc:
+            if not trusted and (wait := limiter.take(bucket)) > 0:
+                return _too_many(wait)
             return _json(400, exc.to_json())
+        seen_key = (form.key, event.external_id)
+        charged = not trusted and seen_key not in recent
+        if charged and (wait := limiter.take(bucket)) > 0:
+            return _too_many(wait)
         if event.classification is Classification.SPAM:
             if on_spam is not None:
                 on_spam(form.key)
             return _json(200, {"status": "ok"})
+        recent.add(seen_key)
         try:
             receipt = await ingest(event, wait=True)
         except IngestUnavailable as exc:
@@ -196,16 +244,14 @@ def form_webhook(
                 "field": None,
             }
             return _json(503, unavailable, **{"Retry-After": RETRY_AFTER_UNAVAILABLE})
+        if charged and receipt.duplicate:
+            limiter.refund(bucket)
         return _json(
             200 if receipt.duplicate else 201,
             {
                 "status": "duplicate" if receipt.duplicate else "accepted",
-                "event_id": receipt.event_id,
                 "duplicate": receipt.duplicate,
-                "lead_id": receipt.lead_id,
-                "client_id": receipt.client_id,
-                "processing": receipt.status,
-                "needs_review": event.classification is Classification.NEEDS_REVIEW,
+                "receipt": receipt_for(form.key, event.external_id),
             },
         )
 

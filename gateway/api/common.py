@@ -21,10 +21,18 @@ __all__ = [
     "parse_body",
     "path_id",
     "read_body",
+    "read_capped",
     "read_query",
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+# A JSON body of the API (uploads of files have their own, larger limits: messages.py,
+# emails.py).  Read from the stream with this cap, not the app-wide client_max_size.
+MAX_BODY_BYTES = 4 * 2**20
+# Deeper JSON is refused before it reaches pydantic or a recursive walk (RecursionError).
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 def actor(request: web.Request) -> Actor:
@@ -43,9 +51,26 @@ def path_id(request: web.Request, name: str = "id") -> int:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    """Parse the JSON object body into ``model``: 400 if it is not JSON, 422 naming the
-    field if a value is wrong.  An empty body counts as ``{}``."""
-    return parse_body(await request.read(), model)
+    """Parse the JSON object body into ``model``: 400 if it is not JSON, 413 over
+    ``MAX_BODY_BYTES``, 422 naming the field if a value is wrong.  An empty body counts
+    as ``{}``."""
+    return parse_body(await read_capped(request, MAX_BODY_BYTES), model)
+
+
+async def read_capped(request: web.Request, max_bytes: int, note: str = "") -> bytes:
+    """The request body; 413 naming the limit (in MiB, plus ``note``) when it is longer
+    than ``max_bytes`` (Content-Length first, then while reading)."""
+    too_big = ApiError(413, f"the body is larger than {max_bytes // 2**20} MiB{note}")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:
@@ -62,9 +87,30 @@ def json_object(raw: bytes) -> dict[str, Any]:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"malformed JSON body: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, TOO_DEEP) from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise ApiError(400, TOO_DEEP)
     return data
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether objects/arrays nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from crm_core.models import Interaction, OutboxCommand
-from crm_core.services.common import NotFound
+from crm_core.services.common import Invalid, NotFound
 from crm_core.services.outbound import resolve_target, send_message
-from gateway.api.common import actor, database, ok, path_id, read_body
+from gateway.api.common import actor, database, ok, parse_body, path_id, read_capped
 from gateway.api.outgoing import (
     UploadedFile,
     decode_file,
@@ -39,6 +39,11 @@ __all__ = ["ROUTES", "MessageCreate", "MessageFile", "MessageOut", "MessageStatu
 Id = Annotated[int, Field(ge=1)]
 CHANNELS = ("telegram", "vk")
 MAX_FILE_BYTES = 20 * 2**20  # Telegram bots upload up to 50 MB, VK documents more
+MAX_TOTAL_FILE_BYTES = MAX_FILE_BYTES  # all files of one reply together
+# The JSON body carries the files as base64 (4/3 of their size) plus the text: its own
+# limit, above the API's default (common.MAX_BODY_BYTES), so a 20 MiB file fits.
+MAX_BODY_BYTES = 28 * 2**20
+_BODY_NOTE = f": files up to {MAX_TOTAL_FILE_BYTES // 2**20} MiB in all"
 
 
 class MessageFile(UploadedFile):
@@ -96,13 +101,15 @@ def _out(row: OutboxCommand) -> dict[str, Any]:
 
 
 def _decode(files: list[MessageFile]) -> list[tuple[str, bytes]]:
-    return [
-        (
-            safe_name(f.filename),
-            decode_file(f.content_base64, f"files.{i}.content_base64", MAX_FILE_BYTES),
-        )
-        for i, f in enumerate(files)
-    ]
+    out = []
+    total = 0
+    for i, f in enumerate(files):
+        content = decode_file(f.content_base64, f"files.{i}.content_base64", MAX_FILE_BYTES)
+        total += len(content)
+        if total > MAX_TOTAL_FILE_BYTES:
+            raise Invalid(f"files larger than {MAX_TOTAL_FILE_BYTES // 2**20} MiB in all", "files")
+        out.append((safe_name(f.filename), content))
+    return out
 
 
 def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:
@@ -116,10 +123,11 @@ def _store(root: Path, files: list[tuple[str, bytes]]) -> list[str]:
     body=MessageCreate,
     response=MessageOut,
     status=202,
-    errors=(400, 401, 404, 409, 422),
+    errors=(400, 401, 404, 409, 413, 422),
 )
 async def create_message(request: web.Request) -> web.Response:
-    body = await read_body(request, MessageCreate)
+    raw = await read_capped(request, MAX_BODY_BYTES, _BODY_NOTE)
+    body = parse_body(raw, MessageCreate)
     who = actor(request)
     key = idempotency_key(request)
     files = _decode(body.files)

@@ -36,7 +36,10 @@ __all__ = [
 ]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MAX_KEY = 150
+MAX_KEY = 128
+# A key travels into AMI actions (ActionID, channel variables) and SMTP/messenger ids:
+# only a safe token, never commas, semicolons, spaces or line breaks.
+_KEY = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_KEY}}}")
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
@@ -50,11 +53,14 @@ class UploadedFile(BaseModel):
 
 
 def idempotency_key(request: web.Request) -> str | None:
-    """The request's ``Idempotency-Key`` (None when absent); 422 when too long."""
+    """The request's ``Idempotency-Key`` (None when absent); 400 unless it is a safe
+    token of 1-128 characters ``A-Z a-z 0-9 . _ : -``."""
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
-    if key is not None and len(key) > MAX_KEY:
+    if key is not None and not _KEY.fullmatch(key):
         raise ApiError(
-            422, f"{IDEMPOTENCY_HEADER} longer than {MAX_KEY} characters", IDEMPOTENCY_HEADER
+            400,
+            f"{IDEMPOTENCY_HEADER} must be 1-{MAX_KEY} characters of A-Z a-z 0-9 . _ : -",
+            IDEMPOTENCY_HEADER,
         )
     return key
 

@@ -17,23 +17,49 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import Actor, visible_clients
 from crm_core.events import InboundEvent, NormalizeError
-from crm_core.models import RoutingPointer, utcnow
+from crm_core.models import Client, RoutingPointer, utcnow
 from crm_core.pipeline.match import match_event
 from crm_core.pipeline.rules_assigner import LOCK_KEY, _client_info, build_roster
 from crm_core.routing_context import explain_event
 from crm_core.services.common import audit
-from gateway.api.common import actor, database, json_object, ok, parse_body
+from gateway.api.common import (
+    MAX_BODY_BYTES,
+    actor,
+    database,
+    json_object,
+    ok,
+    parse_body,
+    read_capped,
+)
 from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 from routing_rules import RoutingState, RulesError, RuleSet, parse_rules
+from routing_rules.loader import MAX_RULES_BYTES
 
-__all__ = ["ROUTES", "RulesIn", "RulesOut", "rules_summary"]
+__all__ = ["ROUTES", "RulesIn", "RulesOut", "parse_off_loop", "rules_summary"]
 
-MAX_RULES_BYTES = 1024 * 1024
+# Parsing and validating an uploaded document never runs on the event loop: a worker
+# thread, bounded by the loader's caps (size, nodes, depth, no aliases) and this timeout.
+PARSE_TIMEOUT_SECONDS = 10.0
 _write_lock = asyncio.Lock()
+
+
+async def parse_off_loop(text: str, filename: str) -> RuleSet:
+    """``parse_rules`` in a worker thread; 422 when it takes longer than the timeout
+    (the thread is bounded by the loader's caps and ends on its own)."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(parse_rules, text, filename), PARSE_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        raise ApiError(
+            422, f"the rules took longer than {PARSE_TIMEOUT_SECONDS:g} s to check", "yaml"
+        ) from None
 
 
 class RulesIn(BaseModel):
@@ -140,7 +166,7 @@ async def get_rules(request: web.Request) -> web.Response:
 
 
 async def _yaml_body(request: web.Request) -> str:
-    raw = await request.read()
+    raw = await read_capped(request, MAX_BODY_BYTES)
     if len(raw) > MAX_RULES_BYTES:
         raise ApiError(413, f"the rules file is larger than {MAX_RULES_BYTES} bytes", "yaml")
     if request.content_type == "application/json":
@@ -202,14 +228,14 @@ async def put_rules(request: web.Request) -> web.Response:
         raise ApiError(409, "no rules file is configured (routing_rules_path)", "yaml")
     text = await _yaml_body(request)
     try:
-        rules = parse_rules(text, path)
+        rules = await parse_off_loop(text, path)
     except RulesError as err:
         return _rules_error(err)
     async with _write_lock:
         await asyncio.to_thread(_write_atomically, Path(path), text)
         w = _watcher(request)
         if w is not None:
-            w.reload(force=True)
+            await w.reload_async(force=True)
     async with database(request).transaction() as s:
         await audit(s, actor(request), "rules.replace", "rules", None, {"digest": rules.digest})
     return await get_rules(request)
@@ -225,19 +251,20 @@ class ExplainIn(BaseModel):
 
 
 @operation(
-    summary="Which rule would take this event, and why (admin, supervisor); writes nothing",
+    summary="Which rule would take this event, and why (admin, supervisor); writes nothing; "
+    "a client the caller may not see is treated as unknown",
     tag="rules",
     body=ExplainIn,
     errors=(401, 403, 422),
 )
 async def explain_rules(request: web.Request) -> web.Response:
     _require(request, "admin", "supervisor")
-    data = json_object(await request.read())
+    data = json_object(await read_capped(request, MAX_BODY_BYTES))
     rules = _current(request)
     if "event" in data and isinstance(data.get("event"), dict):
         if data.get("yaml") is not None:
             try:
-                rules = parse_rules(str(data["yaml"]), "<draft>")
+                rules = await parse_off_loop(str(data["yaml"]), "<draft>")
             except RulesError as err:
                 return _rules_error(err)
         data = data["event"]
@@ -255,11 +282,20 @@ async def explain_rules(request: web.Request) -> web.Response:
             if p.last_user_id is not None
         }
         m = await match_event(s, event)
-        client = await _client_info(s, m.client)
+        matched = m.client
+        if matched is not None and not await _visible(s, actor(request), matched.id):
+            matched = None  # explained as for an unknown sender: nothing leaks
+        client = await _client_info(s, matched)
         await s.rollback()
     out = explain_event(data, rules, roster, utcnow(), RoutingState(pointers), client)
     out["rules_digest"] = rules.digest
     return ok(out)
+
+
+async def _visible(s: AsyncSession, who: Actor, client_id: int) -> bool:
+    """The same visibility as every other route (a hidden client is "not found")."""
+    found = await s.scalar(select(Client.id).where(Client.id == client_id, visible_clients(who)))
+    return found is not None
 
 
 ROUTES: list[tuple[str, str, Any]] = [

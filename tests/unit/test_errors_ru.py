@@ -36,6 +36,16 @@ from gateway.errors_ru import russian
             "only admins and supervisors may do this",
             "Это доступно только ролям: администратор, руководитель",
         ),
+        (
+            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+            "Idempotency-Key: от 1 до 128 символов из A-Z a-z 0-9 . _ : -",
+        ),
+        ("the JSON body is nested deeper than 32 levels", "Вложенность JSON глубже 32 уровней"),
+        (
+            "the body is larger than 28 MiB: files up to 20 MiB in all",
+            "Тело запроса больше 28 МБ: файлы — не больше 20 МБ в сумме",
+        ),
+        ("files larger than 20 MiB in all", "Файлы больше 20 МБ в сумме"),
     ],
 )
 def test_wording(message: str, ru: str) -> None:

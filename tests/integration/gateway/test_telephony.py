@@ -28,7 +28,12 @@ DELAYS: list[float] = []  # AMI event written -> caller card on the operator's W
 async def _app(
     aiohttp_client: Any, db_url: str, tmp_path: Path, port: int, **pbx: Any
 ) -> TestClient:
-    settings = make_settings(db_url, tmp_path, asterisk=[ami_settings(port, **pbx)])
+    settings = make_settings(
+        db_url,
+        tmp_path,
+        asterisk=[ami_settings(port, **pbx)],
+        http={"status_details_from": ["127.0.0.1"]},  # /readyz reasons for this monitor
+    )
     client: TestClient = await aiohttp_client(create_app(settings))
     return client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,6 +57,7 @@ def make_env(aiohttp_client: Any) -> Callable[..., Awaitable[Env]]:
                 "site": FormSpec(key="site", name="Сайт", secret=SECRET),
                 "off": FormSpec(key="off", secret=SECRET, active=False),
                 "open": FormSpec(key="open"),
+                "open2": FormSpec(key="open2"),
             }
         )
         ingest = RecordingIngest()
@@ -79,18 +81,19 @@ async def test_new_lead_201_then_duplicate_200(env: Env) -> None:
     first = await env.post(data=body, headers=URLENC)
     assert first.status == 201
     assert first.headers["Access-Control-Allow-Origin"] == "*"
-    assert await first.json() == {
-        "status": "accepted",
-        "event_id": 1,
-        "duplicate": False,
-        "lead_id": 101,
-        "client_id": None,
-        "processing": "processed",
-        "needs_review": False,
-    }
+    got = await first.json()
+    # The form secret sits in the site's page: the public answer carries an opaque
+    # receipt only, never ids of our clients or leads (or a count of events).
+    assert set(got) == {"status", "duplicate", "receipt"}
+    assert got["status"] == "accepted" and got["duplicate"] is False
+    assert len(got["receipt"]) == 32 and "467251" not in got["receipt"]
     again = await env.post(data=body, headers=URLENC)
     assert again.status == 200
-    assert (await again.json())["duplicate"] is True
+    assert await again.json() == {
+        "status": "duplicate",
+        "duplicate": True,
+        "receipt": got["receipt"],
+    }
     assert len(env.ingest.events) == 1
     event = env.ingest.events[0]
     assert event.external_id == "467251:8442970"
@@ -142,7 +145,7 @@ async def test_no_usable_contact_is_stored_for_review(env: Env) -> None:
         data=fixture_bytes("generic_05_no_contacts.urlencoded.txt"), headers=URLENC
     )
     assert resp.status == 201
-    assert (await resp.json())["needs_review"] is True
+    assert (await resp.json())["status"] == "accepted"  # stored; reviewed by people
     assert env.ingest.events[0].classification is Classification.NEEDS_REVIEW
 
 
@@ -176,14 +179,67 @@ async def test_body_too_large_when_chunked_413(make_env: Callable[..., Awaitable
     assert env.ingest.calls == 0
 
 
-async def test_rate_limit_429(make_env: Callable[..., Awaitable[Env]]) -> None:
+async def test_rate_limit_429_for_unauthenticated_posts(
+    make_env: Callable[..., Awaitable[Env]],
+) -> None:
     env = await make_env(WebformLimits(rate_per_minute=6, burst=2))
-    statuses = [(await env.post(data={"phone": f"8916555123{i}"})).status for i in range(3)]
-    assert statuses == [201, 201, 429]
-    resp = await env.post(data={"phone": "89165551239"})
+    open_form = [
+        (await env.post("/hooks/forms/open", secret=None, data={"phone": f"8916555123{i}"})).status
+        for i in range(3)
+    ]
+    assert open_form == [201, 201, 429]
+    resp = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165551239"})
     assert resp.status == 429
     assert 1 <= int(resp.headers["Retry-After"]) <= 10
     assert len(env.ingest.events) == 2
+    # Wrong secrets are limited too (per form and client): guessing is slowed down.
+    wrong = [(await env.post(secret="guess", data={"phone": "89165551234"})).status for _ in "abc"]
+    assert wrong == [403, 403, 429]
+    # ...while the site's own, authenticated deliveries are never refused for rate.
+    ok = [(await env.post(data={"phone": f"8916555124{i}"})).status for i in range(10)]
+    assert ok == [201] * 10
+
+
+async def test_authenticated_deliveries_are_never_refused_for_rate(
+    make_env: Callable[..., Awaitable[Env]],
+) -> None:
+    """30 concurrent identical Tilda deliveries (Tilda retries from its own servers,
+    all from one address behind our proxy) and 30 distinct ones: no 429, one event each."""
+    env = await make_env(WebformLimits(rate_per_minute=1, burst=1))
+    body = fixture_bytes("tilda_02_lead.urlencoded.txt")
+    same = await asyncio.gather(*(env.post(data=body, headers=URLENC) for _ in range(30)))
+    assert sorted(r.status for r in same) == [200] * 29 + [201]
+    distinct = await asyncio.gather(
+        *(env.post(data={"name": "Ivan", "phone": f"89165551{i:03d}"}) for i in range(30))
+    )
+    assert [r.status for r in distinct] == [201] * 30
+    sig_body = b'{"phone": "89165550000"}'
+    sig = hmac.new(SECRET.encode(), sig_body, hashlib.sha256).hexdigest()
+    signed = await asyncio.gather(
+        *(
+            env.post(secret=None, data=sig_body, headers={**JSON, "X-Signature": f"sha256={sig}"})
+            for _ in range(5)
+        )
+    )
+    assert sorted(r.status for r in signed) == [200] * 4 + [201]
+    assert len(env.ingest.events) == 32
+
+
+async def test_duplicates_never_consume_the_budget(
+    make_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await make_env(WebformLimits(rate_per_minute=1, burst=2))
+    form = {"name": "Ivan", "phone": "89165551234"}
+    first = await env.post("/hooks/forms/open", secret=None, data=form)
+    assert first.status == 201
+    again = await asyncio.gather(
+        *(env.post("/hooks/forms/open", secret=None, data=form) for _ in range(20))
+    )
+    assert [r.status for r in again] == [200] * 20
+    other = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165550001"})
+    assert other.status == 201  # the second token is still there
+    third = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165550002"})
+    assert third.status == 429
 
 
 async def test_forwarded_for_is_honoured_only_when_trusted(
@@ -195,11 +251,22 @@ async def test_forwarded_for_is_honoured_only_when_trusted(
         got = []
         for i, ip in enumerate(("203.0.113.1", "203.0.113.2")):
             resp = await env.post(
-                data={"phone": f"8916555120{i}"}, headers={"X-Forwarded-For": f"{ip}, 10.0.0.1"}
+                "/hooks/forms/open",
+                secret=None,
+                data={"phone": f"8916555120{i}"},
+                headers={"X-Forwarded-For": f"{ip}, 10.0.0.1"},
             )
             got.append(resp.status)
         assert got == expected
     assert trusted.ingest.events[1].meta["remote_ip"] == "203.0.113.2"
+
+
+async def test_the_limit_is_per_form(make_env: Callable[..., Awaitable[Env]]) -> None:
+    env = await make_env(WebformLimits(rate_per_minute=1, burst=1))
+    r1 = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165550001"})
+    r2 = await env.post("/hooks/forms/open", secret=None, data={"phone": "89165550002"})
+    r3 = await env.post("/hooks/forms/open2", secret=None, data={"phone": "89165550003"})
+    assert (r1.status, r2.status, r3.status) == (201, 429, 201)
 
 
 def test_rate_limiter_refills() -> None:
