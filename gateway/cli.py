@@ -90,6 +90,28 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(exc))
 
 
+def cmd_users_state(args: argparse.Namespace, settings: Settings) -> int:
+    """users deactivate | activate | rotate-token EMAIL: one JSON line on stdout."""
+    from crm_core.services.users import rotate_token, set_active, user_by_email, user_dict
+
+    async def run(db: Database) -> int:
+        async with db.transaction() as s:
+            user = await user_by_email(s, args.email)
+            if args.sub == "rotate-token":
+                user, token = await rotate_token(s, user)
+                out = {**user_dict(user), "token": token}
+            else:
+                await set_active(s, user, args.sub == "activate")
+                out = user_dict(user)
+        _print(out)
+        return 0
+
+    try:
+        return asyncio.run(_with_db(settings, run))
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
 def cmd_forms_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.services.forms import create_form
 
@@ -190,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--extension")
     ua.add_argument("--team")
     ua.set_defaults(func=cmd_users_add)
+    for name, text in (
+        ("deactivate", "refuse the user's token; open live streams close within seconds"),
+        ("activate", "let a deactivated user in again (same token)"),
+        ("rotate-token", "give the user a new API token (printed once); the old one stops"),
+    ):
+        us = users.add_parser(name, help=text)
+        us.add_argument("email")
+        us.set_defaults(func=cmd_users_state)
 
     forms = sub.add_parser("forms", help="website forms").add_subparsers(dest="sub", required=True)
     fa = forms.add_parser("add", help="register a form and print its key and secret")

@@ -142,6 +142,9 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (r"you cannot deactivate yourself", "нельзя отключить самого себя"),
+    (r"this user is deactivated", "этот сотрудник отключён"),
+    (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 
