@@ -34,6 +34,7 @@ async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]])
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
     from aiohttp import web
 
     from gateway.app import create_app
@@ -41,13 +42,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings)
+    log = structlog.get_logger("crmhub.serve")
     web.run_app(
         app,
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         access_log=None,
-        print=lambda msg: print(msg, file=sys.stderr),
+        # Streams end in on_shutdown; this only bounds a request that does not finish.
+        shutdown_timeout=max(settings.shutdown_drain_seconds, 5.0),
+        print=lambda msg: log.info("serving", message=" ".join(msg.split())),
     )
+    log.info("stopped")
     return 0
 
 
