@@ -2,6 +2,11 @@
 
 A subscriber gets the events it may see: each event carries the users it concerns
 (``user_ids``) and the owner of the record; the gateway filters by role on top.
+
+Each subscription knows whose it is (``user_id``) and with which credential it was
+opened (``credential``: the hash of the user's API token), so the gateway can close
+the streams of a deactivated user or a rotated token (:meth:`LiveHub.close`), and
+close every stream cleanly on shutdown.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LiveEvent", "LiveHub", "Subscription"]
+__all__ = ["LiveEvent", "LiveHub", "Subscription", "SubscriptionClosed"]
 
 CHANNEL = "crmhub_live"
 
@@ -36,16 +41,49 @@ class LiveEvent:
         }
 
 
+class SubscriptionClosed(Exception):
+    """The hub closed this subscription (``reason``: revoked, shutdown)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_CLOSED = LiveEvent(kind="", payload={})  # the sentinel put in a closed queue
+
+
 @dataclass(eq=False)
 class Subscription:
     queue: asyncio.Queue[LiveEvent] = field(default_factory=lambda: asyncio.Queue(1000))
     dropped: int = 0
+    user_id: int | None = None
+    credential: str | None = None
+    closed_reason: str | None = None
 
     def offer(self, event: LiveEvent) -> None:
+        if self.closed_reason is not None:
+            return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:  # a slow browser must not stall the hub
             self.dropped += 1
+
+    def close(self, reason: str) -> None:
+        """Wake the reader with :class:`SubscriptionClosed` (events still queued are dropped)."""
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_CLOSED)
+
+    async def next(self) -> LiveEvent:
+        """The next event; raises :class:`SubscriptionClosed` once the hub closed it."""
+        event = await self.queue.get()
+        if event is _CLOSED:
+            self.queue.put_nowait(_CLOSED)  # every later call raises too
+            raise SubscriptionClosed(self.closed_reason or "closed")
+        return event
 
 
 class LiveHub:
@@ -55,6 +93,7 @@ class LiveHub:
         self._subs: set[Subscription] = set()
         self.node_id = uuid.uuid4().hex[:12]
         self._forward: Any = None  # async callable(json_text) set by the PG bridge
+        self.closing: str | None = None  # set by close_all() at shutdown
 
     async def publish(
         self,
@@ -100,8 +139,12 @@ class LiveHub:
         )
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        sub = Subscription()
+    async def subscribe(
+        self, *, user_id: int | None = None, credential: str | None = None
+    ) -> AsyncIterator[Subscription]:
+        sub = Subscription(user_id=user_id, credential=credential)
+        if self.closing is not None:
+            sub.close(self.closing)
         self._subs.add(sub)
         try:
             yield sub
@@ -111,3 +154,20 @@ class LiveHub:
     @property
     def subscribers(self) -> int:
         return len(self._subs)
+
+    def streams(self) -> list[Subscription]:
+        return list(self._subs)
+
+    def close(self, reason: str, where: Callable[[Subscription], bool] | None = None) -> int:
+        """Close the subscriptions ``where`` selects (all by default); how many."""
+        n = 0
+        for sub in list(self._subs):
+            if where is None or where(sub):
+                sub.close(reason)
+                n += 1
+        return n
+
+    def close_all(self, reason: str = "shutdown") -> int:
+        """Close every stream and refuse new ones (a new subscription starts closed)."""
+        self.closing = reason
+        return self.close(reason)

@@ -39,6 +39,7 @@ __all__ = [
     "InboxEvent",
     "Interaction",
     "Lead",
+    "LiveTicket",
     "OutboxCommand",
     "RoutingPointer",
     "Segment",
@@ -381,3 +382,15 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LiveTicket(Base):
+    """A single-use ticket that opens one live stream (``/live``, ``/live/sse``) without
+    the API token in the URL.  Only its SHA-256 is stored; it holds the hash of the
+    token it was issued for, so rotating the token voids it."""
+
+    __tablename__ = "live_tickets"
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

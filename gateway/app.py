@@ -82,6 +82,25 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await hub.stop()
 
 
+async def _graceful_shutdown(app: web.Application) -> None:
+    """On SIGTERM (``on_shutdown``, before aiohttp waits for open requests): stop the
+    connectors so no new call or message comes in, let the pipeline finish what was
+    received, then end the live streams cleanly so no handler is left to cancel."""
+    from gateway.wiring import stop_connectors
+
+    log.info("shutdown_started")
+    stopped = await stop_connectors(app)
+    log.info("connectors_stopped", connectors=stopped)
+    hub = app.get(HUB)
+    if hub is not None and app[SETTINGS].run_workers:
+        drained = await hub.drain(app[SETTINGS].shutdown_drain_seconds)
+        log.info("hub_drained", complete=drained, backlog=hub.processor.backlog)
+    else:
+        log.info("hub_drained", complete=True, backlog=0)
+    closed = app[LIVE].close_all("shutdown")
+    log.info("live_streams_closed", streams=closed)
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
@@ -107,4 +126,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_api(app, DB)
     setup_live(app)
     setup_ui(app)
+    app.on_shutdown.append(_graceful_shutdown)
     return app

@@ -34,6 +34,7 @@ async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]])
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
     from aiohttp import web
 
     from gateway.app import create_app
@@ -42,14 +43,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings)
+    log = structlog.get_logger("crmhub.serve")
     web.run_app(
         app,
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         access_log=None,
-        print=lambda msg: print(msg, file=sys.stderr),
+        # Streams end in on_shutdown; this only bounds a request that does not finish.
+        shutdown_timeout=max(settings.shutdown_drain_seconds, 5.0),
+        print=lambda msg: log.info("serving", message=" ".join(msg.split())),
         **server_options(settings),
     )
+    log.info("stopped")
     return 0
 
 
@@ -83,6 +88,28 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                 "extension": user.extension,
                 "token": token,
             }
+        _print(out)
+        return 0
+
+    try:
+        return asyncio.run(_with_db(settings, run))
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
+def cmd_users_state(args: argparse.Namespace, settings: Settings) -> int:
+    """users deactivate | activate | rotate-token EMAIL: one JSON line on stdout."""
+    from crm_core.services.users import rotate_token, set_active, user_by_email, user_dict
+
+    async def run(db: Database) -> int:
+        async with db.transaction() as s:
+            user = await user_by_email(s, args.email)
+            if args.sub == "rotate-token":
+                user, token = await rotate_token(s, user)
+                out = {**user_dict(user), "token": token}
+            else:
+                await set_active(s, user, args.sub == "activate")
+                out = user_dict(user)
         _print(out)
         return 0
 
@@ -192,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--extension")
     ua.add_argument("--team")
     ua.set_defaults(func=cmd_users_add)
+    for name, text in (
+        ("deactivate", "refuse the user's token; open live streams close within seconds"),
+        ("activate", "let a deactivated user in again (same token)"),
+        ("rotate-token", "give the user a new API token (printed once); the old one stops"),
+    ):
+        us = users.add_parser(name, help=text)
+        us.add_argument("email")
+        us.set_defaults(func=cmd_users_state)
 
     forms = sub.add_parser("forms", help="website forms").add_subparsers(dest="sub", required=True)
     fa = forms.add_parser("add", help="register a form and print its key and secret")

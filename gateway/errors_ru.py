@@ -169,6 +169,9 @@ _CATALOGUE: list[tuple[str, str]] = [
         r"the database is busy; the change was not saved, retry after Retry-After seconds",
         "база данных занята; изменение не сохранено, повторите через Retry-After секунд",
     ),
+    (r"you cannot deactivate yourself", "нельзя отключить самого себя"),
+    (r"this user is deactivated", "этот сотрудник отключён"),
+    (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -19,34 +19,71 @@ __all__ = ["Metrics", "configure_logging", "request_context_middleware"]
 
 def configure_logging(fmt: str = "auto", level: str = "INFO", *, stdlib: bool = True) -> None:
     """JSON lines in production (not a terminal), a console renderer on a terminal;
-    always on stderr.  ``stdlib=False`` leaves the standard library's logging alone
-    (one-shot CLI commands: its last-resort handler already writes warnings to stderr)."""
+    always on stderr.  With ``stdlib`` (``crmhub serve``) the standard library's logging
+    (aiohttp, panoramisk, alembic, the connectors' own loggers) goes through the same
+    structlog processors, so with JSON every line is JSON, tracebacks included.
+    ``stdlib=False`` leaves the standard library's logging alone (one-shot CLI commands:
+    its last-resort handler already writes warnings to stderr)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    if stdlib:
-        logging.basicConfig(format="%(message)s", stream=sys.stderr, level=lvl, force=True)
-        for noisy in ("aiohttp.access",):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if use_json
         else structlog.dev.ConsoleRenderer()
     )
+    # JSON: a traceback becomes a structured "exception" field (still one line).
+    tracebacks: structlog.typing.Processor = (
+        structlog.processors.dict_tracebacks if use_json else structlog.processors.format_exc_info
+    )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if stdlib:
+        handler = logging.StreamHandler(_StderrProxy())
+        handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=[
+                    *shared,
+                    structlog.stdlib.add_logger_name,
+                    structlog.stdlib.PositionalArgumentsFormatter(),
+                    structlog.stdlib.ExtraAdder(),
+                ],
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    tracebacks,
+                    renderer,
+                ],
+            )
+        )
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+        root.setLevel(lvl)
+        for noisy in ("aiohttp.access",):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.captureWarnings(True)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         # sys.stderr looked up per logger, not fixed here: stdout stays for command
         # output (``crmhub ingest`` prints JSON) and a replaced stderr is followed.
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+class _StderrProxy:
+    """``sys.stderr`` as it is at each write (tests and tools replace it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:

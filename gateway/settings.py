@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     sla_warning_minutes: float = Field(default=5.0, ge=0)
     sla_warning_fraction: float = Field(default=0.2, ge=0, le=1)
     sla_email: bool = True  # SLA warnings also by email when [smtp] is configured
+    live_recheck_seconds: float = Field(default=3.0, gt=0)  # open streams vs users table
+    shutdown_drain_seconds: float = Field(default=10.0, ge=0)  # SIGTERM: finish persisted events
     webforms: WebformSettings = Field(default_factory=WebformSettings)
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)

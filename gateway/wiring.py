@@ -36,10 +36,11 @@ from gateway.api.keys import DB
 from gateway.keys import HEALTH, LIVE, METRICS, SETTINGS
 from gateway.leader import run_as_leader
 
-__all__ = ["OUTBOX", "DbFormRegistry", "setup_background", "setup_hooks"]
+__all__ = ["OUTBOX", "DbFormRegistry", "setup_background", "setup_hooks", "stop_connectors"]
 
 log = structlog.get_logger("crmhub.wiring")
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+PUSH_TASKS = web.AppKey("push_tasks", list[asyncio.Task[None]])
 MEDIA = web.AppKey("telegram_media", BotApiMediaFetcher)
 
 
@@ -174,17 +175,14 @@ async def _channels(app: web.Application) -> AsyncIterator[None]:
         on_result=lambda ch, st: metrics.outbox.labels(ch, st).inc(),
     )
     app[OUTBOX] = worker
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
+    app[PUSH_TASKS] = tasks
     if settings.run_workers:
         worker.start()
         for name, run, health in push:
             tasks.append(asyncio.create_task(run_as_leader(app[DB], name, run, health), name=name))
     yield
-    for t in tasks:
-        t.cancel()
-    for t in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await t
+    await stop_connectors(app)
     await worker.stop()
     for ex in executors.values():
         close = getattr(ex, "aclose", None)
@@ -194,6 +192,20 @@ async def _channels(app: web.Application) -> AsyncIterator[None]:
     if MEDIA in app:
         with contextlib.suppress(Exception):
             await app[MEDIA].aclose()
+
+
+async def stop_connectors(app: web.Application) -> int:
+    """Stop the push connectors (AMI links, IMAP IDLE, Telegram polling): nothing new
+    comes in after this.  Idempotent; the first step of a graceful shutdown."""
+    tasks = app.get(PUSH_TASKS) or []
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    n = len(tasks)
+    tasks.clear()
+    return n
 
 
 def setup_background(app: web.Application) -> None:

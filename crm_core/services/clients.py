@@ -133,7 +133,9 @@ async def create_client(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> 
     )
     s.add(client)
     await s.flush()
-    await add_points(s, phones=data.get("phones"), emails=data.get("emails"), client_id=client.id)
+    await add_points(
+        s, actor, phones=data.get("phones"), emails=data.get("emails"), client_id=client.id
+    )
     await audit(s, actor, "create", "client", client.id, data)
     return client
 
@@ -165,7 +167,7 @@ async def update_client(
         if key in changes and (changes[key] is not None or key == "region"):
             setattr(client, key, changes[key].strip() if key == "name" else changes[key])
     await add_points(
-        s, phones=changes.get("phones"), emails=changes.get("emails"), client_id=client.id
+        s, actor, phones=changes.get("phones"), emails=changes.get("emails"), client_id=client.id
     )
     await s.flush()
     await audit(s, actor, "update", "client", client.id, changes)

@@ -10,9 +10,15 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor, can_assign_to
+from crm_core.access import (
+    Actor,
+    can_assign_to,
+    visible_clients,
+    visible_contact_persons,
+    visible_leads,
+)
 from crm_core.identity import IdentityError, normalize_email, normalize_phone
-from crm_core.models import AuditEntry, ContactPerson, ContactPoint, User
+from crm_core.models import AuditEntry, Client, ContactPerson, ContactPoint, Lead, User
 
 __all__ = [
     "MAX_LIMIT",
@@ -160,8 +166,30 @@ def identity_value(kind: str, raw: str, field_name: str) -> tuple[str, str | Non
         raise Invalid(f"{field_name}: {exc}", field_name) from None
 
 
+async def _hidden_holder(s: AsyncSession, actor: Actor, cp: ContactPoint) -> bool:
+    """Does ``cp`` belong to a client, contact person or lead that ``actor`` cannot see?"""
+    if actor.is_admin:
+        return False
+    checks: list[Any] = []
+    if cp.client_id is not None:
+        checks.append(select(Client.id).where(Client.id == cp.client_id, visible_clients(actor)))
+    if cp.contact_person_id is not None:
+        checks.append(
+            select(ContactPerson.id).where(
+                ContactPerson.id == cp.contact_person_id, visible_contact_persons(actor)
+            )
+        )
+    if cp.lead_id is not None:
+        checks.append(select(Lead.id).where(Lead.id == cp.lead_id, visible_leads(actor)))
+    for query in checks:
+        if await s.scalar(query) is None:
+            return True
+    return False
+
+
 async def add_points(
     s: AsyncSession,
+    actor: Actor,
     *,
     phones: list[str] | None = None,
     emails: list[str] | None = None,
@@ -169,10 +197,13 @@ async def add_points(
     contact_person_id: int | None = None,
     lead_id: int | None = None,
 ) -> None:
-    """Attach normalized phones/emails to one party.
+    """Attach normalized phones/emails to one party, on behalf of ``actor``.
 
     A point already held by another client or contact person is a conflict naming the
-    field; a point known only from a lead is taken over by the party.
+    field; a point known only from a lead is taken over by the party, but only by an
+    actor who sees that lead.  A point held by a record the actor cannot see is a
+    conflict that names neither that record nor its owner (and changes nothing: the
+    caller's transaction rolls back).
     """
     for kind, field_name, raws in (("phone", "phones", phones), ("email", "emails", emails)):
         for raw in raws or []:
@@ -199,6 +230,10 @@ async def add_points(
             )
             if same:
                 continue
+            if await _hidden_holder(s, actor, cp):
+                raise Conflict(
+                    f"{kind} {value} already belongs to another client or lead", field_name
+                )
             if cp.client_id is not None or cp.contact_person_id is not None:
                 raise Conflict(f"{kind} {value} already belongs to another party", field_name)
             if lead_id is not None and cp.lead_id is not None:

@@ -52,7 +52,7 @@ async def create_contact(
     s.add(person)
     await s.flush()
     await add_points(
-        s, phones=data.get("phones"), emails=data.get("emails"), contact_person_id=person.id
+        s, actor, phones=data.get("phones"), emails=data.get("emails"), contact_person_id=person.id
     )
     await audit(s, actor, "create", "contact_person", person.id, {"client_id": client.id, **data})
     return person

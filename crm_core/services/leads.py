@@ -184,7 +184,9 @@ async def create_lead(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> Le
     )
     s.add(lead)
     await s.flush()
-    await add_points(s, phones=data.get("phones"), emails=data.get("emails"), lead_id=lead.id)
+    await add_points(
+        s, actor, phones=data.get("phones"), emails=data.get("emails"), lead_id=lead.id
+    )
     await audit(s, actor, "create", "lead", lead.id, data)
     return lead
 
@@ -207,7 +209,9 @@ async def update_lead(s: AsyncSession, actor: Actor, lead_id: int, changes: dict
     for key in ("name", "company", "title", "priority", "tags", "needs_review"):
         if key in changes and changes[key] is not None:
             setattr(lead, key, changes[key])
-    await add_points(s, phones=changes.get("phones"), emails=changes.get("emails"), lead_id=lead.id)
+    await add_points(
+        s, actor, phones=changes.get("phones"), emails=changes.get("emails"), lead_id=lead.id
+    )
     await s.flush()
     await audit(s, actor, "update", "lead", lead.id, changes)
     return lead

@@ -15,10 +15,12 @@ __all__ = [
     "DealWithHistoryOut",
     "InteractionOut",
     "LeadOut",
+    "LiveTicketOut",
     "StageChangeOut",
     "StageOut",
     "TaskOut",
     "UserOut",
+    "UserTokenOut",
 ]
 
 
@@ -37,6 +39,15 @@ class UserOut(Out):
     timezone: str
     locale: str
     created_at: str | None
+
+
+class UserTokenOut(UserOut):
+    token: str = Field(description="the new API token, shown once")
+
+
+class LiveTicketOut(Out):
+    ticket: str = Field(description="single use: /live?ticket=... or /live/sse?ticket=...")
+    expires_in: int = Field(description="seconds")
 
 
 class ClientOut(Out):

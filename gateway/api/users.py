@@ -1,14 +1,27 @@
-"""Handlers: users (admins and supervisors), the current user, the OpenAPI document."""
+"""Handlers: users (admins and supervisors), deactivating a user and rotating a token
+(admins), the current user, live-stream tickets, the OpenAPI document."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from crm_core.services.users import list_users, user_dict
-from gateway.api.common import actor, database, ok
+from crm_core.models import User
+from crm_core.services.users import (
+    LIVE_TICKET_SECONDS,
+    get_user,
+    issue_live_ticket,
+    list_users,
+    rotate_token,
+    set_active,
+    user_dict,
+)
+from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.keys import USER
-from gateway.api.responses import UserOut
+from gateway.api.responses import LiveTicketOut, UserOut, UserTokenOut
+from gateway.api.schemas import Empty
 from gateway.errors import ApiError
+from gateway.keys import LIVE
+from gateway.live import close_streams_of
 from gateway.openapi import build_document, operation
 
 __all__ = ["ROUTES"]
@@ -41,8 +54,93 @@ async def get_openapi(request: web.Request) -> web.Response:
     return ok(build_document(request.app))
 
 
+def _admin_only(request: web.Request) -> None:
+    if not actor(request).is_admin:
+        raise ApiError(403, "only admins may do this")
+
+
+def _close_streams(request: web.Request, user: User) -> None:
+    """This process's streams of ``user`` close now; other processes' at their recheck."""
+    live = request.app.get(LIVE)
+    if live is not None:
+        close_streams_of(live, user.id)
+
+
+async def _set_active(request: web.Request, active: bool) -> web.Response:
+    _admin_only(request)
+    user_id = path_id(request)
+    await read_body(request, Empty)
+    async with database(request).transaction() as s:
+        user = await get_user(s, actor(request), user_id)
+        await set_active(s, user, active, actor=actor(request))
+        out = user_dict(user)
+    if not active:
+        _close_streams(request, user)
+    return ok(out)
+
+
+@operation(
+    summary="Deactivate a user (admin): their token is refused and their live streams close",
+    tag="users",
+    body=Empty,
+    response=UserOut,
+    errors=(401, 403, 404, 409),
+)
+async def deactivate_user(request: web.Request) -> web.Response:
+    return await _set_active(request, False)
+
+
+@operation(
+    summary="Activate a deactivated user again (admin)",
+    tag="users",
+    body=Empty,
+    response=UserOut,
+    errors=(401, 403, 404),
+)
+async def activate_user(request: web.Request) -> web.Response:
+    return await _set_active(request, True)
+
+
+@operation(
+    summary="Give a user a new API token (admin); the old one and its live streams stop",
+    tag="users",
+    body=Empty,
+    response=UserTokenOut,
+    errors=(401, 403, 404),
+)
+async def rotate_user_token(request: web.Request) -> web.Response:
+    _admin_only(request)
+    user_id = path_id(request)
+    await read_body(request, Empty)
+    async with database(request).transaction() as s:
+        user = await get_user(s, actor(request), user_id)
+        user, token = await rotate_token(s, user, actor=actor(request))
+        out = {**user_dict(user), "token": token}
+    _close_streams(request, user)
+    return ok(out)
+
+
+@operation(
+    summary="A single-use ticket (30 s) that opens /live or /live/sse without the token in the URL",
+    tag="users",
+    body=Empty,
+    response=LiveTicketOut,
+    status=201,
+    errors=(401, 403),
+)
+async def live_ticket(request: web.Request) -> web.Response:
+    await read_body(request, Empty)
+    async with database(request).transaction() as s:
+        ticket = await issue_live_ticket(s, request[USER])
+    return ok({"ticket": ticket, "expires_in": LIVE_TICKET_SECONDS}, 201)
+
+
 ROUTES = [
     ("GET", "/users", get_users),
+    ("POST", "/users/{id}/deactivate", deactivate_user),
+    ("POST", "/users/{id}/activate", activate_user),
+    ("POST", "/users/{id}/rotate-token", rotate_user_token),
+    ("POST", "/live/ticket", live_ticket),
     ("GET", "/me", get_me),
     ("GET", "/openapi.json", get_openapi),
 ]

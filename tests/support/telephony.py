@@ -88,9 +88,9 @@ class LiveListener:
 
 @contextlib.asynccontextmanager
 async def listen(client: TestClient, token: str) -> AsyncIterator[LiveListener]:
-    """A WebSocket on ``/live?token=`` collecting frames until the block ends."""
+    """A WebSocket on ``/live`` (bearer token) collecting frames until the block ends."""
     out = LiveListener()
-    ws = await client.ws_connect(f"/live?token={token}")
+    ws = await client.ws_connect("/live", headers={"Authorization": f"Bearer {token}"})
     hello = await ws.receive_json(timeout=5)
     assert hello["kind"] == "hello"
 

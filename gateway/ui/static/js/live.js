@@ -1,5 +1,8 @@
-// The live panel: WebSocket /live?token=..., reconnecting by itself; the caller card,
-// call states, new leads, messages and task reminders, with browser notifications.
+// The live panel: WebSocket /live?ticket=... (a single-use ticket from
+// POST /api/v1/live/ticket, so the API token never appears in a URL), reconnecting by
+// itself; the caller card, call states, new leads, messages and task reminders, with
+// browser notifications.
+import { api } from "./api.js";
 import { callButton } from "./call.js";
 import { clear, fmtDate, fmtMoney, h } from "./dom.js";
 import { t, tOr } from "./i18n.js";
@@ -9,8 +12,7 @@ const MAX_FEED = 50;
 const PING_MS = 25000;
 
 export class LiveClient {
-  constructor(token, { onEvent, onStatus }) {
-    this.token = token;
+  constructor({ onEvent, onStatus }) {
     this.onEvent = onEvent;
     this.onStatus = onStatus;
     this.delay = 1000;
@@ -25,10 +27,21 @@ export class LiveClient {
     this.connect();
   }
 
-  connect() {
+  async connect() {
+    if (this.stopped) return;
+    let ticket;
+    try {
+      ({ ticket } = await api("POST", "/live/ticket"));
+    } catch (exc) {
+      // 401/403: the token was rotated or the user deactivated; api() signs out on 401.
+      this.onStatus(false);
+      if (this.stopped || exc.status === 401 || exc.status === 403) return;
+      this.retry();
+      return;
+    }
     if (this.stopped) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${proto}//${location.host}/live?token=${encodeURIComponent(this.token)}`;
+    const url = `${proto}//${location.host}/live?ticket=${encodeURIComponent(ticket)}`;
     const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
@@ -49,10 +62,14 @@ export class LiveClient {
       clearInterval(this.ping);
       this.onStatus(false);
       if (this.stopped) return;
-      this.timer = setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, 30000);
+      this.retry();
     };
     ws.onerror = () => ws.close();
+  }
+
+  retry() {
+    this.timer = setTimeout(() => this.connect(), this.delay);
+    this.delay = Math.min(this.delay * 2, 30000);
   }
 
   stop() {

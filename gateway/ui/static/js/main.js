@@ -61,7 +61,7 @@ async function enter(token) {
   $("shell").hidden = false;
   renderMe();
   if (live) live.stop();
-  live = new LiveClient(token, {
+  live = new LiveClient({
     onEvent: (kind, payload) => handleLive(kind, payload, {
       onNewLead: () => (location.hash || "#/leads") === "#/leads" && route(),
     }),
