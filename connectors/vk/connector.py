@@ -64,7 +64,7 @@ def vk_callback(groups: Mapping[int, VkGroupSettings], ingest: Ingest) -> Handle
 
     async def handler(request: web.Request) -> web.StreamResponse:
         raw_id = request.match_info.get("group_id", "")
-        settings = by_id.get(int(raw_id)) if raw_id.isdigit() else None
+        settings = by_id.get(int(raw_id)) if raw_id.isascii() and raw_id.isdigit() else None
         if settings is None:
             return _text(f"unknown VK group {raw_id!r}", 404)
         body = await _read_at_most(request, settings.max_body_bytes)
