@@ -15,6 +15,7 @@ present, else from ``now`` (receive time).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 from connectors.asterisk.model import CallUpdate
@@ -22,6 +23,8 @@ from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, Msg
 from connectors.asterisk.tracking_events import EventHandlers
 
 __all__ = ["CALL_ID_VARIABLE", "CallTracker"]
+
+_MAX_TIMESTAMP = 253_402_214_400.0  # 9999-12-31
 
 
 class CallTracker(EventHandlers):
@@ -75,9 +78,11 @@ class CallTracker(EventHandlers):
         ts = msg.get("Timestamp")
         if ts:
             try:
-                now = float(ts)
+                stamp = float(ts)
             except ValueError:
-                pass
+                stamp = math.nan
+            if 0 < stamp < _MAX_TIMESTAMP:  # not nan, inf, negative or past year 9999
+                now = stamp
         self._rx = rx
         out: list[CallUpdate] = []
         handler(msg, now, out)
