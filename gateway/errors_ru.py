@@ -142,6 +142,10 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (
+        r"expected an ISO date \(2026-01-31\) or datetime",
+        "нужна дата ISO (2026-01-31) или дата и время",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 
