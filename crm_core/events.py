@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "MAX_PAYLOAD_DEPTH",
     "Attachment",
     "Channel",
     "Classification",
@@ -23,6 +24,7 @@ __all__ = [
     "EventKind",
     "InboundEvent",
     "NormalizeError",
+    "check_depth",
 ]
 
 
@@ -77,6 +79,26 @@ class NormalizeError(ValueError):
 
     def to_json(self) -> dict[str, Any]:
         return {"error": str(self), "field": self.field}
+
+
+MAX_PAYLOAD_DEPTH = 128  # real payloads nest about 10 levels
+
+
+def check_depth(data: Any, field: str = "body", limit: int = MAX_PAYLOAD_DEPTH) -> None:
+    """:class:`NormalizeError` if a JSON tree nests deeper than ``limit`` (checked without
+    recursion), so nothing recursive downstream (serializing ``raw``) can overflow."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            raise NormalizeError(f"{field}: nested deeper than {limit} levels", field)
+        stack.extend((child, depth + 1) for child in children)
 
 
 @dataclass(frozen=True, slots=True)

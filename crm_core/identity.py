@@ -181,7 +181,7 @@ def normalize_identity(kind: str, value: str, region: str = "RU") -> str:
         return identity("email", normalize_email(value))
     if kind in ("telegram", "vk"):
         v = str(value).strip()
-        if not v.lstrip("-").isdigit():
+        if not (v.isascii() and v.lstrip("-").isdigit()):
             raise IdentityError(f"{kind} id {value!r} must be a number")
         return identity(kind, v)
     raise IdentityError(f"unknown identity kind {kind!r}")

@@ -172,6 +172,10 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"you cannot deactivate yourself", "нельзя отключить самого себя"),
     (r"this user is deactivated", "этот сотрудник отключён"),
     (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
+    (
+        r"expected an ISO date \(2026-01-31\) or datetime",
+        "нужна дата ISO (2026-01-31) или дата и время",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -15,6 +15,7 @@ present, else from ``now`` (receive time).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -23,6 +24,8 @@ from connectors.asterisk.tracking_adopt import Adoption
 from connectors.asterisk.tracking_base import CALL_ID_VARIABLE, MIXMONITOR_VARIABLE, Msg
 
 __all__ = ["CALL_ID_VARIABLE", "MIXMONITOR_VARIABLE", "CallTracker"]
+
+_MAX_TIMESTAMP = 253_402_214_400.0  # 9999-12-31
 
 
 class CallTracker(Adoption):
@@ -78,9 +81,11 @@ class CallTracker(Adoption):
         ts = msg.get("Timestamp")
         if ts:
             try:
-                now = float(ts)
+                stamp = float(ts)
             except ValueError:
-                pass
+                stamp = math.nan
+            if 0 < stamp < _MAX_TIMESTAMP:  # not nan, inf, negative or past year 9999
+                now = stamp
         self._rx = rx
         out: list[CallUpdate] = []
         handler(msg, now, out)

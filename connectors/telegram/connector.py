@@ -88,7 +88,7 @@ def telegram_webhook(
         body = await request.read()
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _error(400, f"body is not JSON: {exc}", "body")
         try:
             receipt = await submit_update(name, data, body, ingest, media=media)

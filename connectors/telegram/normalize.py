@@ -21,12 +21,26 @@ from telegram import CallbackQuery, ChatMemberUpdated, Message, Update, User
 
 from connectors.telegram.attachments import message_attachments
 from connectors.telegram.deeplink import parse_start_payload
-from crm_core.events import Channel, Direction, EventKind, InboundEvent, NormalizeError
+from crm_core.events import (
+    Channel,
+    Direction,
+    EventKind,
+    InboundEvent,
+    NormalizeError,
+    check_depth,
+)
 from crm_core.identity import IdentityError, normalize_phone
 
 __all__ = ["failed_update_event", "normalize_update", "parse_update"]
 
 _MISSING_ARG_RE = re.compile(r"argument[s]?: '(\w+)'")
+# (update field, edited, business)
+_MESSAGE_KINDS = (
+    ("message", False, False),
+    ("edited_message", True, False),
+    ("business_message", False, True),
+    ("edited_business_message", True, True),
+)
 
 
 def parse_update(data: Any) -> Update:
@@ -35,6 +49,7 @@ def parse_update(data: Any) -> Update:
         raise NormalizeError(
             f"a Telegram update must be a JSON object, got {type(data).__name__}", "update"
         )
+    check_depth(data, "update")
     update_id = data.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise NormalizeError(f"update_id must be an integer, got {update_id!r}", "update_id")
@@ -42,7 +57,8 @@ def parse_update(data: Any) -> Update:
         update = Update.de_json(dict(data), None)
     except Exception as exc:  # PTB raises TypeError/KeyError/ValueError/AttributeError...
         m = _MISSING_ARG_RE.search(str(exc))
-        field = m.group(1) if m else None
+        # PTB does not say where a wrong type was: name the update's part at least.
+        field = m.group(1) if m else _update_kind(data)
         if isinstance(exc, KeyError) and exc.args:
             field = str(exc.args[0])
         raise NormalizeError(
@@ -51,6 +67,54 @@ def parse_update(data: Any) -> Update:
     if update is None:  # pragma: no cover - de_json returns None only for None input
         raise NormalizeError("empty Telegram update", "update")
     return update
+
+
+def _update_kind(data: Mapping[str, Any]) -> str:
+    kinds = [str(k) for k in data if k != "update_id"]
+    return kinds[0] if kinds else "update"
+
+
+def _check(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise NormalizeError(f"{where}: {what}", where)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _check_user(user: User | None, where: str) -> None:
+    if user is None:
+        return
+    _check(_is_int(user.id), f"{where}.id", "must be an integer")
+    for name in ("first_name", "last_name", "username", "language_code"):
+        _check(_opt_str(getattr(user, name)), f"{where}.{name}", "must be a string")
+
+
+def _check_message(msg: Message, where: str, *, edited: bool) -> None:
+    """What PTB does not check and the event needs (it accepts any JSON type)."""
+    _check(_is_int(msg.message_id), f"{where}.message_id", "must be an integer")
+    _check(isinstance(msg.date, datetime), f"{where}.date", "must be a Unix time")
+    if edited:
+        ok = msg.edit_date is None or isinstance(msg.edit_date, datetime)
+        _check(ok, f"{where}.edit_date", "must be a Unix time")
+    chat = msg.chat
+    _check(chat is not None and _is_int(chat.id), f"{where}.chat.id", "must be an integer")
+    for name in ("title", "first_name", "last_name", "username"):
+        _check(_opt_str(getattr(chat, name)), f"{where}.chat.{name}", "must be a string")
+    _check_user(msg.from_user, f"{where}.from")
+    for name in ("text", "caption", "media_group_id", "business_connection_id"):
+        _check(_opt_str(getattr(msg, name)), f"{where}.{name}", "must be a string")
+    if msg.contact is not None:
+        c = msg.contact
+        _check(isinstance(c.phone_number, str), f"{where}.contact.phone_number", "not a string")
+        _check(c.user_id is None or _is_int(c.user_id), f"{where}.contact.user_id", "not an id")
+        for name in ("first_name", "last_name"):
+            _check(_opt_str(getattr(c, name)), f"{where}.contact.{name}", "must be a string")
 
 
 def normalize_update(
@@ -63,18 +127,19 @@ def normalize_update(
     """
     update = parse_update(data)
     ctx = _Ctx(bot=bot_name, update_id=update.update_id, raw=data, received_at=received_at)
-    if update.message is not None:
-        return _message_event(ctx, update.message, edited=False, business=False)
-    if update.edited_message is not None:
-        return _message_event(ctx, update.edited_message, edited=True, business=False)
-    if update.business_message is not None:
-        return _message_event(ctx, update.business_message, edited=False, business=True)
-    if update.edited_business_message is not None:
-        return _message_event(ctx, update.edited_business_message, edited=True, business=True)
+    for where, edited, business in _MESSAGE_KINDS:
+        msg = getattr(update, where)
+        if msg is not None:
+            _check_message(msg, where, edited=edited)
+            return _message_event(ctx, msg, edited=edited, business=business, where=where)
     if update.callback_query is not None:
         return _callback_event(ctx, update.callback_query)
-    if update.my_chat_member is not None and update.my_chat_member.chat.type == "private":
-        return _subscription_event(ctx, update.my_chat_member)
+    cmu = update.my_chat_member
+    if cmu is not None:
+        ok = cmu.chat is not None and cmu.new_chat_member is not None
+        _check(ok, "my_chat_member", "needs chat and new_chat_member")
+        if cmu.chat.type == "private":
+            return _subscription_event(ctx, cmu)
     kinds = [k for k in data if k != "update_id"]
     return ctx.ignored(update_type=kinds[0] if kinds else "unknown")
 
@@ -125,8 +190,8 @@ class _Ctx:
         )
 
 
-def _full_name(first: str | None, last: str | None) -> str | None:
-    name = " ".join(p.strip() for p in (first, last) if p and p.strip())
+def _full_name(first: Any, last: Any) -> str | None:
+    name = " ".join(p.strip() for p in (first, last) if isinstance(p, str) and p.strip())
     return name or None
 
 
@@ -154,7 +219,9 @@ def _has_content(msg: Message) -> bool:
     )
 
 
-def _message_event(ctx: _Ctx, msg: Message, *, edited: bool, business: bool) -> InboundEvent:
+def _message_event(
+    ctx: _Ctx, msg: Message, *, edited: bool, business: bool, where: str
+) -> InboundEvent:
     chat = msg.chat
     sender = msg.from_user
     # A business message written by the account owner (or a bot acting for them) is ours.
@@ -263,6 +330,14 @@ def _shared_contact(msg: Message, sender: User | None) -> tuple[dict[str, Any], 
 
 def _callback_event(ctx: _Ctx, cq: CallbackQuery) -> InboundEvent:
     user = cq.from_user
+    _check(user is not None, "callback_query.from", "is missing")
+    _check_user(user, "callback_query.from")
+    for name in ("id", "data", "game_short_name", "inline_message_id", "chat_instance"):
+        _check(_opt_str(getattr(cq, name)), f"callback_query.{name}", "must be a string")
+    if cq.message is not None:
+        chat = cq.message.chat
+        ok = chat is not None and _is_int(chat.id) and _is_int(cq.message.message_id)
+        _check(ok, "callback_query.message", "needs an integer chat.id and message_id")
     meta: dict[str, Any] = {
         "bot": ctx.bot,
         "update_id": ctx.update_id,
@@ -299,8 +374,12 @@ def _subscription_event(ctx: _Ctx, cmu: ChatMemberUpdated) -> InboundEvent:
     """The user blocked (``kicked``) or (re)started the bot in a private chat."""
     status = cmu.new_chat_member.status
     if status not in ("kicked", "member"):
-        return ctx.ignored(update_type="my_chat_member", status=status)
+        return ctx.ignored(update_type="my_chat_member", status=str(status))
     user = cmu.from_user
+    _check(user is not None, "my_chat_member.from", "is missing")
+    _check_user(user, "my_chat_member.from")
+    _check(isinstance(cmu.date, datetime), "my_chat_member.date", "must be a Unix time")
+    _check(_is_int(cmu.chat.id), "my_chat_member.chat.id", "must be an integer")
     return InboundEvent(
         channel=Channel.TELEGRAM,
         kind=EventKind.SUBSCRIPTION_CHANGED,

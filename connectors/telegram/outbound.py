@@ -68,7 +68,7 @@ def _chat_id(payload: Mapping[str, Any]) -> int | str:
     chat_id = payload.get("chat_id")
     if isinstance(chat_id, bool) or not isinstance(chat_id, int | str) or chat_id == "":
         raise _BadPayload(f"chat_id must be an integer or @channel name, got {chat_id!r}")
-    if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
+    if isinstance(chat_id, str) and chat_id.isascii() and chat_id.lstrip("-").isdigit():
         return int(chat_id)
     return chat_id
 

@@ -22,7 +22,12 @@ def dry_run(path: str | Path, *, group_id: int | None = None) -> dict[str, Any]:
         raise NormalizeError(f"{path} is not JSON: {exc}", "file") from None
     if group_id is None:
         raw = data.get("group_id") if isinstance(data, dict) else None
-        if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | str)
+            or not str(raw).isascii()
+            or not str(raw).isdigit()
+        ):
             raise NormalizeError(f"group_id missing or not a number: {raw!r}", "group_id")
         group_id = int(raw)
     event = normalize_callback(data, group_id=group_id)

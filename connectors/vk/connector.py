@@ -1,7 +1,11 @@
 """VK Callback API webhook: ``POST /hooks/vk/{group_id}``.
 
-* unknown group -> 404; body not JSON -> 400; wrong ``secret`` -> 403 (constant time;
-  checked on every request when the group has a secret, confirmation included);
+* unknown group -> 404; body over ``max_body_bytes`` -> 413; nested deeper than
+  :data:`~connectors.vk.guard.MAX_DEPTH` -> 400; wrong or missing ``secret`` -> 403
+  (constant time, on every request, confirmation included; every community has a
+  secret, see :class:`VkGroupSettings`).  The secret is found by a non-recursive scan
+  of the raw bytes (:mod:`connectors.vk.guard`) and checked *before* the body is
+  parsed; body not JSON -> 400 (after the secret matched);
 * ``confirmation`` -> the bare confirmation code (text/plain);
 * every accepted or ignored event -> ``ok`` (text/plain) after ingest returned; a body
   that does not normalize is stored as a failed event (``meta.parse_error``) and also
@@ -11,7 +15,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.vk.config import VkGroupSettings
+from connectors.vk.guard import MAX_DEPTH, scan_body, secret_matches
 from connectors.vk.normalize import failed_callback_event, normalize_callback
 from crm_core.events import InboundEvent, NormalizeError
 from crm_core.ports import Ingest, IngestUnavailable
@@ -40,13 +44,18 @@ def build_callback_event(group_id: int, data: Any, body: bytes) -> InboundEvent 
         return failed_callback_event(group_id=group_id, body=body, error=err)
 
 
-def _secret_ok(settings: VkGroupSettings, data: Any) -> bool:
-    if not settings.secret:
-        return True
-    given = data.get("secret") if isinstance(data, dict) else None
-    if not isinstance(given, str):
-        given = ""
-    return hmac.compare_digest(given.encode(), settings.secret.encode())
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than ``limit`` (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def vk_callback(groups: Mapping[int, VkGroupSettings], ingest: Ingest) -> Handler:
@@ -55,16 +64,21 @@ def vk_callback(groups: Mapping[int, VkGroupSettings], ingest: Ingest) -> Handle
 
     async def handler(request: web.Request) -> web.StreamResponse:
         raw_id = request.match_info.get("group_id", "")
-        settings = by_id.get(int(raw_id)) if raw_id.isdigit() else None
+        settings = by_id.get(int(raw_id)) if raw_id.isascii() and raw_id.isdigit() else None
         if settings is None:
             return _text(f"unknown VK group {raw_id!r}", 404)
-        body = await request.read()
+        body = await _read_at_most(request, settings.max_body_bytes)
+        if body is None:
+            return _text(f"body: larger than {settings.max_body_bytes} bytes", 413)
+        scan = scan_body(body)
+        if scan.depth > MAX_DEPTH:
+            return _text(f"body: nested deeper than {MAX_DEPTH} levels", 400)
+        if not secret_matches(scan.secret, settings.secret):
+            return _text("bad secret", 403)
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _text(f"body is not JSON: {exc}", 400)
-        if not _secret_ok(settings, data):
-            return _text("bad secret", 403)
         if isinstance(data, dict) and data.get("type") == "confirmation":
             if str(data.get("group_id", settings.group_id)) != str(settings.group_id):
                 return _text("group_id does not match", 400)

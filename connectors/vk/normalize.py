@@ -24,6 +24,7 @@ from crm_core.events import (
     EventKind,
     InboundEvent,
     NormalizeError,
+    check_depth,
 )
 from crm_core.identity import IdentityError, normalize_email, normalize_phone
 
@@ -44,7 +45,7 @@ def _is_int(value: Any) -> bool:
 def _as_int(value: Any) -> int | None:
     if _is_int(value):
         return int(value)
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         return int(value)
     return None
 
@@ -58,8 +59,13 @@ def external_id_of(data: Mapping[str, Any], group_id: int) -> str:
     return f"{group_id}:sha256:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
 
-def _ts(value: Any, fallback: datetime | None) -> datetime:
+_MAX_TS = 253_402_214_400  # 9999-12-31: datetime's last day
+
+
+def _ts(value: Any, fallback: datetime | None, field: str = "date") -> datetime:
     if _is_int(value) and value > 0:
+        if value >= _MAX_TS:
+            raise NormalizeError(f"{field} {value} is not a usable Unix time", field)
         return datetime.fromtimestamp(value, UTC)
     return fallback or datetime.now(UTC)
 
@@ -68,7 +74,10 @@ def normalize_callback(
     data: Any, *, group_id: int, received_at: datetime | None = None
 ) -> InboundEvent | None:
     if not isinstance(data, Mapping):
-        raise NormalizeError(f"a VK callback must be a JSON object, got {type(data).__name__}")
+        raise NormalizeError(
+            f"a VK callback must be a JSON object, got {type(data).__name__}", "body"
+        )
+    check_depth(data, "body")
     vk_type = data.get("type")
     if not isinstance(vk_type, str) or not vk_type:
         raise NormalizeError("missing or empty 'type'", "type")
@@ -200,7 +209,11 @@ def _message(base: _Base, obj: Any) -> InboundEvent:
     when = msg.get("update_time") if base.vk_type == "message_edit" else None
     return base.event(
         _MESSAGE_KINDS[base.vk_type],
-        occurred_at=_ts(when or msg.get("date"), base.received_at),
+        occurred_at=_ts(
+            when or msg.get("date"),
+            base.received_at,
+            f"{where}.update_time" if when else f"{where}.date",
+        ),
         identities=(f"vk:{client}",) if client is not None else (),
         text=text or None,
         thread_refs=(f"vk-peer:{base.group_id}:{peer_id}",),

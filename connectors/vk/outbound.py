@@ -57,7 +57,7 @@ def random_id_for(idempotency_key: str) -> int:
 def _int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         return int(value)
     return None
 

@@ -56,7 +56,7 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
 def validate_inn(inn: str) -> str:
     """A Russian INN: 10 digits (organisation) or 12 (person, sole trader), checksummed."""
     value = inn.strip()
-    if not value.isdigit() or len(value) not in (10, 12):
+    if not (value.isascii() and value.isdigit()) or len(value) not in (10, 12):
         raise Invalid("inn must be 10 or 12 digits", "inn")
     if len(value) == 10:
         ok = _check_digit(value, _INN10) == int(value[9])

@@ -38,7 +38,31 @@ from crm_core.models import (
 from crm_core.outbox import enqueue
 from crm_core.services.common import Invalid, NotFound, audit
 
-__all__ = ["Target", "resolve_target", "send_email", "send_message", "start_call"]
+__all__ = [
+    "OUTBOUND_URL_SCHEMES",
+    "Target",
+    "resolve_target",
+    "sanitize_outbound_html",
+    "send_email",
+    "send_message",
+    "start_call",
+]
+
+
+# A manager's HTML reply: links only to these schemes (nh3 checks them as a browser
+# parses the URL, so leading spaces or entities cannot disguise ``data:``/``javascript:``).
+# ``cite`` is a URL nh3 does not scheme-check: dropped.
+OUTBOUND_URL_SCHEMES = frozenset({"http", "https", "mailto", "tel", "cid"})
+_OUTBOUND_ATTRIBUTES = {k: set(v) - {"cite"} for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
+
+
+def sanitize_outbound_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        attributes=_OUTBOUND_ATTRIBUTES,
+        url_schemes=set(OUTBOUND_URL_SCHEMES),
+        url_relative="deny",
+    )
 
 
 @dataclass(slots=True)
@@ -258,7 +282,7 @@ async def send_email(
             "cc": copies,
             "subject": subj,
             "text": text,
-            "html": nh3.clean(html) if html else None,
+            "html": sanitize_outbound_html(html) if html else None,
             "attachments": attachments or [],
             "message_id": message_id,
             "in_reply_to": in_reply_to,

@@ -27,7 +27,7 @@ from gateway.openapi import operation
 
 __all__ = ["ROUTES", "CallCreate", "CallOut", "CallStatusOut"]
 
-Id = Annotated[int, Field(ge=1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # BIGINT
 
 
 class CallCreate(BaseModel):

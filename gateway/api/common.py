@@ -45,7 +45,7 @@ def database(request: web.Request) -> Database:
 
 def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError(404, f"{name} {raw!r} not found")
     return int(raw)
 

@@ -51,7 +51,7 @@ __all__ = [
     "EmailStatusOut",
 ]
 
-Id = Annotated[int, Field(ge=1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # BIGINT
 MAX_ATTACHMENT_BYTES = 10 * 2**20
 MAX_TOTAL_ATTACHMENT_BYTES = 20 * 2**20
 # base64 grows by 4/3; plus the text, HTML and JSON around it

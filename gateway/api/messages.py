@@ -36,7 +36,7 @@ from gateway.openapi import operation
 
 __all__ = ["ROUTES", "MessageCreate", "MessageFile", "MessageOut", "MessageStatusOut"]
 
-Id = Annotated[int, Field(ge=1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # BIGINT
 CHANNELS = ("telegram", "vk")
 MAX_FILE_BYTES = 20 * 2**20  # Telegram bots upload up to 50 MB, VK documents more
 MAX_TOTAL_FILE_BYTES = MAX_FILE_BYTES  # all files of one reply together

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NaiveDatetime,
+    ValidationInfo,
     field_validator,
 )
 
@@ -47,7 +48,8 @@ __all__ = [
 Name = Annotated[str, Field(min_length=1, max_length=300)]
 Phones = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=20)]
 Emails = Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=20)]
-Id = Annotated[int, Field(ge=1)]
+MAX_BIGINT = 2**63 - 1  # ids are BIGINT (PostgreSQL) / INTEGER (SQLite): 64-bit signed
+Id = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 ClientKind = Literal["company", "person"]
 ClientStatus = Literal["cold", "warm", "hot", "active", "permanent", "lost"]
 TaskKind = Literal[
@@ -76,14 +78,19 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
             moment = datetime.combine(day, time(), tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise ValueError("expected an ISO date (2026-01-31) or datetime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _check_moment(value: str | None, info: ValidationInfo) -> str | None:
+    _moment(value, end=info.field_name == "created_to")
+    return value
+
+
 class PageQuery(Strict):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_BIGINT)
 
     def to_filter(self) -> ListFilter:
         return ListFilter(limit=self.limit, offset=self.offset)
@@ -98,11 +105,7 @@ class ListQuery(PageQuery):
     created_to: str | None = Field(None, description="ISO date (whole day) or datetime")
     q: str | None = Field(None, max_length=200, description="name search")
 
-    @field_validator("created_from", "created_to")
-    @classmethod
-    def _iso(cls, v: str | None) -> str | None:
-        _moment(v, end=False)
-        return v
+    _iso = field_validator("created_from", "created_to")(_check_moment)
 
     def extras(self) -> dict[str, Any]:
         base = set(ListQuery.model_fields)
@@ -148,8 +151,10 @@ class TaskListQuery(ListQuery):
 
 class TimelineQuery(PageQuery):
     channel: str | None = Field(None, max_length=20)
-    created_from: str | None = None
-    created_to: str | None = None
+    created_from: str | None = Field(None, description="ISO date or datetime, inclusive")
+    created_to: str | None = Field(None, description="ISO date (whole day) or datetime")
+
+    _iso = field_validator("created_from", "created_to")(_check_moment)
 
     def to_filter(self) -> ListFilter:
         return ListFilter(

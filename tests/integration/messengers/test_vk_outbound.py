@@ -28,6 +28,7 @@ def outbound(fake: FakeVk) -> VkOutbound:
         group_id=GROUP,
         access_token="group-token",
         confirmation_code="c",
+        secret="s",
         api_base_url=fake.api_base_url,
     )
     return VkOutbound({GROUP: group})
@@ -125,7 +126,11 @@ async def test_other_api_errors_fail(fake: FakeVk, outbound: VkOutbound) -> None
 
 async def test_bad_token_fails(fake: FakeVk) -> None:
     group = VkGroupSettings(
-        group_id=GROUP, access_token="wrong", confirmation_code="c", api_base_url=fake.api_base_url
+        group_id=GROUP,
+        access_token="wrong",
+        confirmation_code="c",
+        secret="s",
+        api_base_url=fake.api_base_url,
     )
     result = await VkOutbound({GROUP: group}).execute(command())
     assert result.status is OutboundStatus.FAILED
@@ -138,7 +143,7 @@ async def test_server_down_is_retry() -> None:
     url = fake.api_base_url
     await fake.close()
     group = VkGroupSettings(
-        group_id=GROUP, access_token="t", confirmation_code="c", api_base_url=url
+        group_id=GROUP, access_token="t", confirmation_code="c", secret="s", api_base_url=url
     )
     result = await VkOutbound({GROUP: group}).execute(command())
     assert result.status is OutboundStatus.RETRY

@@ -369,6 +369,7 @@ def test_bot_blocked_or_restarted(status: str, allowed: bool) -> None:
 
 
 BOT = {"id": 4242, "is_bot": True, "first_name": "Fake"}
+MSG = {"message_id": 1, "date": 1772000000, "chat": {"id": 1, "type": "private"}, "text": "hi"}
 
 
 @pytest.mark.parametrize(
@@ -378,9 +379,21 @@ BOT = {"id": 4242, "is_bot": True, "first_name": "Fake"}
         ({"message": {}}, "update_id"),
         ({"update_id": "7"}, "update_id"),
         ({"update_id": 7, "message": {"message_id": 1}}, "date"),
-        ({"update_id": 7, "message": "text"}, None),
+        ({"update_id": 7, "message": "text"}, "message"),
+        # Found by the property tests (tests/unit/telegram/test_properties.py): PTB accepts
+        # any JSON type, and these raised TypeError/AttributeError/ValueError.
+        ({"update_id": 7, "message": {**MSG, "chat": {"id": "x", "type": "private"}}},
+         "message.chat.id"),
+        ({"update_id": 7, "message": {**MSG, "text": True}}, "message.text"),
+        ({"update_id": 7, "message": {**MSG, "date": 253402300800}}, "message"),
+        ({"update_id": 7, "edited_message": {**MSG, "date": None}}, "edited_message.date"),
+        ({"update_id": 7, "message": {**MSG, "from": {"id": 5, "is_bot": False,
+                                                      "first_name": True}}},
+         "message.from.first_name"),
+        ({"update_id": 7, "callback_query": {"id": "1", "chat_instance": "1", "from": None}},
+         "callback_query.from"),
     ],
-)
+)  # fmt: skip
 def test_bad_payloads_raise_normalize_error(data: Any, field: str | None) -> None:
     with pytest.raises(NormalizeError) as info:
         normalize_update(data, bot_name="b")
@@ -405,3 +418,12 @@ def test_dry_run(tmp_path: Path) -> None:
         dry_run(bad)
     with pytest.raises(NormalizeError, match="is_bot"):
         dry_run(FIXTURES / "01_docs_message_text_start.json")
+
+
+def test_update_nested_too_deep_is_a_normalize_error() -> None:
+    deep: Any = 1
+    for _ in range(200):
+        deep = {"a": deep}
+    with pytest.raises(NormalizeError) as info:
+        normalize_update({"update_id": 1, "message": {**MSG, "x": deep}}, bot_name="b")
+    assert info.value.field == "update"

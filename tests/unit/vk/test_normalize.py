@@ -256,7 +256,7 @@ def test_attachments() -> None:
 @pytest.mark.parametrize(
     ("data", "field"),
     [
-        ([], None),
+        ([], "body"),
         ({"group_id": 1}, "type"),
         ({"type": "message_new", "group_id": 2}, "group_id"),
         ({"type": "message_new", "group_id": 1, "object": "x"}, "object"),
@@ -274,6 +274,19 @@ def test_attachments() -> None:
         ),
         ({"type": "lead_forms_new", "group_id": 1, "object": {"answers": "x"}}, "object.answers"),
         ({"type": "message_allow", "group_id": 1, "object": {}}, "object.user_id"),
+        (  # found by the property tests: a date past year 9999 raised ValueError
+            {
+                "type": "message_new",
+                "group_id": 1,
+                "object": {"message": {"from_id": 5, "peer_id": 5, "date": 253402300800}},
+            },
+            "object.message.date",
+        ),
+        (  # "²".isdigit() is True but int("²") raised ValueError
+            {"type": "message_allow", "group_id": 1, "object": {"user_id": "²"}},
+            "object.user_id",
+        ),
+        ({"type": "message_new", "group_id": 1, "object": [[[[1]]]] * 2}, "object"),
     ],
 )
 def test_bad_payloads_raise_normalize_error(data: Any, field: str | None) -> None:
@@ -298,3 +311,13 @@ def test_dry_run(tmp_path: Path) -> None:
     bad.write_text('{"type": "message_new"}', encoding="utf-8")
     with pytest.raises(NormalizeError, match="group_id"):
         dry_run(bad)
+
+
+def test_payload_nested_too_deep_is_a_normalize_error() -> None:
+    deep: Any = 1
+    for _ in range(200):
+        deep = [deep]
+    data = {"type": "group_join", "group_id": 1, "object": {"user_id": 5, "payload": deep}}
+    with pytest.raises(NormalizeError) as info:
+        normalize_callback(data, group_id=1)
+    assert info.value.field == "body"

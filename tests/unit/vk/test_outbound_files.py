@@ -11,7 +11,7 @@ from connectors.vk.config import VkGroupSettings
 from connectors.vk.outbound import MAX_FILES, VkOutbound
 from crm_core.ports import OutboundCommand, OutboundStatus
 
-GROUP = VkGroupSettings(group_id=1, access_token="t", confirmation_code="c")
+GROUP = VkGroupSettings(group_id=1, access_token="t", confirmation_code="c", secret="s")
 
 
 class NoNetwork:

@@ -26,7 +26,9 @@ GROUPS = {
     214167102: VkGroupSettings(
         group_id=214167102, access_token="t2", confirmation_code="zz", secret="callback-secret"
     ),
-    202308925: VkGroupSettings(group_id=202308925, access_token="t3", confirmation_code="c3"),
+    202308925: VkGroupSettings(
+        group_id=202308925, access_token="t3", confirmation_code="c3", secret="legacy-secret"
+    ),
 }
 
 
@@ -87,10 +89,11 @@ async def test_events_are_answered_ok(
     assert [e.kind for e in ingest.events] == [kind]
 
 
-async def test_group_without_secret_accepts_legacy_shape(
+async def test_legacy_shape_is_accepted(
     client: TestClient[Any, Any], ingest: RecordingIngest
 ) -> None:
-    resp = await post(client, 202308925, load("06_message_new_legacy_api_lt_5_80.json"))
+    body = load("06_message_new_legacy_api_lt_5_80.json") | {"secret": "legacy-secret"}
+    resp = await post(client, 202308925, body)
     assert (resp.status, await resp.text()) == (200, "ok")
     assert ingest.events[0].text == "Ну как?"
 
@@ -114,9 +117,78 @@ async def test_unknown_group_is_404(client: TestClient[Any, Any], group: str) ->
     assert resp.status == 404
 
 
-async def test_body_not_json_is_400(client: TestClient[Any, Any], ingest: RecordingIngest) -> None:
-    resp = await post(client, 214167102, b"type=message_new")
+async def test_body_not_json_is_400_once_the_secret_matched(
+    client: TestClient[Any, Any], ingest: RecordingIngest
+) -> None:
+    resp = await post(client, 214167102, b'{"secret": "callback-secret", "type": message_new}')
     assert resp.status == 400
+    assert "not JSON" in await resp.text()
+    assert ingest.calls == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"type=message_new",
+        b'{"secret": "wrong", "type": message_new',  # not JSON either: the secret comes first
+        b'{"object": {"secret": "callback-secret"}, "type": "message_new"}',  # not top level
+        b'{"type": "message_new", "text": ""secret": "callback-secret""}',  # in a string
+        b'{"secret": "callback-secret", "secret": "callback-secret"}',  # twice: ambiguous
+        b'{"secret": ["callback-secret"]}',
+        b'["secret", "callback-secret"]',
+    ],
+)
+async def test_secret_is_checked_before_parsing(
+    client: TestClient[Any, Any], ingest: RecordingIngest, body: bytes
+) -> None:
+    resp = await post(client, 214167102, body)
+    assert (resp.status, await resp.text()) == (403, "bad secret")
+    assert ingest.calls == 0
+
+
+@pytest.mark.parametrize("secret", ["callback-secret", "wrong"])
+@pytest.mark.parametrize("depth", [129, 5_000, 60_000])
+async def test_deep_body_is_400_not_500(
+    client: TestClient[Any, Any], ingest: RecordingIngest, secret: str, depth: int
+) -> None:
+    body = b'{"secret": "%s", "type": "message_new", "object": %s1%s}' % (
+        secret.encode(),
+        b'{"a": [' * (depth // 2),
+        b"]}" * (depth // 2),
+    )
+    resp = await post(client, 214167102, body)
+    assert resp.status == 400
+    assert "nested deeper than 128" in await resp.text()
+    assert ingest.calls == 0
+
+
+async def test_body_at_the_depth_limit_is_accepted(
+    client: TestClient[Any, Any], ingest: RecordingIngest
+) -> None:
+    data = load("13_spec_message_allow.json")
+    nested: Any = 1
+    for _ in range(126):
+        nested = [nested]
+    data["object"]["extra"] = nested  # object (2) + 126 lists = 128 levels
+    resp = await post(client, 214167102, data)
+    assert (resp.status, await resp.text()) == (200, "ok")
+    assert [e.kind for e in ingest.events] == [EventKind.SUBSCRIPTION_CHANGED]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_oversized_body_is_413(
+    client: TestClient[Any, Any], ingest: RecordingIngest, chunked: bool
+) -> None:
+    data = load("13_spec_message_allow.json")
+    data["object"]["padding"] = "x" * (512 * 1024)
+    raw = json.dumps(data).encode()
+
+    async def gen() -> Any:
+        for i in range(0, len(raw), 10_000):
+            yield raw[i : i + 10_000]
+
+    resp = await client.post("/hooks/vk/214167102", data=gen() if chunked else raw)
+    assert resp.status == 413
     assert ingest.calls == 0
 
 
