@@ -133,7 +133,7 @@ class _Gen:
                 if company
                 else f"{rng.choice(SURNAMES)} {rng.choice(FIRST)} {cid}"
             )
-            if cid == self.n.clients // 2 + 1:
+            if company and not self.sample_name and cid > self.n.clients // 2:
                 self.sample_name = name
             yield {
                 "id": cid,

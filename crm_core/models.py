@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 
+# Partial indexes for the owners' loads (open leads and tasks per owner, issue 11).
+OPEN_LEADS_SQL = "status IN ('new', 'in_progress')"
+OPEN_TASKS_SQL = "status = 'open'"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -148,6 +153,16 @@ class ContactPerson(Base):
 
 class Lead(Base):
     __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
+        Index("ix_leads_owner_created", "owner_id", "created_at"),
+        Index(
+            "ix_leads_open_owner",
+            "owner_id",
+            sqlite_where=text(OPEN_LEADS_SQL),
+            postgresql_where=text(OPEN_LEADS_SQL),
+        ),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     source: Mapped[str] = mapped_column(String(20), index=True)  # channel
@@ -194,6 +209,7 @@ class ContactPoint(Base):
 
 class Deal(Base):
     __tablename__ = "deals"
+    __table_args__ = (Index("ix_deals_owner_created", "owner_id", "created_at"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
@@ -210,6 +226,9 @@ class Deal(Base):
 
 class DealStageChange(Base):
     __tablename__ = "deal_stage_changes"
+    __table_args__ = (
+        Index("ix_deal_stage_changes_path", "deal_id", "to_stage", "from_stage", "at", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     deal_id: Mapped[int] = mapped_column(_fk("deals.id", "CASCADE"), index=True)
     from_stage: Mapped[str | None] = mapped_column(String(30))
@@ -258,6 +277,14 @@ class Interaction(Base):
             sqlite_where=text("message_key IS NOT NULL"),
             postgresql_where=text("message_key IS NOT NULL"),
         ),
+        Index(
+            "ix_interactions_user_activity",
+            "user_id",
+            "occurred_at",
+            "channel",
+            "direction",
+            "outcome",
+        ),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
@@ -298,7 +325,18 @@ class AttachmentRow(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_due", "status", "remind_at"),)
+    __table_args__ = (
+        Index("ix_tasks_due", "status", "remind_at"),
+        Index("ix_tasks_due_order", "due_at", "id"),
+        Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
+        Index("ix_tasks_assignee_created", "assignee_id", "created_at"),
+        Index(
+            "ix_tasks_open_assignee",
+            "assignee_id",
+            sqlite_where=text(OPEN_TASKS_SQL),
+            postgresql_where=text(OPEN_TASKS_SQL),
+        ),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...
     title: Mapped[str] = mapped_column(String(500))

@@ -1,0 +1,128 @@
+"""scale: indexes for reports, lists, timelines and owner loads; name search
+
+Adds indexes only (no row is rewritten).  On PostgreSQL they are built
+``CONCURRENTLY`` in an autocommit block, so a live base keeps taking writes; the name
+search uses ``pg_trgm`` GIN indexes.  On SQLite the name search is an FTS5 trigram
+index over ``clients.name`` and ``contact_persons.name`` kept in step by triggers.
+
+Revision ID: 0002_scale
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002_scale"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OPEN_LEADS = "status IN ('new', 'in_progress')"
+OPEN_TASKS = "status = 'open'"
+
+# (name, table, columns, partial WHERE or None); the same list is declared on the models.
+INDEXES: tuple[tuple[str, str, list[str], str | None], ...] = (
+    ("ix_interactions_user_activity", "interactions",
+     ["user_id", "occurred_at", "channel", "direction", "outcome"], None),
+    ("ix_leads_report", "leads", ["created_at", "source", "status", "loss_reason"], None),
+    ("ix_leads_owner_created", "leads", ["owner_id", "created_at"], None),
+    ("ix_leads_open_owner", "leads", ["owner_id"], OPEN_LEADS),
+    ("ix_tasks_open_assignee", "tasks", ["assignee_id"], OPEN_TASKS),
+    ("ix_tasks_due_order", "tasks", ["due_at", "id"], None),
+    ("ix_tasks_assignee_due_order", "tasks", ["assignee_id", "due_at", "id"], None),
+    ("ix_tasks_assignee_created", "tasks", ["assignee_id", "created_at"], None),
+    ("ix_deals_owner_created", "deals", ["owner_id", "created_at"], None),
+    ("ix_deal_stage_changes_path", "deal_stage_changes",
+     ["deal_id", "to_stage", "from_stage", "at", "id"], None),
+)  # fmt: skip
+
+FTS = (("clients_fts", "clients"), ("contact_persons_fts", "contact_persons"))
+
+
+def _sqlite_fts() -> None:
+    for fts, table in FTS:
+        op.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5("
+            f"name, content='{table}', content_rowid='id', tokenize='trigram')"
+        )
+        op.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO {fts}(rowid, name) VALUES (new.id, new.name); END"
+        )
+        op.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_ad AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO {fts}({fts}, rowid, name) VALUES ('delete', old.id, old.name); END"
+        )
+        op.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_au AFTER UPDATE OF name ON {table} BEGIN "
+            f"INSERT INTO {fts}({fts}, rowid, name) VALUES ('delete', old.id, old.name); "
+            f"INSERT INTO {fts}(rowid, name) VALUES (new.id, new.name); END"
+        )
+        op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+
+
+def _pg_online(bind: sa.Connection) -> None:
+    """Build the indexes CONCURRENTLY, outside any transaction.
+
+    ``crm_core.db.migrate`` hands Alembic a connection that is already in a
+    transaction (it holds the migrators' advisory lock), so Alembic's own
+    ``autocommit_block`` cannot be used: commit what came before, switch the
+    connection to autocommit for the builds, and switch back (the version row is
+    then written in a new transaction, committed by ``migrate``).
+    """
+    level = bind.default_isolation_level or "READ COMMITTED"
+    if bind.in_transaction():
+        bind.commit()
+    bind.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        for name, table, cols, where in INDEXES:
+            # A failed concurrent build leaves an INVALID index behind: drop it first.
+            invalid = bind.exec_driver_sql(
+                "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                f"WHERE c.relname = '{name}' AND NOT i.indisvalid"
+            ).first()
+            if invalid:
+                bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            part = f" WHERE {where}" if where else ""
+            bind.exec_driver_sql(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} "
+                f"ON {table} ({', '.join(cols)}){part}"
+            )
+        for table in ("clients", "contact_persons"):
+            bind.exec_driver_sql(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_{table}_name_trgm "
+                f"ON {table} USING gin (name gin_trgm_ops)"
+            )
+    finally:
+        if bind.in_transaction():
+            bind.commit()  # SQLAlchemy's (empty) autobegun transaction under AUTOCOMMIT
+        bind.execution_options(isolation_level=level)
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        _pg_online(bind)
+        return
+    for name, table, cols, where in INDEXES:
+        op.create_index(
+            name, table, cols, sqlite_where=sa.text(where) if where else None, if_not_exists=True
+        )
+    _sqlite_fts()
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        for table in ("clients", "contact_persons"):
+            op.execute(f"DROP INDEX IF EXISTS ix_{table}_name_trgm")
+    else:
+        for fts, _table in FTS:
+            for suffix in ("ai", "ad", "au"):
+                op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+            op.execute(f"DROP TABLE IF EXISTS {fts}")
+    for name, table, _cols, _where in INDEXES:
+        op.drop_index(name, table_name=table, if_exists=True)
