@@ -155,7 +155,7 @@ class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
         Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
-        Index("ix_leads_owner_created", "owner_id", "created_at"),
+        Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
         Index(
             "ix_leads_open_owner",
             "owner_id",
@@ -329,7 +329,7 @@ class Task(Base):
         Index("ix_tasks_due", "status", "remind_at"),
         Index("ix_tasks_due_order", "due_at", "id"),
         Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
-        Index("ix_tasks_assignee_created", "assignee_id", "created_at"),
+        Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
         Index(
             "ix_tasks_open_assignee",
             "assignee_id",
