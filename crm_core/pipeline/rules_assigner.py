@@ -14,11 +14,21 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import InboundEvent
-from crm_core.models import Client, Lead, RoutingPointer, Segment, Task, User, utcnow
+from crm_core.models import (
+    OPEN_LEADS_SQL,
+    OPEN_TASKS_SQL,
+    Client,
+    Lead,
+    RoutingPointer,
+    Segment,
+    Task,
+    User,
+    utcnow,
+)
 from crm_core.pipeline.assign import Assignment, lock_pointer
 from crm_core.routing_context import context_from_event
 from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
@@ -66,15 +76,18 @@ def member_of(u: User, load: int = 0) -> Member:
 async def build_roster(s: AsyncSession) -> Roster:
     users = list(await s.scalars(select(User).order_by(User.id)))
     loads: dict[int | None, int] = {}
+    # Open leads and tasks per owner: the WHERE clauses are exactly the predicates of the
+    # partial indexes ix_leads_open_owner / ix_tasks_open_assignee (migration 0002), so
+    # each count reads only the open rows' index entries, not the tables.
     for owner, n in await s.execute(
         select(Lead.owner_id, func.count())
-        .where(Lead.status.in_(("new", "in_progress")), Lead.owner_id.is_not(None))
+        .where(text(OPEN_LEADS_SQL), Lead.owner_id.is_not(None))
         .group_by(Lead.owner_id)
     ):
         loads[owner] = loads.get(owner, 0) + int(n)
     for owner, n in await s.execute(
         select(Task.assignee_id, func.count())
-        .where(Task.status == "open", Task.assignee_id.is_not(None))
+        .where(text(OPEN_TASKS_SQL), Task.assignee_id.is_not(None))
         .group_by(Task.assignee_id)
     ):
         loads[owner] = loads.get(owner, 0) + int(n)

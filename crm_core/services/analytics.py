@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_deals, visible_leads, visible_tasks, visible_users
@@ -40,7 +41,7 @@ def _last_lost_moves(s: AsyncSession, deal_ids: Any) -> Any:
     dsc = DealStageChange
     q = select(dsc.deal_id, dsc.from_stage).where(dsc.to_stage == "lost", dsc.deal_id.in_(deal_ids))
     if _is_postgres(s):
-        q = q.distinct(dsc.deal_id).order_by(dsc.deal_id, dsc.at.desc(), dsc.id.desc())
+        q = q.ext(distinct_on(dsc.deal_id)).order_by(dsc.deal_id, dsc.at.desc(), dsc.id.desc())
     else:
         # SQLite takes a bare column from the row that holds the max() of its group.
         q = q.add_columns(func.max(dsc.at)).group_by(dsc.deal_id)

@@ -3,6 +3,7 @@ lead's (its own, and its client's once it has one)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, union
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.access import Actor
 from crm_core.models import Deal, Interaction, Lead
 from crm_core.services.clients import get_client
-from crm_core.services.common import ListFilter, Page, count_capped, iso
+from crm_core.services.common import Invalid, ListFilter, Page, count_capped, iso
 from crm_core.services.leads import get_lead
 
 __all__ = ["TIMELINE_COUNT_CAP", "client_timeline", "interaction_dicts", "lead_timeline"]
@@ -88,7 +89,33 @@ async def _page(s: AsyncSession, parts: list[Select[tuple[int]]], flt: ListFilte
         query = query.where(Interaction.occurred_at >= flt.created_from)
     if flt.created_to is not None:
         query = query.where(Interaction.occurred_at < flt.created_to)
-    query = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-    rows = list(await s.scalars(query.limit(flt.limit).offset(flt.offset)))
     total = await count_capped(s, query, TIMELINE_COUNT_CAP)
-    return Page(interaction_dicts(rows), total, flt.limit, flt.offset)
+    page_q = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    cursor = _cursor(flt)
+    if cursor is not None:
+        at, ident = cursor
+        page_q = page_q.where(
+            (Interaction.occurred_at < at)
+            | ((Interaction.occurred_at == at) & (Interaction.id < ident))
+        )
+    rows = list(await s.scalars(page_q.limit(flt.limit).offset(flt.offset)))
+    nxt = f"{rows[-1].occurred_at.isoformat()}|{rows[-1].id}" if len(rows) == flt.limit else None
+    return Page(
+        interaction_dicts(rows),
+        total,
+        flt.limit,
+        flt.offset,
+        nxt,
+        total >= TIMELINE_COUNT_CAP,
+    )
+
+
+def _cursor(flt: ListFilter) -> tuple[datetime, int] | None:
+    """``after`` = ``"<occurred_at ISO>|<id>"`` of the last entry of the previous page."""
+    if flt.after is None:
+        return None
+    at, _, ident = flt.after.rpartition("|")
+    try:
+        return datetime.fromisoformat(at), int(ident)
+    except ValueError:
+        raise Invalid("after must be the next_after of a previous page", "after") from None
