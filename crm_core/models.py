@@ -38,6 +38,7 @@ __all__ = [
     "Form",
     "InboxEvent",
     "Interaction",
+    "InteractionDaily",
     "Lead",
     "OutboxCommand",
     "RoutingPointer",
@@ -46,11 +47,6 @@ __all__ = [
     "User",
     "utcnow",
 ]
-
-
-# Partial indexes for the owners' loads (open leads and tasks per owner, issue 11).
-OPEN_LEADS_SQL = "status IN ('new', 'in_progress')"
-OPEN_TASKS_SQL = "status = 'open'"
 
 
 def utcnow() -> datetime:
@@ -156,12 +152,7 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
         Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
-        Index(
-            "ix_leads_open_owner",
-            "owner_id",
-            sqlite_where=text(OPEN_LEADS_SQL),
-            postgresql_where=text(OPEN_LEADS_SQL),
-        ),
+        Index("ix_leads_status_owner", "status", "owner_id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
@@ -311,6 +302,23 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InteractionDaily(Base):
+    """Interactions per handling user, UTC day, channel, direction and outcome (``""`` for
+    none): the manager-activity report reads this instead of the interactions.  Kept by
+    database triggers on ``interactions`` (migration 0002_scale), in the same
+    transaction as the interaction itself; only rows with a ``user_id`` are counted."""
+
+    __tablename__ = "interaction_daily"
+    user_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AttachmentRow(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -330,12 +338,7 @@ class Task(Base):
         Index("ix_tasks_due_order", "due_at", "id"),
         Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
         Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
-        Index(
-            "ix_tasks_open_assignee",
-            "assignee_id",
-            sqlite_where=text(OPEN_TASKS_SQL),
-            postgresql_where=text(OPEN_TASKS_SQL),
-        ),
+        Index("ix_tasks_status_assignee", "status", "assignee_id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...

@@ -14,13 +14,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import InboundEvent
 from crm_core.models import (
-    OPEN_LEADS_SQL,
-    OPEN_TASKS_SQL,
     Client,
     Lead,
     RoutingPointer,
@@ -76,18 +74,17 @@ def member_of(u: User, load: int = 0) -> Member:
 async def build_roster(s: AsyncSession) -> Roster:
     users = list(await s.scalars(select(User).order_by(User.id)))
     loads: dict[int | None, int] = {}
-    # Open leads and tasks per owner: the WHERE clauses are exactly the predicates of the
-    # partial indexes ix_leads_open_owner / ix_tasks_open_assignee (migration 0002), so
-    # each count reads only the open rows' index entries, not the tables.
+    # Open leads and tasks per owner: seeks on the (status, owner) indexes of migration
+    # 0002 read only the open rows' index entries, however many closed ones there are.
     for owner, n in await s.execute(
         select(Lead.owner_id, func.count())
-        .where(text(OPEN_LEADS_SQL), Lead.owner_id.is_not(None))
+        .where(Lead.status.in_(("new", "in_progress")), Lead.owner_id.is_not(None))
         .group_by(Lead.owner_id)
     ):
         loads[owner] = loads.get(owner, 0) + int(n)
     for owner, n in await s.execute(
         select(Task.assignee_id, func.count())
-        .where(text(OPEN_TASKS_SQL), Task.assignee_id.is_not(None))
+        .where(Task.status == "open", Task.assignee_id.is_not(None))
         .group_by(Task.assignee_id)
     ):
         loads[owner] = loads.get(owner, 0) + int(n)

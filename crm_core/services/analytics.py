@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,15 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_deals, visible_leads, visible_tasks, visible_users
-from crm_core.models import Deal, DealStageChange, Interaction, Lead, Task, User
+from crm_core.models import (
+    Deal,
+    DealStageChange,
+    Interaction,
+    InteractionDaily,
+    Lead,
+    Task,
+    User,
+)
 from crm_core.stages import STAGES
 
 __all__ = ["funnel", "manager_activity", "requests_per_period"]
@@ -209,6 +217,81 @@ async def requests_per_period(
     return {"group": group, "items": items}
 
 
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def _midnight_after(moment: datetime) -> datetime:
+    """The first UTC midnight at or after ``moment``."""
+    m = moment.astimezone(UTC)
+    floor = datetime.combine(m.date(), time(), UTC)
+    return floor if floor == m else floor + timedelta(days=1)
+
+
+async def _activity(
+    s: AsyncSession, ids: Any, start: datetime | None, end: datetime | None
+) -> list[tuple[Any, str, str, str | None, int]]:
+    """(user, channel, direction, outcome, count) of the interactions in the window.
+
+    Whole UTC days come from ``interaction_daily`` (a row per user, day and kind, kept
+    by triggers); the parts of a day at the window's edges from the interactions,
+    through the (user_id, occurred_at, ...) index.  Two years are ~730 rows per user and
+    kind instead of every interaction."""
+    full_from = _midnight_after(start) if start is not None else None
+    full_to = datetime.combine(end.astimezone(UTC).date(), time(), UTC) if end is not None else None
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if full_from is not None and full_to is not None and full_from >= full_to:
+        edges.append((start, end))  # no whole day inside: the interactions only
+        rolled = None
+    else:
+        rolled = _window(
+            select(
+                InteractionDaily.user_id,
+                InteractionDaily.channel,
+                InteractionDaily.direction,
+                InteractionDaily.outcome,
+                func.sum(InteractionDaily.n),
+            )
+            .where(InteractionDaily.user_id.in_(ids), InteractionDaily.n != 0)
+            .group_by(
+                InteractionDaily.user_id,
+                InteractionDaily.channel,
+                InteractionDaily.direction,
+                InteractionDaily.outcome,
+            ),
+            InteractionDaily.day,
+            _day(full_from) if full_from is not None else None,
+            _day(full_to) if full_to is not None else None,
+        )
+        if start is not None and full_from is not None and start < full_from:
+            edges.append((start, full_from))
+        if end is not None and full_to is not None and full_to < end:
+            edges.append((full_to, end))
+    out: list[tuple[Any, str, str, str | None, int]] = []
+    if rolled is not None:
+        for user_id, channel, direction, outcome, n in await s.execute(rolled):
+            out.append((user_id, channel, direction, outcome or None, int(n or 0)))
+    for a, b in edges:
+        q = _window(
+            select(
+                Interaction.user_id,
+                Interaction.channel,
+                Interaction.direction,
+                Interaction.outcome,
+                func.count(),
+            )
+            .where(Interaction.user_id.in_(ids))
+            .group_by(
+                Interaction.user_id, Interaction.channel, Interaction.direction, Interaction.outcome
+            ),
+            Interaction.occurred_at,
+            a,
+            b,
+        )
+        out += [tuple(r) for r in await s.execute(q)]  # type: ignore[misc]
+    return out
+
+
 async def manager_activity(
     s: AsyncSession, actor: Actor, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
@@ -231,23 +314,7 @@ async def manager_activity(
         for owner, status, n in await s.execute(q):
             stats[owner]["leads"] += n
             stats[owner][f"leads_{status}"] += n
-        q = _window(
-            select(
-                Interaction.user_id,
-                Interaction.channel,
-                Interaction.direction,
-                Interaction.outcome,
-                func.count(),
-            )
-            .where(Interaction.user_id.in_(ids))
-            .group_by(
-                Interaction.user_id, Interaction.channel, Interaction.direction, Interaction.outcome
-            ),
-            Interaction.occurred_at,
-            start,
-            end,
-        )
-        for user_id, channel, direction, outcome, n in await s.execute(q):
+        for user_id, channel, direction, outcome, n in await _activity(s, ids, start, end):
             if channel == "call":
                 stats[user_id]["calls"] += n
                 if outcome == "answered":

@@ -1,4 +1,5 @@
-"""scale: indexes for reports, lists, timelines and owner loads; name search
+"""scale: indexes for reports, lists, timelines and owner loads; name search; daily
+interaction counts per user (kept by triggers) for the manager-activity report
 
 Adds indexes only (no row is rewritten).  On PostgreSQL they are built
 ``CONCURRENTLY`` in an autocommit block, so a live base keeps taking writes; the name
@@ -19,17 +20,14 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-OPEN_LEADS = "status IN ('new', 'in_progress')"
-OPEN_TASKS = "status = 'open'"
-
 # (name, table, columns, partial WHERE or None); the same list is declared on the models.
 INDEXES: tuple[tuple[str, str, list[str], str | None], ...] = (
     ("ix_interactions_user_activity", "interactions",
      ["user_id", "occurred_at", "channel", "direction", "outcome"], None),
     ("ix_leads_report", "leads", ["created_at", "source", "status", "loss_reason"], None),
     ("ix_leads_owner_created", "leads", ["owner_id", "status", "created_at"], None),
-    ("ix_leads_open_owner", "leads", ["owner_id"], OPEN_LEADS),
-    ("ix_tasks_open_assignee", "tasks", ["assignee_id"], OPEN_TASKS),
+    ("ix_leads_status_owner", "leads", ["status", "owner_id"], None),
+    ("ix_tasks_status_assignee", "tasks", ["status", "assignee_id"], None),
     ("ix_tasks_due_order", "tasks", ["due_at", "id"], None),
     ("ix_tasks_assignee_due_order", "tasks", ["assignee_id", "due_at", "id"], None),
     ("ix_tasks_assignee_created", "tasks", ["assignee_id", "status", "created_at"], None),
@@ -39,6 +37,80 @@ INDEXES: tuple[tuple[str, str, list[str], str | None], ...] = (
 )  # fmt: skip
 
 FTS = (("clients_fts", "clients"), ("contact_persons_fts", "contact_persons"))
+
+
+ROLLUP_KEY = "user_id, day, channel, direction, outcome"
+_SQLITE_ADD = (
+    "INSERT INTO interaction_daily (user_id, day, channel, direction, outcome, n) "
+    "SELECT NEW.user_id, date(NEW.occurred_at), NEW.channel, NEW.direction, "
+    "coalesce(NEW.outcome, ''), 1 WHERE NEW.user_id IS NOT NULL "
+    f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = n + 1;"
+)
+_SQLITE_SUB = (
+    "UPDATE interaction_daily SET n = n - 1 WHERE OLD.user_id IS NOT NULL "
+    "AND user_id = OLD.user_id AND day = date(OLD.occurred_at) AND channel = OLD.channel "
+    "AND direction = OLD.direction AND outcome = coalesce(OLD.outcome, '');"
+)
+_PG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION interaction_daily_apply() RETURNS trigger AS $$
+BEGIN
+  IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.user_id IS NOT NULL THEN
+    UPDATE interaction_daily SET n = n - 1
+     WHERE user_id = OLD.user_id
+       AND day = to_char(OLD.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+       AND channel = OLD.channel AND direction = OLD.direction
+       AND outcome = coalesce(OLD.outcome, '');
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.user_id IS NOT NULL THEN
+    INSERT INTO interaction_daily ({ROLLUP_KEY}, n)
+    VALUES (NEW.user_id, to_char(NEW.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+            NEW.channel, NEW.direction, coalesce(NEW.outcome, ''), 1)
+    ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = interaction_daily.n + 1;
+  END IF;
+  RETURN NULL;
+END $$ LANGUAGE plpgsql
+"""
+_TRACKED = "user_id, occurred_at, channel, direction, outcome"
+
+
+def _rollup(postgres: bool) -> None:
+    """``interaction_daily`` and the triggers that keep it, then one GROUP BY to fill it
+    from the interactions already there (in this transaction: on PostgreSQL the
+    trigger's lock holds concurrent writers until the backfill commits)."""
+    op.create_table(
+        "interaction_daily",
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("direction", sa.String(length=3), nullable=False),
+        sa.Column("outcome", sa.String(length=20), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "user_id", "day", "channel", "direction", "outcome", name="pk_interaction_daily"
+        ),
+    )
+    if postgres:
+        op.execute(_PG_FUNCTION)
+        op.execute(
+            f"CREATE TRIGGER interaction_daily_trg AFTER INSERT OR DELETE OR UPDATE OF "
+            f"{_TRACKED} ON interactions FOR EACH ROW EXECUTE FUNCTION interaction_daily_apply()"
+        )
+        day = "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    else:
+        on = "ON interactions BEGIN"
+        op.execute(f"CREATE TRIGGER interaction_daily_ai AFTER INSERT {on} {_SQLITE_ADD} END")
+        op.execute(f"CREATE TRIGGER interaction_daily_ad AFTER DELETE {on} {_SQLITE_SUB} END")
+        op.execute(
+            f"CREATE TRIGGER interaction_daily_au AFTER UPDATE OF {_TRACKED} ON interactions "
+            f"BEGIN {_SQLITE_SUB} {_SQLITE_ADD} END"
+        )
+        day = "date(occurred_at)"
+    op.execute(
+        f"INSERT INTO interaction_daily ({ROLLUP_KEY}, n) "
+        f"SELECT user_id, {day}, channel, direction, coalesce(outcome, ''), count(*) "
+        f"FROM interactions WHERE user_id IS NOT NULL "
+        f"GROUP BY user_id, {day}, channel, direction, coalesce(outcome, '')"
+    )
 
 
 def _sqlite_fts() -> None:
@@ -105,8 +177,10 @@ def _pg_online(bind: sa.Connection) -> None:
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
+        _rollup(postgres=True)
         _pg_online(bind)
         return
+    _rollup(postgres=False)
     for name, table, cols, where in INDEXES:
         op.create_index(
             name, table, cols, sqlite_where=sa.text(where) if where else None, if_not_exists=True
@@ -117,12 +191,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS interaction_daily_trg ON interactions")
+        op.execute("DROP FUNCTION IF EXISTS interaction_daily_apply()")
         for table in ("clients", "contact_persons"):
             op.execute(f"DROP INDEX IF EXISTS ix_{table}_name_trgm")
     else:
         for fts, _table in FTS:
             for suffix in ("ai", "ad", "au"):
                 op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+        for suffix in ("ai", "ad", "au"):
+            op.execute(f"DROP TRIGGER IF EXISTS interaction_daily_{suffix}")
             op.execute(f"DROP TABLE IF EXISTS {fts}")
     for name, table, _cols, _where in INDEXES:
         op.drop_index(name, table_name=table, if_exists=True)
+    op.drop_table("interaction_daily")
