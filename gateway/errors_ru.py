@@ -142,6 +142,10 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (
+        r"after must be the next_after of a previous page",
+        "after должен быть значением next_after предыдущей страницы",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 
