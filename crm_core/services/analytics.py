@@ -31,7 +31,7 @@ OPEN_STAGES = [s.code for s in STAGES if s.code not in ("won", "lost")]
 FUNNEL = [*OPEN_STAGES, "won"]
 
 
-def _window(q: Any, column: Any, start: datetime | None, end: datetime | None) -> Any:
+def _window(q: Any, column: Any, start: datetime | str | None, end: datetime | str | None) -> Any:
     if start is not None:
         q = q.where(column >= start)
     if end is not None:
@@ -288,7 +288,7 @@ async def _activity(
             a,
             b,
         )
-        out += [tuple(r) for r in await s.execute(q)]  # type: ignore[misc]
+        out += [(u, c, d, o, int(n)) for u, c, d, o, n in await s.execute(q)]
     return out
 
 

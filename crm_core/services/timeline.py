@@ -53,7 +53,7 @@ async def client_timeline(s: AsyncSession, actor: Actor, client_id: int, flt: Li
     return await _page(s, _of_client(client.id), flt)
 
 
-def _of_client(client_id: int) -> list[Select[tuple[int]]]:
+def _of_client(client_id: int) -> list[Select[Any]]:
     """Ids of a client's interactions: its own, its leads' and its deals', as three
     lookups on the ``client_id``, ``lead_id`` and ``deal_id`` indexes (an OR of the
     three makes the planners scan the whole table)."""
@@ -78,7 +78,7 @@ async def lead_timeline(s: AsyncSession, actor: Actor, lead_id: int, flt: ListFi
     return await _page(s, parts, flt)
 
 
-async def _page(s: AsyncSession, parts: list[Select[tuple[int]]], flt: ListFilter) -> Page:
+async def _page(s: AsyncSession, parts: list[Select[Any]], flt: ListFilter) -> Page:
     """One page, newest first, of the interactions whose ids ``parts`` select (UNIONed);
     the total is counted over the ids and capped at :data:`TIMELINE_COUNT_CAP`."""
     ids = union(*parts).subquery("ids")
