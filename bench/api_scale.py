@@ -110,41 +110,42 @@ def start_hub(url: str) -> Server:
     return Server(url, proc, f"http://127.0.0.1:{port}")
 
 
-def endpoints(t: Truth, as_admin: bool) -> list[str]:
+def endpoints(t: Truth, as_admin: bool) -> list[tuple[str, str]]:
+    """(label, path): labels name the same request on SMALL and LARGE."""
     client = t.heavy_client if as_admin else t.manager_client
     paths = [
-        "/clients",
-        "/clients?offset=5000",
-        f"/clients?q={t.name_fragment}",
-        f"/clients?q={t.inn}",
-        f"/clients?q={t.phone_spelling}",
-        f"/clients?q={t.email}",
-        f"/clients?q={t.person_name}",
-        f"/clients?phone={t.phone_spelling}",
-        f"/clients/{client}",
-        f"/clients/{t.heavy_client}/timeline",
-        f"/clients/{t.heavy_client}/contacts",
-        "/leads",
-        "/leads?status=new",
-        f"/leads/{t.manager_lead}",
-        f"/leads/{t.manager_lead}/timeline",
-        "/deals",
-        "/deals?status=open",
-        "/deals?status=negotiation",
-        f"/deals/{t.manager_deal}",
-        "/stages",
-        "/tasks",
-        "/tasks?status=open",
-        "/users",
-        "/me",
-        "/analytics/funnel",
-        "/analytics/requests?group=day",
-        "/analytics/requests?group=week",
-        "/analytics/requests?group=month",
-        "/analytics/managers",
+        ("/clients", "/clients"),
+        ("/clients?offset=5000", "/clients?offset=5000"),
+        ("/clients?q=<name fragment>", f"/clients?q={t.name_fragment}"),
+        ("/clients?q=<INN>", f"/clients?q={t.inn}"),
+        ("/clients?q=<phone 8 (9xx) ...>", f"/clients?q={t.phone_spelling}"),
+        ("/clients?q=<Email>", f"/clients?q={t.email}"),
+        ("/clients?q=<contact person>", f"/clients?q={t.person_name}"),
+        ("/clients?phone=<phone>", f"/clients?phone={t.phone_spelling}"),
+        ("/clients/<id>", f"/clients/{client}"),
+        ("/clients/<heavy>/timeline", f"/clients/{t.heavy_client}/timeline"),
+        ("/clients/<heavy>/contacts", f"/clients/{t.heavy_client}/contacts"),
+        ("/leads", "/leads"),
+        ("/leads?status=new", "/leads?status=new"),
+        ("/leads/<id>", f"/leads/{t.manager_lead}"),
+        ("/leads/<id>/timeline", f"/leads/{t.manager_lead}/timeline"),
+        ("/deals", "/deals"),
+        ("/deals?status=open", "/deals?status=open"),
+        ("/deals?status=negotiation (board)", "/deals?status=negotiation"),
+        ("/deals/<id>", f"/deals/{t.manager_deal}"),
+        ("/stages", "/stages"),
+        ("/tasks", "/tasks"),
+        ("/tasks?status=open", "/tasks?status=open"),
+        ("/users", "/users"),
+        ("/me", "/me"),
+        ("/analytics/funnel", "/analytics/funnel"),
+        ("/analytics/requests?group=day", "/analytics/requests?group=day"),
+        ("/analytics/requests?group=week", "/analytics/requests?group=week"),
+        ("/analytics/requests?group=month", "/analytics/requests?group=month"),
+        ("/analytics/managers", "/analytics/managers"),
     ]
     if not as_admin:
-        paths.remove("/users")  # admins and supervisors only
+        paths.remove(("/users", "/users"))  # admins and supervisors only
     return paths
 
 
@@ -153,7 +154,7 @@ async def time_endpoints(srv: Server, t: Truth, n: int) -> dict[str, dict[str, f
     async with aiohttp.ClientSession() as http:
         for who, token in (("admin", t.admin_token), ("manager", t.manager_token)):
             headers = {"Authorization": f"Bearer {token}"}
-            for path in endpoints(t, who == "admin"):
+            for label, path in endpoints(t, who == "admin"):
                 url = srv.base + "/api/v1" + path
                 lat: list[float] = []
                 for i in range(n + 2):
@@ -164,7 +165,7 @@ async def time_endpoints(srv: Server, t: Truth, n: int) -> dict[str, dict[str, f
                             raise BenchFailed(f"{who} GET {path}: {r.status} {body[:300]!r}")
                     if i >= 2:
                         lat.append((time.perf_counter() - t0) * 1000)
-                out[f"{who} {path}"] = {
+                out[f"{who} {label}"] = {
                     "p50": round(pct(lat, 50), 1),
                     "p95": round(pct(lat, 95), 1),
                 }
