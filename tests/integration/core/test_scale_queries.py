@@ -471,3 +471,44 @@ async def test_the_reports_and_loads_use_their_indexes(db: Database) -> None:
             plan = " ".join(str(r) for r in await conn.execute(text(prefix + sql)))
             assert any(i in plan for i in indexes), (sql, plan)
             assert "Seq Scan" not in plan and "SCAN leads" not in plan, (sql, plan)
+
+
+async def test_migration_0002_keeps_rows_and_fills_what_it_adds(db: Database) -> None:
+    """Down to 0001, rows written there (no triggers yet), then up again: every row is
+    kept, the daily counts and the name search cover the rows that predate 0002."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from crm_core.db import _alembic_config, migrate
+
+    await _seeded(db)
+    async with db.engine.connect() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0001"))
+        await conn.commit()
+    async with db.engine.begin() as conn:
+        assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        await conn.execute(
+            text(
+                "INSERT INTO clients (id, kind, name, status, owner_id, notes, created_at, "
+                "updated_at) VALUES (500, 'company', 'Старый Клён', 'cold', 2, '', "
+                "'2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO interactions (id, client_id, channel, direction, kind, "
+                "classification, user_id, meta, occurred_at, created_at) VALUES (5000, 500, "
+                "'call', 'out', 'call_ended', 'regular', 2, '{}', '2025-12-20 10:00:00', "
+                "'2025-12-20 10:00:00')"
+            )
+        )
+    await migrate(db)
+    async with db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Interaction)) == 401
+        for actor in (ADMIN, MANAGER):
+            for start, end in WINDOWS:
+                got = await analytics.manager_activity(s, actor, start, end)
+                want = await ref.manager_activity(s, actor, start, end)
+                assert _no_overdue(got) == _no_overdue(want)
+        found = await list_clients(s, ADMIN, ListFilter(q="клён"))
+        assert [c["id"] for c in found.items] == [500]
