@@ -422,13 +422,13 @@ class _PgWriter(_Writer):
         return n
 
 
-def _rollup_fill(day: str) -> str:
-    key = "user_id, day, channel, direction, outcome"
+def _rollup_fill(month: str) -> str:
+    key = "user_id, month, channel, direction, outcome"
     return (
-        f"INSERT INTO interaction_daily ({key}, n) "
-        f"SELECT user_id, {day}, channel, direction, coalesce(outcome, ''), count(*) "
+        f"INSERT INTO interaction_monthly ({key}, n) "
+        f"SELECT user_id, {month}, channel, direction, coalesce(outcome, ''), count(*) "
         f"FROM interactions WHERE user_id IS NOT NULL "
-        f"GROUP BY user_id, {day}, channel, direction, coalesce(outcome, '')"
+        f"GROUP BY user_id, {month}, channel, direction, coalesce(outcome, '')"
     )
 
 
@@ -449,13 +449,13 @@ async def _pause_triggers(pg: Any, writer: Any) -> list[str]:
 async def _resume_triggers(pg: Any, writer: Any, triggers: list[str]) -> None:
     if pg is not None:
         await pg.execute("ALTER TABLE interactions ENABLE TRIGGER USER")
-        await pg.execute(_rollup_fill("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"))
+        await pg.execute(_rollup_fill("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"))
         return
     for sql in triggers:
         writer.conn.execute(sql)
     for fts in ("clients_fts", "contact_persons_fts"):
         writer.conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
-    writer.conn.execute(_rollup_fill("date(occurred_at)"))
+    writer.conn.execute(_rollup_fill("strftime('%Y-%m', occurred_at)"))
     writer.conn.commit()
 
 

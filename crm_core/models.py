@@ -38,7 +38,7 @@ __all__ = [
     "Form",
     "InboxEvent",
     "Interaction",
-    "InteractionDaily",
+    "InteractionMonthly",
     "Lead",
     "OutboxCommand",
     "RoutingPointer",
@@ -302,17 +302,17 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class InteractionDaily(Base):
-    """Interactions per handling user, UTC day, channel, direction and outcome (``""`` for
-    none): the manager-activity report reads this instead of the interactions.  Kept by
+class InteractionMonthly(Base):
+    """Interactions per handling user, UTC month, channel, direction and outcome (``""``
+    for none): the manager-activity report reads this instead of the interactions.  Kept by
     database triggers on ``interactions`` (migration 0002_scale), in the same
     transaction as the interaction itself; only rows with a ``user_id`` are counted."""
 
-    __tablename__ = "interaction_daily"
+    __tablename__ = "interaction_monthly"
     user_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (UTC)
     channel: Mapped[str] = mapped_column(String(20), primary_key=True)
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(20), primary_key=True)

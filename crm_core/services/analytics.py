@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from crm_core.models import (
     Deal,
     DealStageChange,
     Interaction,
-    InteractionDaily,
+    InteractionMonthly,
     Lead,
     Task,
     User,
@@ -217,15 +217,21 @@ async def requests_per_period(
     return {"group": group, "items": items}
 
 
-def _day(moment: datetime) -> str:
-    return moment.astimezone(UTC).date().isoformat()
+def _month_key(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
 
 
-def _midnight_after(moment: datetime) -> datetime:
-    """The first UTC midnight at or after ``moment``."""
+def _month_floor(moment: datetime) -> datetime:
     m = moment.astimezone(UTC)
-    floor = datetime.combine(m.date(), time(), UTC)
-    return floor if floor == m else floor + timedelta(days=1)
+    return datetime(m.year, m.month, 1, tzinfo=UTC)
+
+
+def _month_ceil(moment: datetime) -> datetime:
+    """The first UTC month start at or after ``moment``."""
+    floor = _month_floor(moment)
+    if floor == moment:
+        return floor
+    return datetime(floor.year + floor.month // 12, floor.month % 12 + 1, 1, tzinfo=UTC)
 
 
 async def _activity(
@@ -233,35 +239,35 @@ async def _activity(
 ) -> list[tuple[Any, str, str, str | None, int]]:
     """(user, channel, direction, outcome, count) of the interactions in the window.
 
-    Whole UTC days come from ``interaction_daily`` (a row per user, day and kind, kept
-    by triggers); the parts of a day at the window's edges from the interactions,
-    through the (user_id, occurred_at, ...) index.  Two years are ~730 rows per user and
+    Whole UTC months come from ``interaction_monthly`` (a row per user, month and kind,
+    kept by triggers); the parts of a month at the window's edges from the interactions,
+    through the (user_id, occurred_at, ...) index.  Two years are 24 rows per user and
     kind instead of every interaction."""
-    full_from = _midnight_after(start) if start is not None else None
-    full_to = datetime.combine(end.astimezone(UTC).date(), time(), UTC) if end is not None else None
+    full_from = _month_ceil(start) if start is not None else None
+    full_to = _month_floor(end) if end is not None else None
     edges: list[tuple[datetime | None, datetime | None]] = []
     if full_from is not None and full_to is not None and full_from >= full_to:
-        edges.append((start, end))  # no whole day inside: the interactions only
+        edges.append((start, end))  # no whole month inside: the interactions only
         rolled = None
     else:
         rolled = _window(
             select(
-                InteractionDaily.user_id,
-                InteractionDaily.channel,
-                InteractionDaily.direction,
-                InteractionDaily.outcome,
-                func.sum(InteractionDaily.n),
+                InteractionMonthly.user_id,
+                InteractionMonthly.channel,
+                InteractionMonthly.direction,
+                InteractionMonthly.outcome,
+                func.sum(InteractionMonthly.n),
             )
-            .where(InteractionDaily.user_id.in_(ids), InteractionDaily.n != 0)
+            .where(InteractionMonthly.user_id.in_(ids), InteractionMonthly.n != 0)
             .group_by(
-                InteractionDaily.user_id,
-                InteractionDaily.channel,
-                InteractionDaily.direction,
-                InteractionDaily.outcome,
+                InteractionMonthly.user_id,
+                InteractionMonthly.channel,
+                InteractionMonthly.direction,
+                InteractionMonthly.outcome,
             ),
-            InteractionDaily.day,
-            _day(full_from) if full_from is not None else None,
-            _day(full_to) if full_to is not None else None,
+            InteractionMonthly.month,
+            _month_key(full_from) if full_from is not None else None,
+            _month_key(full_to) if full_to is not None else None,
         )
         if start is not None and full_from is not None and start < full_from:
             edges.append((start, full_from))

@@ -1,4 +1,4 @@
-"""scale: indexes for reports, lists, timelines and owner loads; name search; daily
+"""scale: indexes for reports, lists, timelines and owner loads; name search; monthly
 interaction counts per user (kept by triggers) for the manager-activity report
 
 Adds indexes only (no row is rewritten).  On PostgreSQL they are built
@@ -42,33 +42,34 @@ INDEXES: tuple[tuple[str, str, list[str], str | None], ...] = (
 FTS = (("clients_fts", "clients"), ("contact_persons_fts", "contact_persons"))
 
 
-ROLLUP_KEY = "user_id, day, channel, direction, outcome"
+ROLLUP_KEY = "user_id, month, channel, direction, outcome"
 _SQLITE_ADD = (
-    "INSERT INTO interaction_daily (user_id, day, channel, direction, outcome, n) "
-    "SELECT NEW.user_id, date(NEW.occurred_at), NEW.channel, NEW.direction, "
+    "INSERT INTO interaction_monthly (user_id, month, channel, direction, outcome, n) "
+    "SELECT NEW.user_id, strftime('%Y-%m', NEW.occurred_at), NEW.channel, NEW.direction, "
     "coalesce(NEW.outcome, ''), 1 WHERE NEW.user_id IS NOT NULL "
     f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = n + 1;"
 )
 _SQLITE_SUB = (
-    "UPDATE interaction_daily SET n = n - 1 WHERE OLD.user_id IS NOT NULL "
-    "AND user_id = OLD.user_id AND day = date(OLD.occurred_at) AND channel = OLD.channel "
-    "AND direction = OLD.direction AND outcome = coalesce(OLD.outcome, '');"
+    "UPDATE interaction_monthly SET n = n - 1 WHERE OLD.user_id IS NOT NULL "
+    "AND user_id = OLD.user_id AND month = strftime('%Y-%m', OLD.occurred_at) "
+    "AND channel = OLD.channel AND direction = OLD.direction "
+    "AND outcome = coalesce(OLD.outcome, '');"
 )
 _PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION interaction_daily_apply() RETURNS trigger AS $$
+CREATE OR REPLACE FUNCTION interaction_monthly_apply() RETURNS trigger AS $$
 BEGIN
   IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.user_id IS NOT NULL THEN
-    UPDATE interaction_daily SET n = n - 1
+    UPDATE interaction_monthly SET n = n - 1
      WHERE user_id = OLD.user_id
-       AND day = to_char(OLD.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+       AND month = to_char(OLD.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')
        AND channel = OLD.channel AND direction = OLD.direction
        AND outcome = coalesce(OLD.outcome, '');
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.user_id IS NOT NULL THEN
-    INSERT INTO interaction_daily ({ROLLUP_KEY}, n)
-    VALUES (NEW.user_id, to_char(NEW.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+    INSERT INTO interaction_monthly ({ROLLUP_KEY}, n)
+    VALUES (NEW.user_id, to_char(NEW.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM'),
             NEW.channel, NEW.direction, coalesce(NEW.outcome, ''), 1)
-    ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = interaction_daily.n + 1;
+    ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = interaction_monthly.n + 1;
   END IF;
   RETURN NULL;
 END $$ LANGUAGE plpgsql
@@ -77,42 +78,42 @@ _TRACKED = "user_id, occurred_at, channel, direction, outcome"
 
 
 def _rollup(postgres: bool) -> None:
-    """``interaction_daily`` and the triggers that keep it, then one GROUP BY to fill it
+    """``interaction_monthly`` and the triggers that keep it, then one GROUP BY to fill it
     from the interactions already there (in this transaction: on PostgreSQL the
     trigger's lock holds concurrent writers until the backfill commits)."""
     op.create_table(
-        "interaction_daily",
+        "interaction_monthly",
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("direction", sa.String(length=3), nullable=False),
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "user_id", "day", "channel", "direction", "outcome", name="pk_interaction_daily"
+            "user_id", "month", "channel", "direction", "outcome", name="pk_interaction_monthly"
         ),
     )
     if postgres:
         op.execute(_PG_FUNCTION)
         op.execute(
-            f"CREATE TRIGGER interaction_daily_trg AFTER INSERT OR DELETE OR UPDATE OF "
-            f"{_TRACKED} ON interactions FOR EACH ROW EXECUTE FUNCTION interaction_daily_apply()"
+            f"CREATE TRIGGER interaction_monthly_trg AFTER INSERT OR DELETE OR UPDATE OF "
+            f"{_TRACKED} ON interactions FOR EACH ROW EXECUTE FUNCTION interaction_monthly_apply()"
         )
-        day = "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        month = "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"
     else:
         on = "ON interactions BEGIN"
-        op.execute(f"CREATE TRIGGER interaction_daily_ai AFTER INSERT {on} {_SQLITE_ADD} END")
-        op.execute(f"CREATE TRIGGER interaction_daily_ad AFTER DELETE {on} {_SQLITE_SUB} END")
+        op.execute(f"CREATE TRIGGER interaction_monthly_ai AFTER INSERT {on} {_SQLITE_ADD} END")
+        op.execute(f"CREATE TRIGGER interaction_monthly_ad AFTER DELETE {on} {_SQLITE_SUB} END")
         op.execute(
-            f"CREATE TRIGGER interaction_daily_au AFTER UPDATE OF {_TRACKED} ON interactions "
+            f"CREATE TRIGGER interaction_monthly_au AFTER UPDATE OF {_TRACKED} ON interactions "
             f"BEGIN {_SQLITE_SUB} {_SQLITE_ADD} END"
         )
-        day = "date(occurred_at)"
+        month = "strftime('%Y-%m', occurred_at)"
     op.execute(
-        f"INSERT INTO interaction_daily ({ROLLUP_KEY}, n) "
-        f"SELECT user_id, {day}, channel, direction, coalesce(outcome, ''), count(*) "
+        f"INSERT INTO interaction_monthly ({ROLLUP_KEY}, n) "
+        f"SELECT user_id, {month}, channel, direction, coalesce(outcome, ''), count(*) "
         f"FROM interactions WHERE user_id IS NOT NULL "
-        f"GROUP BY user_id, {day}, channel, direction, coalesce(outcome, '')"
+        f"GROUP BY user_id, {month}, channel, direction, coalesce(outcome, '')"
     )
 
 
@@ -199,8 +200,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS interaction_daily_trg ON interactions")
-        op.execute("DROP FUNCTION IF EXISTS interaction_daily_apply()")
+        op.execute("DROP TRIGGER IF EXISTS interaction_monthly_trg ON interactions")
+        op.execute("DROP FUNCTION IF EXISTS interaction_monthly_apply()")
         for table in ("clients", "contact_persons"):
             op.execute(f"DROP INDEX IF EXISTS ix_{table}_name_trgm")
     else:
@@ -208,8 +209,8 @@ def downgrade() -> None:
             for suffix in ("ai", "ad", "au"):
                 op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
         for suffix in ("ai", "ad", "au"):
-            op.execute(f"DROP TRIGGER IF EXISTS interaction_daily_{suffix}")
+            op.execute(f"DROP TRIGGER IF EXISTS interaction_monthly_{suffix}")
             op.execute(f"DROP TABLE IF EXISTS {fts}")
     for name, table, _cols, _where in INDEXES:
         op.drop_index(name, table_name=table, if_exists=True)
-    op.drop_table("interaction_daily")
+    op.drop_table("interaction_monthly")

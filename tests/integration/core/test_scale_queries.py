@@ -213,6 +213,9 @@ WINDOWS = [
     (datetime(2025, 12, 24, tzinfo=UTC), datetime(2025, 12, 30, tzinfo=UTC)),  # whole days
     (T0 - timedelta(hours=20), T0 - timedelta(hours=2)),  # within a day or two
     (T0 - timedelta(days=5), None),
+    (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),  # a whole month
+    (datetime(2025, 11, 1, tzinfo=UTC), T0),  # whole months and a partial one
+    (datetime(2025, 12, 20, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)),
     (None, T0 - timedelta(days=5, hours=3)),
 ]
 
