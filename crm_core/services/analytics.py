@@ -180,20 +180,24 @@ async def requests_per_period(
         )
 
     periods: dict[str, dict[str, Any]] = {}  # period -> figures
+    seen: dict[Any, dict[str, Any]] = {}  # the database's period value -> its figures
 
     def at(value: Any) -> dict[str, Any]:
-        key = _period_key(value, group)
-        return periods.setdefault(
-            key,
-            {
-                "period": key,
-                "requests": 0,
-                "by_source": Counter(),
-                "refusals": 0,
-                "refusal_reasons": Counter(),
-                "converted": 0,
-            },
-        )
+        p = seen.get(value)
+        if p is None:
+            key = _period_key(value, group)
+            p = periods.get(key)
+            if p is None:
+                p = periods[key] = {
+                    "period": key,
+                    "requests": 0,
+                    "by_source": Counter(),
+                    "refusals": 0,
+                    "refusal_reasons": Counter(),
+                    "converted": 0,
+                }
+            seen[value] = p
+        return p
 
     rejected = Lead.status == "rejected"
     converted = func.sum(case((Lead.status == "converted", 1), else_=0))
