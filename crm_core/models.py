@@ -38,6 +38,7 @@ __all__ = [
     "Form",
     "InboxEvent",
     "Interaction",
+    "InteractionMonthly",
     "Lead",
     "LiveTicket",
     "OutboxCommand",
@@ -149,6 +150,11 @@ class ContactPerson(Base):
 
 class Lead(Base):
     __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
+        Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
+        Index("ix_leads_status_owner", "status", "owner_id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     source: Mapped[str] = mapped_column(String(20), index=True)  # channel
@@ -195,6 +201,7 @@ class ContactPoint(Base):
 
 class Deal(Base):
     __tablename__ = "deals"
+    __table_args__ = (Index("ix_deals_owner_created", "owner_id", "created_at"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
@@ -211,6 +218,9 @@ class Deal(Base):
 
 class DealStageChange(Base):
     __tablename__ = "deal_stage_changes"
+    __table_args__ = (
+        Index("ix_deal_stage_changes_path", "deal_id", "to_stage", "from_stage", "at", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     deal_id: Mapped[int] = mapped_column(_fk("deals.id", "CASCADE"), index=True)
     from_stage: Mapped[str | None] = mapped_column(String(30))
@@ -259,6 +269,14 @@ class Interaction(Base):
             sqlite_where=text("message_key IS NOT NULL"),
             postgresql_where=text("message_key IS NOT NULL"),
         ),
+        Index(
+            "ix_interactions_user_activity",
+            "user_id",
+            "occurred_at",
+            "channel",
+            "direction",
+            "outcome",
+        ),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
@@ -286,6 +304,23 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InteractionMonthly(Base):
+    """Interactions per handling user, UTC month, channel, direction and outcome (``""``
+    for none): the manager-activity report reads this instead of the interactions.  Kept by
+    database triggers on ``interactions`` (migration 0004_scale), in the same
+    transaction as the interaction itself; only rows with a ``user_id`` are counted."""
+
+    __tablename__ = "interaction_monthly"
+    user_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (UTC)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AttachmentRow(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -300,7 +335,13 @@ class AttachmentRow(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_due", "status", "remind_at"),)
+    __table_args__ = (
+        Index("ix_tasks_due", "status", "remind_at"),
+        Index("ix_tasks_due_order", "due_at", "id"),
+        Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
+        Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
+        Index("ix_tasks_status_assignee", "status", "assignee_id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...
     title: Mapped[str] = mapped_column(String(500))

@@ -127,6 +127,8 @@ def _operation(
                     "total": {"type": "integer"},
                     "limit": {"type": "integer"},
                     "offset": {"type": "integer"},
+                    "next_after": {"type": ["string", "null"]},
+                    "total_capped": {"type": "boolean"},
                 },
                 "required": ["items", "total", "limit", "offset"],
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import Channel, InboundEvent
@@ -44,8 +44,12 @@ async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
     m = Match()
     pairs = [tuple(i.split(":", 1)) for i in event.identities if ":" in i]
     if pairs:
+        # ORs of equalities: one seek each on the (kind, value) unique index on both
+        # databases (SQLite runs a row-value IN as a scan of that index).
         rows = await s.scalars(
-            select(ContactPoint).where(tuple_(ContactPoint.kind, ContactPoint.value).in_(pairs))
+            select(ContactPoint).where(
+                or_(*((ContactPoint.kind == k) & (ContactPoint.value == v) for k, v in pairs))
+            )
         )
         for point in rows:
             m.points[f"{point.kind}:{point.value}"] = point

@@ -18,7 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import InboundEvent
-from crm_core.models import Client, Lead, RoutingPointer, Segment, Task, User, utcnow
+from crm_core.models import (
+    Client,
+    Lead,
+    RoutingPointer,
+    Segment,
+    Task,
+    User,
+    utcnow,
+)
 from crm_core.pipeline.assign import Assignment, lock_pointer
 from crm_core.routing_context import context_from_event
 from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
@@ -66,6 +74,8 @@ def member_of(u: User, load: int = 0) -> Member:
 async def build_roster(s: AsyncSession) -> Roster:
     users = list(await s.scalars(select(User).order_by(User.id)))
     loads: dict[int | None, int] = {}
+    # Open leads and tasks per owner: seeks on the (status, owner) indexes of migration
+    # 0002 read only the open rows' index entries, however many closed ones there are.
     for owner, n in await s.execute(
         select(Lead.owner_id, func.count())
         .where(Lead.status.in_(("new", "in_progress")), Lead.owner_id.is_not(None))

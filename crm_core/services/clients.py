@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_clients
@@ -26,9 +26,10 @@ from crm_core.services.common import (
     clients_with_identity,
     identity_value,
     iso,
-    paginate,
+    page_by_id,
     points_of,
 )
+from crm_core.services.search import client_ids_matching
 from crm_core.services.segments import segment_id_for, segment_names
 
 __all__ = [
@@ -190,11 +191,9 @@ async def list_clients(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
         query = query.where(Client.created_at >= flt.created_from)
     if flt.created_to is not None:
         query = query.where(Client.created_at < flt.created_to)
-    if flt.q:
-        pattern = f"%{flt.q.strip()}%"
-        query = query.where(or_(Client.name.ilike(pattern), Client.inn == flt.q.strip()))
+    if flt.q and flt.q.strip():
+        found = client_ids_matching(s, flt.q)
+        query = query.where(Client.id.in_(select(found.c[0])))
     if flt.extra.get("kind"):
         query = query.where(Client.kind == flt.extra["kind"])
-    query = query.order_by(Client.id.desc())
-    rows, total = await paginate(s, query, flt)
-    return Page(await client_dicts(s, rows), total, flt.limit, flt.offset)
+    return await page_by_id(s, query, flt, Client.id, client_dicts)

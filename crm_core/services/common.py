@@ -21,6 +21,7 @@ from crm_core.identity import IdentityError, normalize_email, normalize_phone
 from crm_core.models import AuditEntry, Client, ContactPerson, ContactPoint, Lead, User
 
 __all__ = [
+    "COUNT_CAP",
     "MAX_LIMIT",
     "Conflict",
     "Forbidden",
@@ -33,14 +34,20 @@ __all__ = [
     "audit",
     "check_assignee",
     "clients_with_identity",
+    "count_capped",
     "identity_value",
     "iso",
     "jsonable",
+    "page_by_id",
     "paginate",
+    "parse_after_id",
     "points_of",
 ]
 
 MAX_LIMIT = 200
+# Lists count their filtered rows no further than this; a total equal to the cap means
+# "this many or more" (``total_capped`` says so).
+COUNT_CAP = 10_000
 
 
 class ServiceError(ValueError):
@@ -82,6 +89,7 @@ class ListFilter:
     created_to: datetime | None = None  # exclusive
     q: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    after: str | None = None  # keyset cursor: the ``next_after`` of the previous page
 
 
 @dataclass(slots=True)
@@ -90,6 +98,8 @@ class Page:
     total: int
     limit: int
     offset: int
+    next_after: str | None = None  # pass as ``after`` for the next page (keyset)
+    total_capped: bool = False  # ``total`` is the count cap: there are at least that many
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +107,8 @@ class Page:
             "total": self.total,
             "limit": self.limit,
             "offset": self.offset,
+            "next_after": self.next_after,
+            "total_capped": self.total_capped,
         }
 
 
@@ -118,10 +130,44 @@ def jsonable(value: Any) -> Any:
 
 
 async def paginate(s: AsyncSession, query: Select[Any], flt: ListFilter) -> tuple[list[Any], int]:
-    """Run ``query`` for one page and count all its rows."""
-    total = await s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    """Run ``query`` for one page and count its rows (up to :data:`COUNT_CAP`)."""
     rows = list(await s.scalars(query.limit(flt.limit).offset(flt.offset)))
-    return rows, int(total or 0)
+    return rows, await count_capped(s, query, COUNT_CAP)
+
+
+def parse_after_id(flt: ListFilter) -> int | None:
+    """The keyset cursor of a list ordered by id, newest first."""
+    if flt.after is None:
+        return None
+    try:
+        return int(flt.after)
+    except ValueError:
+        raise Invalid("after must be the next_after of a previous page", "after") from None
+
+
+async def page_by_id(
+    s: AsyncSession, query: Select[Any], flt: ListFilter, id_column: Any, dicts: Any
+) -> Page:
+    """One page of ``query`` (filtered, not yet ordered) newest id first.
+
+    With ``flt.after`` the page starts after that id (keyset: an index seek, however
+    deep); ``flt.offset`` then skips within what follows.  The total counts the whole
+    filtered set up to :data:`COUNT_CAP`."""
+    after = parse_after_id(flt)
+    total = await count_capped(s, query, COUNT_CAP)
+    page_q = query.order_by(id_column.desc())
+    if after is not None:
+        page_q = page_q.where(id_column < after)
+    rows = list(await s.scalars(page_q.limit(flt.limit).offset(flt.offset)))
+    nxt = str(rows[-1].id) if len(rows) == flt.limit else None
+    return Page(await dicts(s, rows), total, flt.limit, flt.offset, nxt, total >= COUNT_CAP)
+
+
+async def count_capped(s: AsyncSession, query: Select[Any], cap: int) -> int:
+    """The number of rows of ``query``, counting no further than ``cap`` (a total of
+    ``cap`` means "``cap`` or more"): a bounded count whatever the table's size."""
+    inner = query.order_by(None).limit(cap).subquery()
+    return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
 
 
 async def audit(

@@ -23,7 +23,7 @@ from crm_core.services.common import (
     clients_with_identity,
     identity_value,
     iso,
-    paginate,
+    page_by_id,
 )
 from crm_core.stages import CLOSED_STAGES, FIRST_STAGE, OPEN_STAGES, STAGE_CODES, stage_label
 
@@ -111,8 +111,7 @@ async def list_deals(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
         query = query.where(Deal.created_at < flt.created_to)
     if flt.q:
         query = query.where(or_(Deal.title.ilike(f"%{flt.q.strip()}%")))
-    rows, total = await paginate(s, query.order_by(Deal.id.desc()), flt)
-    return Page(await deal_dicts(s, rows), total, flt.limit, flt.offset)
+    return await page_by_id(s, query, flt, Deal.id, deal_dicts)
 
 
 async def create_deal(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> Deal:

@@ -27,7 +27,7 @@ from crm_core.services.common import (
     clients_with_identity,
     identity_value,
     iso,
-    paginate,
+    page_by_id,
     points_of,
 )
 from crm_core.services.deals import deal_dicts, parse_amount
@@ -152,8 +152,7 @@ async def list_leads(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
             query = query.where(getattr(Lead, key) == flt.extra[key])
     if flt.extra.get("needs_review") is not None:
         query = query.where(Lead.needs_review.is_(bool(flt.extra["needs_review"])))
-    rows, total = await paginate(s, query.order_by(Lead.id.desc()), flt)
-    return Page(await lead_dicts(s, rows), total, flt.limit, flt.offset)
+    return await page_by_id(s, query, flt, Lead.id, lead_dicts)
 
 
 async def create_lead(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> Lead:

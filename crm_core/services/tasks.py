@@ -17,6 +17,7 @@ from crm_core.models import Task, User
 from crm_core.models import utcnow as _now
 from crm_core.reminders import local_to_utc
 from crm_core.services.common import (
+    COUNT_CAP,
     Conflict,
     Invalid,
     ListFilter,
@@ -24,8 +25,8 @@ from crm_core.services.common import (
     Page,
     audit,
     check_assignee,
+    count_capped,
     iso,
-    paginate,
 )
 
 __all__ = [
@@ -102,9 +103,49 @@ async def list_tasks(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
         query = query.where(Task.created_at < flt.created_to)
     if flt.q:
         query = query.where(Task.title.ilike(f"%{flt.q.strip()}%"))
-    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
-    rows, total = await paginate(s, query, flt)
-    return Page(await task_dicts(s, rows), total, flt.limit, flt.offset)
+    return await _due_order_page(s, query, flt)
+
+
+def _task_cursor(flt: ListFilter) -> tuple[datetime | None, int] | None:
+    if flt.after is None:
+        return None
+    due, _, ident = flt.after.rpartition("|")
+    try:
+        return (datetime.fromisoformat(due) if due else None), int(ident)
+    except ValueError:
+        raise Invalid("after must be the next_after of a previous page", "after") from None
+
+
+async def _due_order_page(s: AsyncSession, query: Any, flt: ListFilter) -> Page:
+    """Tasks by due time (those without one last), then id: first the dated tasks in
+    (due_at, id) index order, then the undated in id order, so no sort of the whole
+    set is needed on either database.  ``after`` (``"<due_at>|<id>"``) continues a
+    previous page by an index seek."""
+    cursor = _task_cursor(flt)
+    total = await count_capped(s, query, COUNT_CAP)
+    dated = query.where(Task.due_at.is_not(None)).order_by(Task.due_at, Task.id)
+    undated = query.where(Task.due_at.is_(None)).order_by(Task.id)
+    offset = flt.offset
+    rows: list[Task] = []
+    if cursor is not None and cursor[0] is None:
+        undated = undated.where(Task.id > cursor[1])
+    else:
+        if cursor is not None:
+            due, ident = cursor
+            dated = dated.where((Task.due_at > due) | ((Task.due_at == due) & (Task.id > ident)))
+        rows = list(await s.scalars(dated.limit(flt.limit).offset(offset)))
+        if rows:
+            offset = 0  # the undated rows follow right after these
+        elif offset:
+            # The offset went past every dated row: skip the rest of it among the undated.
+            offset -= await count_capped(s, dated, offset)
+    if len(rows) < flt.limit:
+        rows += list(await s.scalars(undated.limit(flt.limit - len(rows)).offset(offset)))
+    nxt = None
+    if len(rows) == flt.limit:
+        last = rows[-1]
+        nxt = f"{last.due_at.isoformat() if last.due_at else ''}|{last.id}"
+    return Page(await task_dicts(s, rows), total, flt.limit, flt.offset, nxt, total >= COUNT_CAP)
 
 
 async def _check_links(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> None:

@@ -91,9 +91,12 @@ def _check_moment(value: str | None, info: ValidationInfo) -> str | None:
 class PageQuery(Strict):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=MAX_BIGINT)
+    after: str | None = Field(
+        None, max_length=100, description="keyset cursor: the next_after of the previous page"
+    )
 
     def to_filter(self) -> ListFilter:
-        return ListFilter(limit=self.limit, offset=self.offset)
+        return ListFilter(limit=self.limit, offset=self.offset, after=self.after or None)
 
 
 class ListQuery(PageQuery):
@@ -103,7 +106,11 @@ class ListQuery(PageQuery):
     status: str | None = Field(None, max_length=30)
     created_from: str | None = Field(None, description="ISO date or datetime, inclusive")
     created_to: str | None = Field(None, description="ISO date (whole day) or datetime")
-    q: str | None = Field(None, max_length=200, description="name search")
+    q: str | None = Field(
+        None,
+        max_length=200,
+        description="search: a name fragment, INN, phone (any spelling), email or contact name",
+    )
 
     _iso = field_validator("created_from", "created_to")(_check_moment)
 
@@ -123,6 +130,7 @@ class ListQuery(PageQuery):
             created_to=_moment(self.created_to, end=True),
             q=self.q or None,
             extra=self.extras(),
+            after=self.after or None,
         )
 
 
@@ -163,6 +171,7 @@ class TimelineQuery(PageQuery):
             created_from=_moment(self.created_from, end=False),
             created_to=_moment(self.created_to, end=True),
             extra={"channel": self.channel} if self.channel else {},
+            after=self.after or None,
         )
 
 

@@ -221,7 +221,7 @@ async def test_convert_and_reject_leads(page: Page, ui: UI) -> None:
 
     # The client is found by phone in any spelling; its card shows the deal and timeline.
     await page.get_by_role("link", name="Клиенты").click()
-    await page.get_by_label("Поиск по телефону или имени").fill("8 916 555 12 34")
+    await page.get_by_label("Поиск: имя, ИНН, телефон, email").fill("8 916 555 12 34")
     await page.get_by_role("button", name="Найти").click()
     crow = page.locator("#clients-table tbody tr")
     await expect(crow).to_have_count(1)

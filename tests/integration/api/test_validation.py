@@ -144,3 +144,29 @@ async def test_pagination(api: Api) -> None:
     ):
         status, err = await a1.get("/tasks", **params)
         assert (status, err["field"]) == (422, field)
+
+
+async def test_keyset_pages_and_a_bad_cursor(api: Api) -> None:
+    """``after`` = the previous page's ``next_after`` continues the list by an index
+    seek; a cursor that is not one is a 422 naming ``after`` (with its Russian text)."""
+    a1 = api.as_("a1")
+    for i in range(5):
+        status, _ = await a1.post("/clients", {"name": f"Клиент {i}"})
+        assert status == 201
+    status, whole = await a1.get("/clients", limit=50)
+    assert status == 200 and whole["next_after"] is None and whole["total_capped"] is False
+    walked, after = [], None
+    while True:
+        status, page = await a1.get("/clients", limit=2, **({"after": after} if after else {}))
+        assert status == 200 and page["total"] == whole["total"]
+        walked += [c["id"] for c in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert walked == [c["id"] for c in whole["items"]]
+    for path in ("/clients", "/tasks"):
+        before = await _snapshot(api)
+        status, err = await a1.get(path, after="not-a-cursor")
+        assert (status, err["field"]) == (422, "after"), err
+        assert "next_after" in err["error_ru"]
+        assert await _snapshot(api) == before

@@ -8,11 +8,11 @@ import { ownerName } from "./state.js";
 
 let lastSearch = "";
 
-/** Digits-and-punctuation looks like a phone; anything else is a name search. */
+/** One search box: the server's ``q`` finds a name fragment, an INN, a phone in any
+ *  spelling, an email or a contact person's name. */
 export function searchQuery(text) {
   const s = text.trim();
-  if (!s) return {};
-  return /^[+\d\s()\-.]{5,}$/.test(s) ? { phone: s } : { q: s };
+  return s ? { q: s } : {};
 }
 
 export async function renderClients(main) {

@@ -1,7 +1,7 @@
 """live tickets: single-use tickets that open a live stream without the token in the URL
 
-Revision ID: 0002_live_tickets
-Revises: 0001
+Revision ID: 0003_live_tickets
+Revises: 0002_calls_recording
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_live_tickets"
-down_revision: str | None = "0001"
+revision: str = "0003_live_tickets"
+down_revision: str | None = "0002_calls_recording"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,539 @@
+"""Synthetic two-year CRM base for ``bench/api_scale.py``, bulk-loaded straight into the
+schema (no API): asyncpg COPY on PostgreSQL, ``executemany`` on SQLite.
+
+Sizes at ``scale=1``: 200,000 clients, 50,000 contact persons, 510,000 contact points,
+1,000,000 interactions over two years, 100,000 leads, 50,000 deals with ~198,000 stage
+changes, 100,000 tasks, 50 managers in 5 teams and one admin.  Client 1 (owned by the
+first manager) has ~500 timeline entries.  Everything is deterministic (seeded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["Sizes", "Truth", "load", "token_of"]
+
+END = datetime(2026, 11, 30, tzinfo=UTC)
+START = END - timedelta(days=730)
+SPAN_S = int((END - START).total_seconds())
+TEAMS = ("north", "south", "east", "west", "center")
+SYL = ("ро", "ма", "шка", "вер", "тек", "сиб", "ал", "про", "мир", "ста", "лин", "гра", "нит")
+SYL += ("бор", "кам", "све", "тла", "дор", "рус", "нова", "вол", "га", "неф", "тех", "строй")
+SURNAMES = ("Иванов", "Петров", "Сидоров", "Смирнов", "Кузнецов", "Попов", "Лебедев")
+SURNAMES += ("Козлов", "Новиков", "Морозов", "Волков", "Соловьёв", "Васильев", "Зайцев")
+FIRST = ("Иван", "Пётр", "Анна", "Мария", "Олег", "Елена", "Сергей", "Ольга", "Дмитрий")
+LOSS = ("дорого", "выбрали конкурента", "нет бюджета", "не дозвонились", "спам", None)
+STAGE_PATH = ("new", "qualification", "proposal", "negotiation", "contract", "won")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    clients: int
+    interactions: int
+
+    @property
+    def persons(self) -> int:
+        return self.clients // 4
+
+    @property
+    def leads(self) -> int:
+        return self.clients // 2
+
+    @property
+    def deals(self) -> int:
+        return self.clients // 4
+
+    @property
+    def tasks(self) -> int:
+        return self.clients // 2
+
+
+@dataclass
+class Truth:
+    """What the bench needs to know about the generated base."""
+
+    admin_token: str
+    manager_token: str
+    manager_id: int
+    heavy_client: int
+    manager_client: int
+    manager_lead: int
+    manager_deal: int
+    lead_with_history: int
+    name_fragment: str
+    person_name: str
+    inn: str
+    phone_spelling: str
+    email: str
+    form_key: str
+    form_secret: str
+    known_phone: str
+
+
+def token_of(user_id: int) -> str:
+    return f"bench-token-{user_id:04d}-0123456789abcdef"
+
+
+def _inn10(n: int) -> str:
+    digits = f"{7700000000 // 10 + n:09d}"[-9:]
+    w = (2, 4, 10, 3, 5, 9, 4, 6, 8)
+    check = sum(int(d) * k for d, k in zip(digits, w, strict=True)) % 11 % 10
+    return digits + str(check)
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice(SYL) for _ in range(3)).capitalize()
+
+
+def _at(rng: random.Random) -> datetime:
+    return START + timedelta(seconds=rng.randrange(SPAN_S))
+
+
+def _phone(prefix: int, i: int) -> str:
+    return f"+79{prefix:02d}{i:07d}"
+
+
+class _Gen:
+    def __init__(self, sizes: Sizes) -> None:
+        self.n = sizes
+        self.rng = random.Random(20261203)
+        self.managers = list(range(2, 52))  # user 1 is the admin
+        self.client_owner: list[int] = [0] * (sizes.clients + 1)
+        self.lead_client: list[int | None] = [None] * (sizes.leads + 1)
+        self.deal_client: list[int] = [0] * (sizes.deals + 1)
+        self.sample_name = ""
+
+    def users(self) -> Iterator[dict[str, Any]]:
+        yield {"id": 1, "email": "admin@bench.example", "name": "Админ", "role": "admin"}
+        for uid in self.managers:
+            yield {
+                "id": uid,
+                "email": f"m{uid}@bench.example",
+                "name": f"{SURNAMES[uid % len(SURNAMES)]} {uid}",
+                "role": "manager",
+                "team": TEAMS[uid % 5],
+            }
+
+    def clients(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        for cid in range(1, self.n.clients + 1):
+            owner = self.managers[0] if cid == 1 else rng.choice(self.managers)
+            self.client_owner[cid] = owner
+            company = cid % 3 != 0
+            name = (
+                f"ООО «{_word(rng)} {_word(rng)}»"
+                if company
+                else f"{rng.choice(SURNAMES)} {rng.choice(FIRST)} {cid}"
+            )
+            if company and not self.sample_name and cid > self.n.clients // 2:
+                self.sample_name = name
+            yield {
+                "id": cid,
+                "kind": "company" if company else "person",
+                "name": name,
+                "inn": _inn10(cid) if company else None,
+                "status": rng.choice(("cold", "warm", "hot", "active", "permanent", "lost")),
+                "owner_id": owner,
+                "created_at": _at(rng),
+            }
+
+    def persons(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        for pid in range(1, self.n.persons + 1):
+            yield {
+                "id": pid,
+                "client_id": pid * 4 - 1,
+                "name": f"{rng.choice(SURNAMES)}а {rng.choice(FIRST)} Контакт{pid}",
+                "position": "менеджер по закупкам",
+            }
+
+    def points(self) -> Iterator[dict[str, Any]]:
+        pid = 0
+        for cid in range(1, self.n.clients + 1):
+            pid += 1
+            yield {"id": pid, "kind": "phone", "value": _phone(16, cid), "client_id": cid}
+            pid += 1
+            yield {
+                "id": pid,
+                "kind": "email",
+                "value": f"c{cid}@firm{cid % 97}.ru",
+                "client_id": cid,
+            }
+        for p in range(1, self.n.persons + 1):
+            pid += 1
+            yield {"id": pid, "kind": "phone", "value": _phone(25, p), "contact_person_id": p}
+            pid += 1
+            yield {
+                "id": pid,
+                "kind": "email",
+                "value": f"p{p}@firm{p % 97}.ru",
+                "contact_person_id": p,
+            }
+        for lid in range(1, self.n.clients // 20 + 1):
+            pid += 1
+            yield {"id": pid, "kind": "phone", "value": _phone(3, lid), "lead_id": lid}
+
+    def leads(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        for lid in range(1, self.n.leads + 1):
+            r = rng.random()
+            status = (
+                "new"
+                if r < 0.02
+                else "in_progress"
+                if r < 0.05
+                else "converted"
+                if r < 0.4
+                else "rejected"
+            )
+            client = rng.randrange(1, self.n.clients + 1) if rng.random() < 0.6 else None
+            if lid <= 10:
+                client = 1
+            self.lead_client[lid] = client
+            owner = self.client_owner[client] if client else rng.choice(self.managers)
+            created = _at(rng)
+            yield {
+                "id": lid,
+                "status": status,
+                "source": rng.choice(("webform", "call", "email", "telegram", "vk")),
+                "title": f"Заявка {lid}",
+                "name": f"{rng.choice(FIRST)} {lid}",
+                "client_id": client,
+                "owner_id": owner,
+                "loss_reason": rng.choice(LOSS) if status == "rejected" else None,
+                "created_at": created,
+                "updated_at": created,
+                "closed_at": created + timedelta(days=3)
+                if status in ("converted", "rejected")
+                else None,
+            }
+
+    def deals(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        for did in range(1, self.n.deals + 1):
+            client = 1 if did <= 10 else rng.randrange(1, self.n.clients + 1)
+            self.deal_client[did] = client
+            r = rng.random()
+            stage = "won" if r < 0.3 else "lost" if r < 0.6 else STAGE_PATH[rng.randrange(0, 5)]
+            created = _at(rng)
+            closed = created + timedelta(days=20) if stage in ("won", "lost") else None
+            yield {
+                "id": did,
+                "client_id": client,
+                "title": f"Сделка {did}",
+                "stage": stage,
+                "amount": Decimal(rng.randrange(10_000, 5_000_000)),
+                "owner_id": self.client_owner[client],
+                "loss_reason": rng.choice(LOSS[:4]) if stage == "lost" else None,
+                "created_at": created,
+                "updated_at": created,
+                "closed_at": closed,
+            }
+
+    def stage_changes(self, deals: list[tuple[int, str, datetime]]) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        sid = 0
+        for did, stage, created in deals:
+            if stage == "won":
+                path = list(STAGE_PATH[1:])
+            elif stage == "lost":
+                path = [*STAGE_PATH[1 : rng.randrange(1, 6)], "lost"]
+            else:
+                path = list(STAGE_PATH[1 : STAGE_PATH.index(stage) + 1])
+            prev = "new"
+            for k, to in enumerate(path):
+                sid += 1
+                yield {
+                    "id": sid,
+                    "deal_id": did,
+                    "from_stage": prev,
+                    "to_stage": to,
+                    "at": created + timedelta(days=k + 1),
+                }
+                prev = to
+
+    def interactions(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        heavy = min(500, self.n.interactions // 20)
+        for iid in range(1, self.n.interactions + 1):
+            client: int | None
+            lead = deal = None
+            if iid <= heavy:  # client 1's long history, through itself, its leads and deals
+                client, k = 1, iid % 3
+                if k == 1:
+                    client, lead = None, 1 + iid % 10
+                elif k == 2:
+                    deal = 1 + iid % 10
+            else:
+                r = rng.random()
+                client = rng.randrange(1, self.n.clients + 1)
+                if r < 0.2:
+                    lead = rng.randrange(1, self.n.leads + 1)
+                    client = self.lead_client[lead]
+                elif r < 0.35:
+                    deal = rng.randrange(1, self.n.deals + 1)
+                    client = self.deal_client[deal]
+            channel = rng.choice(("call", "call", "email", "telegram", "vk", "webform"))
+            direction = rng.choice(("in", "out"))
+            owner = self.client_owner[client] if client else rng.choice(self.managers)
+            yield {
+                "id": iid,
+                "client_id": client,
+                "lead_id": lead,
+                "deal_id": deal,
+                "channel": channel,
+                "direction": direction,
+                "kind": {"call": "call_ended", "email": "email_received"}.get(
+                    channel, "message_received"
+                ),
+                "outcome": rng.choice(("answered", "missed")) if channel == "call" else None,
+                "duration_s": rng.randrange(0, 600) if channel == "call" else None,
+                "body": "Добрый день, пришлите счёт" if channel != "call" else None,
+                "user_id": owner,
+                "occurred_at": _at(rng),
+            }
+
+    def tasks(self) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        for tid in range(1, self.n.tasks + 1):
+            r = rng.random()
+            status = "open" if r < 0.08 else "done" if r < 0.95 else "cancelled"
+            client = rng.randrange(1, self.n.clients + 1)
+            created = _at(rng)
+            yield {
+                "id": tid,
+                "kind": rng.choice(("call_back", "send_offer", "check_payment", "send_documents")),
+                "title": f"Перезвонить {tid}",
+                "status": status,
+                "due_at": created + timedelta(days=2) if rng.random() < 0.8 else None,
+                "assignee_id": self.client_owner[client],
+                "client_id": client,
+                "created_at": created,
+                "closed_at": created + timedelta(days=1) if status != "open" else None,
+            }
+
+
+def _defaults(table: Any) -> dict[str, Any]:
+    """Python-side defaults of ``table``'s columns, evaluated once."""
+    out: dict[str, Any] = {}
+    for col in table.columns:
+        d = col.default
+        if d is None or col.primary_key:
+            continue
+        if d.is_callable:
+            out[col.name] = d.arg(None)
+        elif d.is_scalar:
+            out[col.name] = d.arg
+    return out
+
+
+class _Writer:
+    async def write(self, table: Any, rows: Iterator[dict[str, Any]]) -> int:
+        raise NotImplementedError
+
+
+def _json_cols(table: Any) -> set[str]:
+    from sqlalchemy import JSON
+
+    return {c.name for c in table.columns if isinstance(c.type, JSON)}
+
+
+class _SqliteWriter(_Writer):
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=OFF")
+
+    async def write(self, table: Any, rows: Iterator[dict[str, Any]]) -> int:
+        cols = [c.name for c in table.columns]
+        defaults = _defaults(table)
+        js = _json_cols(table)
+
+        def conv(name: str, v: Any) -> Any:
+            if name in js:
+                return json.dumps(v, ensure_ascii=False)
+            if isinstance(v, datetime):
+                return v.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            if isinstance(v, Decimal):
+                return float(v)
+            if isinstance(v, bool):
+                return int(v)
+            return v
+
+        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        n = 0
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(tuple(conv(c, row[c] if c in row else defaults.get(c)) for c in cols))
+            if len(batch) >= 20000:
+                self.conn.executemany(sql, batch)
+                n += len(batch)
+                batch = []
+        if batch:
+            self.conn.executemany(sql, batch)
+            n += len(batch)
+        self.conn.commit()
+        return n
+
+    def finish(self) -> None:
+        self.conn.execute("ANALYZE")
+        self.conn.commit()
+        self.conn.close()
+
+
+class _PgWriter(_Writer):
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def write(self, table: Any, rows: Iterator[dict[str, Any]]) -> int:
+        cols = [c.name for c in table.columns]
+        defaults = _defaults(table)
+        js = _json_cols(table)
+
+        def conv(name: str, v: Any) -> Any:
+            if name in js:
+                return json.dumps(v, ensure_ascii=False)
+            return v
+
+        n = 0
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(tuple(conv(c, row[c] if c in row else defaults.get(c)) for c in cols))
+            if len(batch) >= 20000:
+                await self.conn.copy_records_to_table(table.name, records=batch, columns=cols)
+                n += len(batch)
+                batch = []
+        if batch:
+            await self.conn.copy_records_to_table(table.name, records=batch, columns=cols)
+            n += len(batch)
+        if "id" in cols:
+            await self.conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"(SELECT coalesce(max(id), 1) FROM {table.name}))"
+            )
+        return n
+
+
+def _rollup_fill(month: str) -> str:
+    key = "user_id, month, channel, direction, outcome"
+    return (
+        f"INSERT INTO interaction_monthly ({key}, n) "
+        f"SELECT user_id, {month}, channel, direction, coalesce(outcome, ''), count(*) "
+        f"FROM interactions WHERE user_id IS NOT NULL "
+        f"GROUP BY user_id, {month}, channel, direction, coalesce(outcome, '')"
+    )
+
+
+async def _pause_triggers(pg: Any, writer: Any) -> list[str]:
+    """Bulk loads skip the row triggers of migration 0002 (FTS, daily counts); what they
+    maintain is rebuilt in one statement each afterwards (as the migration does)."""
+    if pg is not None:
+        await pg.execute("ALTER TABLE interactions DISABLE TRIGGER USER")
+        return []
+    rows = writer.conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+    ).fetchall()
+    for name, _sql in rows:
+        writer.conn.execute(f"DROP TRIGGER {name}")
+    return [sql for _name, sql in rows]
+
+
+async def _resume_triggers(pg: Any, writer: Any, triggers: list[str]) -> None:
+    if pg is not None:
+        await pg.execute("ALTER TABLE interactions ENABLE TRIGGER USER")
+        await pg.execute(_rollup_fill("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"))
+        return
+    for sql in triggers:
+        writer.conn.execute(sql)
+    for fts in ("clients_fts", "contact_persons_fts"):
+        writer.conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+    writer.conn.execute(_rollup_fill("strftime('%Y-%m', occurred_at)"))
+    writer.conn.commit()
+
+
+async def load(url: str, sizes: Sizes) -> Truth:
+    """Fill the migrated, empty database at ``url``; return what the bench asks for."""
+    from crm_core import models as m
+
+    gen = _Gen(sizes)
+    writer: Any
+    pg = None
+    if url.startswith("sqlite"):
+        writer = _SqliteWriter(url.split(":///", 1)[1])
+    else:
+        import asyncpg
+
+        pg = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        await pg.set_type_codec(
+            "json", encoder=str.encode, decoder=bytes.decode, schema="pg_catalog", format="binary"
+        )
+        writer = _PgWriter(pg)
+    triggers = await _pause_triggers(pg, writer)
+    try:
+        users = []
+        for u in gen.users():
+            u["token_hash"] = hashlib.sha256(token_of(u["id"]).encode()).hexdigest()
+            users.append(u)
+        await writer.write(m.User.__table__, iter(users))
+        await writer.write(m.Client.__table__, gen.clients())
+        await writer.write(m.ContactPerson.__table__, gen.persons())
+        await writer.write(m.Lead.__table__, gen.leads())
+        await writer.write(m.ContactPoint.__table__, gen.points())
+        deals: list[tuple[int, str, datetime]] = []
+
+        def deal_rows() -> Iterator[dict[str, Any]]:
+            for d in gen.deals():
+                deals.append((d["id"], d["stage"], d["created_at"]))
+                yield d
+
+        await writer.write(m.Deal.__table__, deal_rows())
+        await writer.write(m.DealStageChange.__table__, gen.stage_changes(deals))
+        await writer.write(m.Interaction.__table__, gen.interactions())
+        await writer.write(m.Task.__table__, gen.tasks())
+        form = {"id": 1, "key": "benchform", "name": "bench", "secret": "bench-secret-0123456789"}
+        await writer.write(m.Form.__table__, iter([form]))
+        await _resume_triggers(pg, writer, triggers)
+        if pg is not None:
+            await pg.execute("ANALYZE")
+        else:
+            writer.finish()
+    finally:
+        if pg is not None:
+            await pg.close()
+    mgr = gen.managers[0]
+    mgr_client = next((c for c in range(2, sizes.clients + 1) if gen.client_owner[c] == mgr), 1)
+    mgr_lead = next((i for i in range(1, sizes.leads + 1) if gen.lead_client[i] == 1), 1)
+    return Truth(
+        admin_token=token_of(1),
+        manager_token=token_of(mgr),
+        manager_id=mgr,
+        heavy_client=1,
+        manager_client=mgr_client,
+        manager_lead=mgr_lead,
+        manager_deal=1,
+        lead_with_history=1,
+        name_fragment=gen.sample_name.split("«")[1].split()[1][1:7].lower()
+        if gen.sample_name
+        else "",
+        person_name=f"Контакт{sizes.persons // 2}",
+        inn=_inn10(sizes.clients // 2 - (sizes.clients // 2) % 3 + 1),
+        phone_spelling=_spelled(_phone(16, sizes.clients // 3)),
+        email=f"C{sizes.clients // 5}@Firm{(sizes.clients // 5) % 97}.ru",
+        form_key=form["key"],
+        form_secret=form["secret"],
+        known_phone=_phone(16, 7),
+    )
+
+
+def _spelled(e164: str) -> str:
+    """+79161234567 -> "8 (916) 123-45-67", as a person types it."""
+    d = e164[2:]
+    return f"8 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}"
