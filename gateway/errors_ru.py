@@ -175,6 +175,7 @@ _CATALOGUE: list[tuple[str, str]] = [
     (
         r"expected an ISO date \(2026-01-31\) or datetime",
         "нужна дата ISO (2026-01-31) или дата и время",
+    ),
     (
         r"after must be the next_after of a previous page",
         "after должен быть значением next_after предыдущей страницы",
