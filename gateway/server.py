@@ -38,14 +38,22 @@ def body_timeout_middleware(seconds: float) -> Callable[..., Awaitable[web.Strea
         if not request.can_read_body or request.content.is_eof():
             return await handler(request)
 
+        expired = False
+
         def expire() -> None:
+            nonlocal expired
             if not request.content.is_eof() and request.transport is not None:
+                expired = True
                 log.warning("http_body_timeout", path=request.path, seconds=seconds)
                 request.transport.close()
 
         timer = asyncio.get_running_loop().call_later(seconds, expire)
         try:
             return await handler(request)
+        except ConnectionError:
+            if not expired:
+                raise
+            return web.Response(status=408)  # not sent: the connection is closed
         finally:
             timer.cancel()
 
