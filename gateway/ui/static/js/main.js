@@ -3,7 +3,7 @@ import { renderAnalytics } from "./analytics.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
-import { clear, clearErrors, h, showError } from "./dom.js";
+import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
@@ -131,6 +131,7 @@ function boot() {
   window.addEventListener("hashchange", route);
   window.addEventListener("crm:unauthorized", () => signOut());
   bindDialForm($("dial-form"));
+  bindMenu($("menu-toggle"), $("topbar-menu"));
   const token = getToken();
   if (token) {
     enter(token).catch((e) => {
