@@ -28,7 +28,7 @@ OFFSCREEN = """() => {
   const scrollers = ".table-wrap, .board";
   const out = [];
   for (const el of document.querySelectorAll(
-      "#shell a, #shell button, #shell input, #shell select, #shell textarea")) {
+      ":is(#shell, dialog[open]) :is(a, button, input, select, textarea)")) {
     if (el.closest(scrollers) || el.closest("[hidden]")) continue;
     const r = el.getBoundingClientRect();
     if (r.width === 0 && r.height === 0) continue;
@@ -123,6 +123,10 @@ async def test_every_main_page_fits_a_phone(phone: Page, ui: UI) -> None:
     await go(page, "Клиенты")
     await expect(page.locator("#clients-table tbody tr").first).to_be_visible()
     await fits(page, "clients")
+    await page.get_by_role("button", name="Новый клиент").click()  # the form fits too
+    await expect(page.locator("dialog#modal").get_by_label("Название или имя")).to_be_visible()
+    await fits(page, "client-new")
+    await page.locator("dialog#modal").get_by_role("button", name="Отмена").click()
 
     await page.goto(ui.at(f"/ui/#/clients/{clients['items'][0]['id']}"))
     await expect(page.locator("#client-name")).to_be_visible()
