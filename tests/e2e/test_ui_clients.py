@@ -92,7 +92,7 @@ async def test_a_bad_phone_shows_the_field_error_and_changes_nothing(page: Page,
     await dialog.get_by_role("button", name="Сохранить").click()
     await expect(phones).to_have_attribute("aria-invalid", "true")
     error = dialog.locator(f"#{await phones.get_attribute('id')}-error")
-    await expect(error).to_have_text("в номере «12» слишком мало цифр")
+    await expect(error).to_have_text("phones: в номере «12» слишком мало цифр")
     await expect(dialog).to_be_visible()  # the form stays open with what was typed
     await expect(dialog.get_by_label("Название или имя")).to_have_value("Иван Котов-Новый")
     await shot(page, "client-edit-error")
@@ -136,3 +136,59 @@ async def test_a_manager_creates_own_clients_and_a_bad_inn_creates_nothing(
     await page.get_by_role("button", name="Edit").click()
     await expect(dialog.get_by_role("heading", name="Edit the client")).to_be_visible()
     await expect(dialog.get_by_label("Add phones (comma-separated)")).to_be_visible()
+
+
+async def test_the_header_search_opens_the_clients_list_filtered(page: Page, ui: UI) -> None:
+    for body in (
+        {"name": "ООО Ромашка", "inn": INN, "phones": ["+7 495 123-45-67"]},
+        {"name": "ИП Ромашкин", "kind": "person", "emails": ["romashkin@example.ru"]},
+        {"name": "АО Василёк", "phones": ["+7 916 555-12-34"]},
+    ):
+        status, out = await api(ui, "POST", "/clients", ui.admin, body)
+        assert status == 201, out
+    await sign_in(page, ui, ui.admin)
+    search = page.get_by_role("searchbox", name="Поиск клиентов")
+    rows = page.locator("#clients-table tbody tr")
+
+    await search.fill("Ромаш")
+    await search.press("Enter")
+    await expect(page).to_have_url(ui.at("/ui/#/clients?q=%D0%A0%D0%BE%D0%BC%D0%B0%D1%88"))
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#nav a[data-view=clients]")).to_have_attribute(
+        "aria-current", "page"
+    )
+    await expect(page.get_by_label("Поиск по телефону или имени")).to_have_value("Ромаш")
+
+    for query, name in (
+        (INN, "ООО Ромашка"),  # an INN
+        ("8 (916) 555-12-34", "АО Василёк"),  # a phone, any spelling
+        ("Romashkin@Example.ru", "ИП Ромашкин"),  # an email
+    ):
+        await search.fill(query)
+        await search.press("Enter")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text(name)
+
+    # The same search again (same URL) still runs; an empty one lists everyone.
+    await page.goto(ui.at("/ui/#/leads"))
+    await search.fill(INN)
+    await search.press("Enter")
+    await expect(rows).to_have_count(1)
+    await search.fill("")
+    await search.press("Enter")
+    await expect(page).to_have_url(ui.at("/ui/#/clients"))
+    await expect(rows).to_have_count(1)  # the list keeps its last search …
+    await page.get_by_label("Поиск по телефону или имени").fill("")
+    await page.get_by_role("button", name="Найти").click()
+    await expect(rows).to_have_count(3)  # … until it is cleared
+
+    # On a phone the box is in the menu.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await expect(search).to_be_hidden()
+    await page.get_by_role("button", name="Меню").click()
+    await search.fill("Василёк")
+    await search.press("Enter")
+    await expect(search).to_be_hidden()  # the menu closed
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("АО Василёк")
+    await shot(page, "m-search")

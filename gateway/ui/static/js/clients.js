@@ -9,14 +9,22 @@ import { ownerName } from "./state.js";
 
 let lastSearch = "";
 
-/** Digits-and-punctuation looks like a phone; anything else is a name search. */
+/**
+ * An email address -> `email`; a bare 10- or 12-digit number (an INN) -> `q`; other
+ * digits-and-punctuation -> `phone`; anything else -> `q` (name; INN, phone and email too
+ * where the API searches them by `q`).
+ */
 export function searchQuery(text) {
   const s = text.trim();
   if (!s) return {};
+  if (/^[^\s@]+@[^\s@]+$/.test(s)) return { email: s };
+  if (/^(\d{10}|\d{12})$/.test(s)) return { q: s };
   return /^[+\d\s()\-.]{5,}$/.test(s) ? { phone: s } : { q: s };
 }
 
-export async function renderClients(main) {
+/** `q` (from the header's search box, #/clients?q=…) replaces the last search. */
+export async function renderClients(main, q) {
+  if (q !== undefined) lastSearch = q;
   const input = h("input", { name: "search", type: "search", value: lastSearch,
     placeholder: t("clients.search") });
   const body = h("div", { class: "table-wrap" });

@@ -98,9 +98,7 @@ export function showError(form, err) {
   clearErrors(form);
   const field = err && err.field ? String(err.field).split(".")[0] : null;
   const input = field ? form.querySelector(`[name="${CSS.escape(field)}"]`) : null;
-  let message = (err && err.message) || String(err);
-  // under its own field, "phones: …" needs no field name in front
-  if (input && message.startsWith(`${err.field}: `)) message = message.slice(err.field.length + 2);
+  const message = (err && err.message) || String(err);
   let slot = input ? document.getElementById(input.getAttribute("aria-describedby") || "") : null;
   if (input) input.setAttribute("aria-invalid", "true");
   if (!slot) slot = form.querySelector(".form-error");
