@@ -14,7 +14,6 @@ if not os.environ.get("CI"):
     pytest.importorskip("playwright", reason="pip install -e '.[test]' for the browser tests")
 from playwright.async_api import Page, expect
 
-from crm_core.db import Database
 from crm_core.demo import load_demo
 from gateway.api.keys import DB
 from tests.e2e.conftest import ARGS, UI
@@ -91,8 +90,6 @@ async def go(page: Page, link: str) -> None:
 async def test_every_main_page_fits_a_phone(phone: Page, ui: UI) -> None:
     page = phone
     demo = await load_demo(ui.app[DB])  # a realistic amount of data in every table
-    db: Database = ui.app[DB]
-    assert db is not None
     tokens = {u["email"].split("@")[0]: u["token"] for u in demo["users"]}
     head = tokens["head"]
     _, leads = await api(ui, "GET", "/leads?limit=1", head)
