@@ -1,6 +1,7 @@
 // Clients: search by phone or name, and a client card with its deals and timeline.
 import { api } from "./api.js";
 import { callButton } from "./call.js";
+import { openClientForm } from "./clientform.js";
 import { clear, field, fmtMoney, h } from "./dom.js";
 import { t, tOr } from "./i18n.js";
 import { conversationCard } from "./timeline.js";
@@ -15,7 +16,9 @@ export function searchQuery(text) {
   return s ? { q: s } : {};
 }
 
-export async function renderClients(main) {
+/** `q` (from the header's search box, #/clients?q=…) replaces the last search. */
+export async function renderClients(main, q) {
+  if (q !== undefined) lastSearch = q;
   const input = h("input", { name: "search", type: "search", value: lastSearch,
     placeholder: t("clients.search") });
   const body = h("div", { class: "table-wrap" });
@@ -27,7 +30,10 @@ export async function renderClients(main) {
     lastSearch = input.value;
     load(body, form);
   });
-  clear(main, h("div", { class: "view-head" }, h("h1", {}, t("clients.title")), form), body);
+  const add = h("button", { type: "button", class: "primary", id: "client-new",
+    onclick: () => openClientForm(null, (c) => { location.hash = `#/clients/${c.id}`; }) },
+  t("clients.new"));
+  clear(main, h("div", { class: "view-head" }, h("h1", {}, t("clients.title")), form, add), body);
   await load(body, form);
 }
 
@@ -82,7 +88,10 @@ export async function renderClientCard(main, id) {
     h("div", { class: "client-card" },
       h("section", { class: "card", "aria-labelledby": "client-name" },
         h("h1", { id: "client-name" }, client.name),
-        h("span", { class: `badge cs-${client.status}` }, tOr(`cstatus.${client.status}`, client.status)),
+        h("div", { class: "row between" },
+          h("span", { class: `badge cs-${client.status}` }, tOr(`cstatus.${client.status}`, client.status)),
+          h("button", { type: "button", class: "small", id: "client-edit",
+            onclick: () => openClientForm(client, reload) }, t("clients.edit"))),
         h("dl", { class: "props" },
           client.inn ? [h("dt", {}, t("clients.inn")), h("dd", {}, client.inn)] : null,
           client.segment ? [h("dt", {}, t("clients.segment")), h("dd", {}, client.segment)] : null,

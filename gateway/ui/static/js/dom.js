@@ -137,3 +137,29 @@ export function select(name, options, value) {
     options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)),
   );
 }
+
+/**
+ * The collapsible header menu of narrow screens: `toggle` shows/hides `panel` (CSS decides
+ * whether it collapses at all); a followed link, Esc, a click elsewhere or a new route close it.
+ */
+export function bindMenu(toggle, panel) {
+  const bar = panel.parentElement;
+  const setOpen = (open) => {
+    toggle.setAttribute("aria-expanded", String(open));
+    bar.classList.toggle("open", open);
+  };
+  toggle.addEventListener("click", () => setOpen(toggle.getAttribute("aria-expanded") !== "true"));
+  panel.addEventListener("click", (ev) => {
+    if (ev.target.closest("a[href]")) setOpen(false);
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
+  document.addEventListener("click", (ev) => {
+    if (!bar.contains(ev.target)) setOpen(false);
+  });
+  window.addEventListener("hashchange", () => setOpen(false));
+}

@@ -3,7 +3,7 @@ import { renderAnalytics } from "./analytics.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
-import { clear, clearErrors, h, showError } from "./dom.js";
+import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
@@ -18,12 +18,20 @@ let live = null;
 const ROUTES = [
   [/^#\/leads$/, (m) => renderLeads(m)],
   [/^#\/leads\/(\d+)$/, (m, id) => renderLeadCard(m, id)],
-  [/^#\/clients$/, (m) => renderClients(m)],
+  [/^#\/clients(?:\?q=(.*))?$/, (m, q) => renderClients(m, q === undefined ? undefined : decoded(q))],
   [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
 ];
+
+function decoded(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
 
 async function route() {
   if (!state.me) return;
@@ -32,7 +40,7 @@ async function route() {
   for (const [re, render] of ROUTES) {
     const m = hash.match(re);
     if (m) {
-      const view = hash.split("/")[1];
+      const view = hash.split("/")[1].split("?")[0];
       for (const a of document.querySelectorAll("#nav a")) {
         if (a.dataset.view === view) a.setAttribute("aria-current", "page");
         else a.removeAttribute("aria-current");
@@ -82,6 +90,7 @@ function renderMe() {
   clear($("me"), h("strong", {}, state.me.name || state.me.email),
     h("span", { class: "muted" }, ` · ${t(`role.${state.me.role}`)}`),
     state.me.extension ? h("span", { class: "muted" }, ` · ☎ ${state.me.extension}`) : null);
+  $("me").title = $("me").textContent;
 }
 
 function signOut() {
@@ -131,6 +140,14 @@ function boot() {
   window.addEventListener("hashchange", route);
   window.addEventListener("crm:unauthorized", () => signOut());
   bindDialForm($("dial-form"));
+  bindMenu($("menu-toggle"), $("topbar-menu"));
+  $("global-search").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = $("global-q").value.trim();
+    const target = q ? `#/clients?q=${encodeURIComponent(q)}` : "#/clients";
+    if (location.hash === target) route();
+    else location.hash = target;
+  });
   const token = getToken();
   if (token) {
     enter(token).catch((e) => {
