@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     sla_warning_minutes: float = Field(default=5.0, ge=0)
     sla_warning_fraction: float = Field(default=0.2, ge=0, le=1)
     sla_email: bool = True  # SLA warnings also by email when [smtp] is configured
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)  # client base import file
+    import_max_rows: int = Field(default=200_000, ge=1)  # rows of one sheet
     webforms: WebformSettings = Field(default_factory=WebformSettings)
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)

@@ -164,7 +164,9 @@ def _looks_utf16(head: bytes) -> bool:
         return False
     for enc in ("utf-16-le", "utf-16-be"):
         text = head[: len(head) // 2 * 2].decode(enc, "replace")
-        if all(ch.isprintable() or ch in "\r\n\t" for ch in text) and "\ufffd" not in text:
+        plain = sum(1 for ch in text if " " <= ch <= "~" or "\u0400" <= ch <= "\u04ff")
+        ends = sum(1 for ch in text if ch in "\r\n\t")
+        if plain + ends == len(text) and ends:
             return True
     return False
 
