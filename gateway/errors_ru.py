@@ -143,7 +143,7 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
-    (r"import (?P<id>\d+) is (?P<s>\w+), not done", "импорт {id} не завершён или уже отменён ({s})"),
+    (r"import (?P<id>\d+) is (?P<s>\w+), not done", "импорт {id} уже не в силе ({s})"),
     (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]

@@ -56,7 +56,11 @@ def test_import_dry_run_import_reimport_undo(capsys: pytest.CaptureFixture[str],
     code, undone = run(capsys, "import", "undo", str(first["import_id"]))
     assert code == 0 and undone["removed_clients"] == 4
     code, err = run(capsys, "import", "undo", str(first["import_id"]))
-    assert code == 2 and err["field"] == "import_id" and err["error_ru"].startswith("Импорт")
+    assert (
+        code == 2
+        and err["field"] == "import_id"
+        and err["error_ru"] == "Импорт " + str(first["import_id"]) + " уже не в силе (undone)"
+    )
     code, back = run(capsys, "import", "clients", xlsx)
     assert code == 0 and back["created"] == 4  # after undo the clients come back
 
