@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, insert, or_, select, tuple_, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import Database
@@ -108,7 +108,7 @@ class _Target:
 
     client: Client
     new: bool
-    persons: dict[str, ContactPerson | None] = field(default_factory=dict)  # name -> person
+    persons: dict[str, int | None] = field(default_factory=dict)  # name -> person id
     new_persons: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     new_points: list[tuple[str | None, _Point]] = field(default_factory=list)  # person name
     filled: dict[str, Any] = field(default_factory=dict)
@@ -176,7 +176,7 @@ class _Writer:
             for c in await s.scalars(select(Client).where(Client.id.in_(ids))):
                 targets[c.id] = _Target(c, new=False)
             for p in await s.scalars(select(ContactPerson).where(ContactPerson.client_id.in_(ids))):
-                targets[p.client_id].persons.setdefault(header_key(p.name), p)
+                targets[p.client_id].persons.setdefault(header_key(p.name), p.id)
         # Keys of this chunk's new clients, as the rows create them.
         inn_t: dict[str, _Target] = {inn: targets[cid] for inn, cid in by_inn.items()}
         key_t: dict[tuple[str, str], _Target] = {
@@ -300,54 +300,93 @@ class _Writer:
             self.segments[name] = await segment_id_for(self.s, name)
         return self.segments[name]
 
+    async def _insert(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+        """One executemany INSERT with ids taken beforehand (in the order of ``rows``).
+
+        ``INSERT ... RETURNING`` in parameter order runs row by row on SQLite, so the ids
+        come from the sequence (PostgreSQL) or after the largest id (SQLite: this
+        transaction holds the only write lock).
+        """
+        if not rows:
+            return []
+        table = model.__tablename__
+        if self.s.get_bind().dialect.name == "postgresql":
+            ids = list(
+                await self.s.scalars(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence(:t, 'id'))"
+                        " FROM generate_series(1, :n)"
+                    ),
+                    {"t": table, "n": len(rows)},
+                )
+            )
+        else:
+            top = int(await self.s.scalar(select(func.max(model.id))) or 0)
+            ids = list(range(top + 1, top + 1 + len(rows)))
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        await self.s.execute(insert(model), rows)
+        return [int(i) for i in ids]
+
     async def _flush(self, targets: list[_Target]) -> None:
-        s = self.s
+        now = utcnow()
         links: list[dict[str, Any]] = []
         new = [t for t in targets if t.new and t.client.id is None]
-        s.add_all([t.client for t in new])
-        await s.flush()
-        for t in new:
-            links.append(self._link("client", t.client.id, "created"))
+        cols = ("kind", "name", "inn", "status", "owner_id", "region", "notes", "segment_id")
+        ids = await self._insert(
+            Client,
+            [
+                {**{c: getattr(t.client, c) for c in cols}, "created_at": now, "updated_at": now}
+                for t in new
+            ],
+        )
+        for t, cid in zip(new, ids, strict=True):
+            t.client.id = cid
+            links.append(self._link("client", cid, "created"))
         for t in targets:
             if not t.new:
                 for name, value in t.filled.items():
                     links.append(self._link("client", t.client.id, "filled", name, value))
-        people: list[tuple[_Target, str, ContactPerson]] = []
-        for t in targets:
-            for key, (name, position) in t.new_persons.items():
-                p = ContactPerson(client_id=t.client.id, name=name, position=position)
-                people.append((t, key, p))
-        s.add_all([p for _, _, p in people])
-        await s.flush()
-        for t, key, p in people:
-            t.persons[key] = p
-            links.append(self._link("contact_person", p.id, "created"))
-        fresh: list[ContactPoint] = []
+        people = [
+            (t, key, name, pos) for t in targets for key, (name, pos) in t.new_persons.items()
+        ]
+        person_ids = await self._insert(
+            ContactPerson,
+            [
+                {"client_id": t.client.id, "name": name, "position": pos, "created_at": now}
+                for t, _, name, pos in people
+            ],
+        )
+        for (t, key, _, _), pid in zip(people, person_ids, strict=True):
+            t.persons[key] = pid
+            links.append(self._link("contact_person", pid, "created"))
+        fresh: list[dict[str, Any]] = []
         for t in targets:
             for person_key, pt in t.new_points:
                 person = t.persons.get(person_key) if person_key else None
                 if pt.row is not None:  # held by a lead only: the client takes it over
                     pt.row.client_id = t.client.id if person is None else None
-                    pt.row.contact_person_id = person.id if person is not None else None
+                    pt.row.contact_person_id = person
                     links.append(self._link("contact_point", pt.row.id, "claimed"))
                     continue
                 fresh.append(
-                    ContactPoint(
-                        kind=pt.kind,
-                        value=pt.value,
-                        extension=pt.extension,
-                        client_id=t.client.id if person is None else None,
-                        contact_person_id=person.id if person is not None else None,
-                    )
+                    {
+                        "kind": pt.kind,
+                        "value": pt.value,
+                        "extension": pt.extension,
+                        "client_id": t.client.id if person is None else None,
+                        "contact_person_id": person,
+                        "unreachable": False,
+                        "created_at": now,
+                    }
                 )
             t.new_points.clear()
             t.filled.clear()
             t.new_persons.clear()
-        s.add_all(fresh)
-        await s.flush()
-        links.extend(self._link("contact_point", cp.id, "created") for cp in fresh)
+        for pid in await self._insert(ContactPoint, fresh):
+            links.append(self._link("contact_point", pid, "created"))
         if links:
-            await s.execute(insert(ImportLink), links)
+            await self.s.execute(insert(ImportLink), links)
 
     def _link(
         self, entity: str, entity_id: int, action: str, fld: str | None = None, value: Any = None
