@@ -145,6 +145,11 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
     (r"import (?P<id>\d+) is (?P<s>\w+), not done", "импорт {id} уже не в силе ({s})"),
     (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
+    (r"file is required", "нужен файл (поле file)"),
+    (r"the body must be multipart/form-data.*", "тело должно быть multipart/form-data"),
+    (r"unknown part (?P<p>.*) \(expected .*\)", "неизвестная часть {p}"),
+    (r"file is more than the limit of (?P<n>\d+) bytes", "файл больше предела {n} байт"),
+    (r"(?P<f>\w+) is longer than 64 KB", "{f} длиннее 64 КБ"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

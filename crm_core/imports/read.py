@@ -9,7 +9,7 @@ rows and turns each data row into a :class:`ClientRow` with its problems listed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +96,7 @@ class Sheet:
 
     header_row: int
     mapping: dict[str, str | None]  # header as written -> field (None: ignored)
-    rows: Iterator[ClientRow]
+    rows: Generator[ClientRow, None, None]
     sheet: str | None
     detail: str
 
@@ -231,7 +231,9 @@ def _parse_cell(row: ClientRow, name: str, value: str, numeric_inn: bool) -> Non
         setattr(row, name, value)
 
 
-def _rows(data: Iterator[tuple[int, list[str]]], columns: Columns, fmt: str) -> Iterator[ClientRow]:
+def _rows(
+    data: Iterator[tuple[int, list[str]]], columns: Columns, fmt: str
+) -> Generator[ClientRow, None, None]:
     names: dict[str, str] = {}
     for name, header in columns.values():
         names.setdefault(name, header)

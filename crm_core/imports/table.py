@@ -105,9 +105,12 @@ def open_table(path: str | Path, *, sheet: str | None = None, limits: Limits = L
 def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
     import openpyxl
 
+    # An open file, not the path: openpyxl refuses names not ending in .xlsx (uploads).
+    fh = path.open("rb")
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(fh, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+        fh.close()
         raise ImportFileError(
             f"the .xlsx file is corrupt or not an Excel workbook ({type(exc).__name__})",
             f"файл .xlsx повреждён или не является книгой Excel ({type(exc).__name__})",
@@ -119,6 +122,7 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
     else:
         names = ", ".join(wb.sheetnames)
         wb.close()
+        fh.close()
         raise ImportFileError(
             f"no sheet {sheet!r} in the workbook (sheets: {names})",
             f"в книге нет листа {sheet!r} (листы: {names})",
@@ -128,6 +132,7 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
     declared = getattr(ws, "max_row", None)
     if isinstance(declared, int) and declared > limits.max_rows + 1:
         wb.close()
+        fh.close()
         raise _too_many(title, limits)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
@@ -145,6 +150,7 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
             ) from None
         finally:
             wb.close()
+            fh.close()
 
     return Table(rows(), title, "xlsx")
 

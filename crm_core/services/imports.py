@@ -36,7 +36,14 @@ from crm_core.models import (
 from crm_core.services.common import NotFound, ServiceError
 from crm_core.services.segments import segment_id_for
 
-__all__ = ["ImportReport", "import_clients", "undo_import"]
+__all__ = [
+    "ImportReport",
+    "fail_import_job",
+    "get_import",
+    "import_clients",
+    "queue_import_job",
+    "undo_import",
+]
 
 CHUNK = 500
 
@@ -409,11 +416,13 @@ async def _write(
     user_id: int | None,
     owner_id: int | None,
     progress: Callable[[int], Awaitable[None]] | None,
+    batch_id: int | None = None,
 ) -> ImportReport:
-    batch = ImportBatch(
-        kind="clients", file_name=file_name[:300], status="running", user_id=user_id
-    )
-    s.add(batch)
+    batch = await s.get(ImportBatch, batch_id) if batch_id is not None else None
+    if batch is None:
+        batch = ImportBatch(kind="clients", file_name=file_name[:300], user_id=user_id)
+        s.add(batch)
+    batch.status = "running"
     await s.flush()
     writer = _Writer(s, batch, await _users(s), owner_id)
     writer.report.mapping = sheet.mapping
@@ -441,6 +450,7 @@ async def import_clients(
     owner_id: int | None = None,
     dry_run: bool = False,
     progress: Callable[[int], Awaitable[None]] | None = None,
+    batch_id: int | None = None,
 ) -> ImportReport:
     """Write ``sheet``'s rows in one transaction; ``dry_run`` reports and rolls back.
 
@@ -457,6 +467,7 @@ async def import_clients(
                 user_id=user_id,
                 owner_id=owner_id,
                 progress=progress,
+                batch_id=batch_id,
             )
         except BaseException:
             await tx.rollback()
@@ -592,4 +603,49 @@ async def undo_import(db: Database, import_id: int) -> dict[str, Any]:
             "removed_points": removed_points,
             "released_points": released,
             "restored_fields": restored,
+        }
+
+
+async def queue_import_job(
+    db: Database, *, file_name: str, path: str, user_id: int | None, params: dict[str, Any]
+) -> int:
+    """A queued import (the API's job row): the stored file and how to read it."""
+    async with db.transaction() as s:
+        batch = ImportBatch(
+            kind="clients",
+            file_name=file_name[:300],
+            status="queued",
+            user_id=user_id,
+            report={"path": path, "params": params},
+        )
+        s.add(batch)
+        await s.flush()
+        return batch.id
+
+
+async def fail_import_job(db: Database, batch_id: int, error: dict[str, Any]) -> None:
+    async with db.transaction() as s:
+        batch = await s.get(ImportBatch, batch_id)
+        if batch is not None:
+            batch.status = "failed"
+            batch.finished_at = utcnow()
+            batch.report = {**(batch.report or {}), "error": error}
+
+
+async def get_import(db: Database, batch_id: int) -> dict[str, Any]:
+    async with db.sessions() as s:
+        batch = await s.get(ImportBatch, batch_id)
+        if batch is None:
+            raise NotFound(f"import {batch_id} not found", "id")
+        report = {k: v for k, v in (batch.report or {}).items() if k not in ("path", "params")}
+        return {
+            "id": batch.id,
+            "status": batch.status,
+            "file_name": batch.file_name,
+            "user_id": batch.user_id,
+            "rows": batch.rows,
+            "report": report,
+            "created_at": batch.created_at.isoformat(),
+            "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+            "undone_at": batch.undone_at.isoformat() if batch.undone_at else None,
         }

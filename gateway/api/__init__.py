@@ -15,6 +15,7 @@ from gateway.api import (
     clients,
     deals,
     emails,
+    imports,
     leads,
     messages,
     rules,
@@ -39,6 +40,7 @@ ROUTE_TABLES = (
     messages.ROUTES,
     rules.ROUTES,
     analytics.ROUTES,
+    imports.ROUTES,
 )
 
 
@@ -51,6 +53,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app[API_STATE] = ApiState(db_key=db_key)
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
+    imports.setup_imports(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:
             if method == "GET":
