@@ -240,14 +240,13 @@ def _rows(
     for n, cells in data:
         if not any(cells):
             continue
-        first = next(c for c in cells if c)
-        if _TOTALS.match(first):
-            continue
         row = ClientRow(row=n, columns=names)
         for i, (name, _) in columns.items():
             value = cells[i] if i < len(cells) else ""
             if value:
                 _parse_cell(row, name, value, fmt == "xlsx")
+        if _TOTALS.match(next(c for c in cells if c)) and not row.has_key:
+            continue  # "Итого: 125" (a client named "Всего понемногу" with a phone stays)
         if not row.name and row.contact_name:
             # A person without a company: the person is the client.
             row.name, row.contact_name = row.contact_name, None

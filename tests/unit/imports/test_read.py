@@ -93,13 +93,14 @@ def test_1c_report_title_rows_and_totals(tmp_path: Path) -> None:
             ["ООО «Ромашка»", 7730123456, "+7 495 111-22-33", "8 916 111 22 33", "Петров Иван"],
             [None, None, None, None, None],
             ["АО «Альфа»", "0274062111", None, None, None],
-            ["Итого", None, None, None, None],
+            ["Всего понемногу", None, "+7 495 222-33-44", None, None],
+            ["Итого", None, None, 3, None],
         ],
     )
     sheet = read_clients(path)
     rows = list(sheet.rows)
     assert sheet.header_row == 4
-    assert [r.row for r in rows] == [5, 7]
+    assert [r.row for r in rows] == [5, 7, 8]
     assert [p.e164 for p in rows[0].phones] == ["+74951112233", "+79161112233"]
     assert rows[0].inn == "7730123456" and rows[1].inn == "0274062111"
     assert rows[0].owner == "Петров Иван"
