@@ -109,11 +109,13 @@ async def bare(db: Database, path: Path) -> int:
                 for r in chunk
             ]
             await s.execute(insert(Client), clients)
-            ids = list(
-                await s.scalars(select(Client.id).where(Client.inn.in_([r[1] for r in chunk])))
+            found = await s.execute(
+                select(Client.inn, Client.id).where(Client.inn.in_([r[1] for r in chunk]))
             )
+            by_inn = dict(found.tuples().all())
             points: list[dict[str, Any]] = []
-            for cid, r in zip(ids, chunk, strict=False):
+            for r in chunk:
+                cid = by_inn[r[1]]
                 points.append(
                     {
                         "kind": "phone",
