@@ -11,7 +11,8 @@ back unless it was touched since.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
@@ -74,8 +75,10 @@ class ImportReport:
         }
 
 
-def _chunks(rows: Iterator[ClientRow], size: int) -> Iterator[list[ClientRow]]:
-    while chunk := list(islice(rows, size)):
+async def _chunks(rows: Iterator[ClientRow], size: int) -> AsyncIterator[list[ClientRow]]:
+    """Read (parse the sheet, normalize phones) in a thread: the event loop stays free
+    for the server's requests while a job imports."""
+    while chunk := await asyncio.to_thread(lambda: list(islice(rows, size))):
         yield chunk
 
 
@@ -426,7 +429,7 @@ async def _write(
     await s.flush()
     writer = _Writer(s, batch, await _users(s), owner_id)
     writer.report.mapping = sheet.mapping
-    for rows in _chunks(sheet.rows, CHUNK):
+    async for rows in _chunks(sheet.rows, CHUNK):
         await writer.chunk(rows)
         batch.rows = writer.report.rows
         if progress is not None:
