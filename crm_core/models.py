@@ -36,6 +36,8 @@ __all__ = [
     "Deal",
     "DealStageChange",
     "Form",
+    "ImportBatch",
+    "ImportLink",
     "InboxEvent",
     "Interaction",
     "InteractionMonthly",
@@ -435,3 +437,33 @@ class LiveTicket(Base):
     user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ImportBatch(Base):
+    """One import of a file: its report, and (in ``ImportLink``) what it created or added."""
+
+    __tablename__ = "import_batches"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="clients")
+    file_name: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed|undone
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    rows: Mapped[int] = mapped_column(Integer, default=0)  # processed so far (progress)
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    undone_at: Mapped[datetime | None] = mapped_column()
+
+
+class ImportLink(Base):
+    """A row an import created (``created``), took over (``claimed``: a lead's contact
+    point) or a field it filled (``filled``: ``field`` and ``value``)."""
+
+    __tablename__ = "import_links"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(_fk("import_batches.id", "CASCADE"), index=True)
+    entity: Mapped[str] = mapped_column(String(20))  # client | contact_person | contact_point
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(10))
+    field: Mapped[str | None] = mapped_column(String(50))
+    value: Mapped[Any | None] = mapped_column(JSON)

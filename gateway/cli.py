@@ -1,4 +1,5 @@
-"""The ``crmhub`` command line: serve, migrate, users, forms, demo, inbox, ingest, rules."""
+"""The ``crmhub`` command line: serve, migrate, users, forms, demo, inbox, ingest, rules,
+import."""
 
 from __future__ import annotations
 
@@ -197,6 +198,12 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
     return run_rules(args, settings, _print)
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.import_cli import run_import
+
+    return run_import(args, settings, _print)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmhub", description="CRM with a communications hub")
     p.add_argument("--config", help="settings file (TOML); CRMHUB_* variables override it")
@@ -268,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     rx.add_argument("event")
     rx.add_argument("--rules")
     rx.set_defaults(func=cmd_rules)
+
+    from gateway.import_cli import add_import_parser
+
+    add_import_parser(sub, cmd_import)
     return p
 
 

@@ -25,6 +25,7 @@ _ENTITY = {
     "user": "сотрудник",
     "interaction": "запись истории",
     "phone": "телефон",
+    "import": "импорт",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -180,6 +181,13 @@ _CATALOGUE: list[tuple[str, str]] = [
         r"after must be the next_after of a previous page",
         "after должен быть значением next_after предыдущей страницы",
     ),
+    (r"import (?P<id>\d+) is (?P<s>\w+), not done", "импорт {id} уже не в силе ({s})"),
+    (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
+    (r"file is required", "нужен файл (поле file)"),
+    (r"the body must be multipart/form-data.*", "тело должно быть multipart/form-data"),
+    (r"unknown part (?P<p>.*) \(expected .*\)", "неизвестная часть {p}"),
+    (r"file is more than the limit of (?P<n>\d+) bytes", "файл больше предела {n} байт"),
+    (r"(?P<f>\w+) is longer than 64 KB", "{f} длиннее 64 КБ"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -34,6 +34,7 @@ class Operation:
     status: int = 200
     public: bool = False
     errors: tuple[int, ...] = field(default=(401, 404, 422))
+    body_type: str = "application/json"  # or multipart/form-data (uploads)
 
 
 def operation(**kwargs: Any) -> Callable[[H], H]:
@@ -113,7 +114,7 @@ def _operation(
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _schema(op.body, comps)}},
+            "content": {op.body_type: {"schema": _schema(op.body, comps)}},
         }
     ok: dict[str, Any] = {"description": "OK"}
     if op.response is not None:

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     sla_email: bool = True  # SLA warnings also by email when [smtp] is configured
     live_recheck_seconds: float = Field(default=3.0, gt=0)  # open streams vs users table
     shutdown_drain_seconds: float = Field(default=10.0, ge=0)  # SIGTERM: finish persisted events
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)  # client base import file
+    import_max_rows: int = Field(default=200_000, ge=1)  # rows of one sheet
     webforms: WebformSettings = Field(default_factory=WebformSettings)
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)

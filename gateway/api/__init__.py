@@ -15,6 +15,7 @@ from gateway.api import (
     clients,
     deals,
     emails,
+    imports,
     leads,
     messages,
     recordings,
@@ -41,6 +42,7 @@ ROUTE_TABLES = (
     rules.ROUTES,
     analytics.ROUTES,
     recordings.ROUTES,
+    imports.ROUTES,
 )
 
 
@@ -53,6 +55,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app[API_STATE] = ApiState(db_key=db_key)
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
+    imports.setup_imports(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:
             if method == "GET":
