@@ -16,12 +16,21 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from crm_core.db import Database, migrate
 from tests.support.dovecot import DovecotServer, start_or_skip
 
 PG_ADMIN_URL = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Hypothesis' "explain" phase re-runs a failing example under a line tracer: on the deep
+# hostile payloads that took longer than the whole suite. A failure still shows its
+# minimal example; it only loses the "these lines ran" hint.
+settings.register_profile(
+    "crmhub", phases=[p for p in Phase if p is not Phase.explain], print_blob=True
+)
+settings.load_profile("crmhub")
 
 
 def _pg_dsn(url: str) -> str:

@@ -145,7 +145,10 @@ Mutation = tuple[str, int, Any, str]
 
 def _apply(tree: Any, mutations: list[Mutation]) -> Any:
     out = copy.deepcopy(tree)
-    for op, where, value, key in mutations:
+    for op, where, shared, key in mutations:
+        # a fresh copy: the strategies hand out shared constants (``[{}]``, ``_deep(40)``),
+        # and adding into one of them would make it (and later examples) circular
+        value = copy.deepcopy(shared)
         paths = [p for p in paths_of(out) if _exists(out, p)]
         if not paths:
             return out
