@@ -108,7 +108,7 @@ async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | N
 class _TxnCache:
     """What one transaction already read: the lock is held, pointers and loads are known."""
 
-    __slots__ = ("loads", "members", "pointers", "supervisors", "txn")
+    __slots__ = ("loads", "members", "pointers", "rows", "supervisors", "txn")
 
     def __init__(self, txn: Any, roster: Roster, pointers: dict[str, int]) -> None:
         self.txn = txn
@@ -116,6 +116,7 @@ class _TxnCache:
         self.supervisors = dict(roster.supervisors)
         self.pointers = pointers
         self.loads: dict[int, int] = {}
+        self.rows: list[Any] = []
 
     def roster(self) -> Roster:
         return Roster(list(self.members.values()), self.supervisors)
@@ -151,12 +152,12 @@ class RulesAssigner:
         if self._cache is not None and self._cache.txn is txn and txn is not None:
             return self._cache
         await lock_pointer(s, LOCK_KEY, postgres=self.postgres)  # serializes assignments
-        pointers = {
-            p.key: int(p.last_user_id)
-            for p in await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY))
-            if p.last_user_id is not None
-        }
+        rows = list(await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY)))
+        pointers = {p.key: int(p.last_user_id) for p in rows if p.last_user_id is not None}
         self._cache = _TxnCache(txn, await build_roster(s), pointers)
+        # Held for the transaction: the session's identity map keeps objects only weakly,
+        # so without this ``s.get(RoutingPointer, key)`` below would read the row again.
+        self._cache.rows = rows
         return self._cache
 
     async def assign(

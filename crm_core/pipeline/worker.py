@@ -165,25 +165,22 @@ class InboxProcessor:
         return len(ids)
 
     async def process_ids(self, ids: list[int], *, fresh: bool, claimed: bool = False) -> None:
-        if not claimed:
-            async with self.db.transaction() as s:
-                res = await s.execute(
-                    update(InboxEvent)
-                    .where(InboxEvent.id.in_(ids), InboxEvent.status == "pending")
-                    .values(status="processing", next_attempt_at=utcnow() + LEASE)
-                    .returning(InboxEvent.id)
-                )
-                ids = sorted(r[0] for r in res)
+        """Process ``ids``.  Not ``claimed`` (just persisted here): the batch transaction
+        itself takes the rows still pending (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+        writer lock on SQLite), so no separate claiming transaction is needed: a crash
+        mid-batch rolls back to ``pending`` and :meth:`process_due` takes them later."""
+        ids = sorted(ids)
         if not ids:
             return
+        pending_only = not claimed
         try:
-            results = await self._batch(ids)
+            results = await self._batch(ids, pending_only=pending_only)
         except DBAPIError as exc:  # a deadlock or a lost connection: one by one
             log.warning("batch_failed_retrying_singly", error=str(exc)[:300], size=len(ids))
             results = {}
             for i in ids:
                 try:
-                    results.update(await self._batch([i]))
+                    results.update(await self._batch([i], careful=True, pending_only=pending_only))
                 except DBAPIError as exc2:
                     await self._mark_failed_alone(i, exc2)
         for event_id, (persisted, outcome) in results.items():
@@ -194,23 +191,25 @@ class InboxProcessor:
                 for kind, payload, user_ids, owner in outcome.live:
                     await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
 
-    async def _batch(self, ids: list[int]) -> dict[int, tuple[Persisted, Outcome | None]]:
-        """Process ``ids`` in one transaction.
+    async def _batch(
+        self, ids: list[int], *, careful: bool = False, pending_only: bool = False
+    ) -> dict[int, tuple[Persisted, Outcome | None]]:
+        """Process ``ids`` in one transaction (``pending_only``: those still pending).
 
-        Several events: optimistically, without a savepoint each (two statements less per
-        event); if any of them fails, the whole transaction rolls back and each event is
-        processed again in its own transaction, where a failure is recorded on its row.
+        First optimistically, without a savepoint per event (two round trips less each);
+        if any event fails, the whole transaction rolls back and each event is processed
+        again ``careful``ly in its own transaction, where a failure is recorded on its row.
         """
         results: dict[int, tuple[Persisted, Outcome | None]] = {}
         started = time.perf_counter()
-        careful = len(ids) == 1
+        q = select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+        if pending_only:
+            q = q.where(InboxEvent.status == "pending")
+            if self.db.is_postgres:
+                q = q.with_for_update(skip_locked=True)
         try:
             async with self.db.transaction() as s:
-                rows = list(
-                    await s.scalars(
-                        select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
-                    )
-                )
+                rows = list(await s.scalars(q))
                 for row in rows:
                     results[row.id] = await self._one(s, row, careful=careful)
         except Exception as exc:
@@ -220,7 +219,7 @@ class InboxProcessor:
             log.info("batch_retried_one_by_one", size=len(ids), error=str(exc)[:200])
             results = {}
             for i in ids:
-                results.update(await self._batch([i]))
+                results.update(await self._batch([i], careful=True, pending_only=pending_only))
             return results
         self.stats.batches += 1
         for event_id, (persisted, _) in results.items():

@@ -4,7 +4,8 @@ phone in any spelling, an email, or a contact person's name, each through an ind
 Names: ``pg_trgm`` GIN indexes on PostgreSQL (``ILIKE '%q%'``), an FTS5 trigram index on
 SQLite (``MATCH '"q"'``); both need 3 characters or more, shorter fragments fall back to
 a prefix scan.  Phones and emails are normalized as the pipeline does and looked up in
-the contact points (the client's own, or its contact persons')."""
+the contact points (the client's own, or its contact persons'); a valid phone or
+email is only looked up there (index seeks on ``(kind, value)``), never as a name."""
 
 from __future__ import annotations
 
@@ -81,18 +82,24 @@ def client_ids_matching(s: AsyncSession, q: str) -> Any:
     """A subquery of the ids of clients that ``q`` finds (a UNION of index lookups)."""
     text = q.strip()
     parts: list[Select[Any]] = []
+    handle = False  # q is a valid email or phone, or an INN: an index seek answers it, not a name
     if "@" in text:
         try:
             parts += _holding("email", normalize_email(text))
+            handle = True
         except IdentityError:
             pass
     if _PHONEISH.match(text):
         try:
             parts += _holding("phone", normalize_phone(text).e164)
+            handle = True
         except IdentityError:
             pass
     if text.isdigit() and len(text) in (10, 12):
         parts.append(select(Client.id).where(Client.inn == text))
-    if text:
+        handle = True
+    if text and not handle:
+        # Only when q looks like a name: a trigram search for "8 (916) 001-66-66" or an
+        # address finds nothing a name holds and costs a GIN scan of both tables.
         parts += _names(s, text)
     return union(*parts).subquery("found")

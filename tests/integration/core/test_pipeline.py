@@ -238,3 +238,39 @@ async def test_one_failing_event_in_a_batch_does_not_hold_back_the_others(db: Da
     assert rows["b-1"].status == "processed" and rows["b-2"].status == "processed"
     assert rows["bot:9:9:1"].status == "failed" and rows["bot:9:9:1"].attempts == 1
     assert await count(db, Lead) == 2
+
+
+async def test_one_form_submission_costs_two_transactions(db: Database) -> None:
+    """Persist (group commit) and process: the processing transaction takes the pending
+    row itself (no claiming transaction), one event needs no savepoint, and the routing
+    pointers read once are not read again."""
+    from sqlalchemy import event as sa_event
+
+    await add_users(db)
+    hub = Hub(db, poll_interval=600)  # no idle poll for due rows in between
+    await hub.start()
+    try:
+        await hub(form_event("warm-up"), wait=True)  # first lead: pointers created
+        seen: list[str] = []
+
+        def on_execute(*args: object) -> None:
+            seen.append(str(args[2]).split()[0].upper())
+
+        def on_commit(_conn: object) -> None:
+            seen.append("COMMIT")
+
+        engine = db.engine.sync_engine
+        sa_event.listen(engine, "before_cursor_execute", on_execute)
+        sa_event.listen(engine, "commit", on_commit)
+        try:
+            receipt = await hub(form_event("t-2", phone="+79165550000"), wait=True)
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", on_execute)
+            sa_event.remove(engine, "commit", on_commit)
+    finally:
+        await hub.stop()
+    assert receipt.status == "processed" and receipt.lead_id is not None
+    assert seen.count("COMMIT") == 2, seen
+    assert "SAVEPOINT" not in seen, seen
+    statements = [x for x in seen if x not in ("BEGIN", "COMMIT")]
+    assert len(statements) <= 13, seen  # was 17 (claim UPDATE, SAVEPOINT, RELEASE, pointer)

@@ -515,3 +515,26 @@ async def test_migration_0002_keeps_rows_and_fills_what_it_adds(db: Database) ->
                 assert _no_overdue(got) == _no_overdue(want)
         found = await list_clients(s, ADMIN, ListFilter(q="клён"))
         assert [c["id"] for c in found.items] == [500]
+
+
+@pytest.mark.parametrize(
+    ("q", "name_search"),
+    [
+        ("8 (916) 123-45-67", False),
+        ("BOSS@Firm.ru", False),
+        ("7700250009", False),  # an INN
+        ("кузнецова", True),
+        ("Ромашка-5", True),
+        ("12345", True),  # digits, but neither a phone nor an INN
+    ],
+)
+async def test_search_runs_the_name_part_only_for_names(
+    db: Database, q: str, name_search: bool
+) -> None:
+    """A phone, an email or an INN is an index seek; the trigram name part (a GIN scan of
+    clients and contact persons) runs only when q can be a name."""
+    from crm_core.services.search import client_ids_matching
+
+    async with db.sessions() as s:
+        sql = str(client_ids_matching(s, q).compile(dialect=s.get_bind().dialect))
+        assert ("name" in sql or "_fts" in sql) is name_search, sql
