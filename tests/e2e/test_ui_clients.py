@@ -157,7 +157,7 @@ async def test_the_header_search_opens_the_clients_list_filtered(page: Page, ui:
     await expect(page.locator("#nav a[data-view=clients]")).to_have_attribute(
         "aria-current", "page"
     )
-    await expect(page.get_by_label("Поиск по телефону или имени")).to_have_value("Ромаш")
+    await expect(page.get_by_label("Поиск: имя, ИНН, телефон, email")).to_have_value("Ромаш")
 
     for query, name in (
         (INN, "ООО Ромашка"),  # an INN
@@ -178,7 +178,7 @@ async def test_the_header_search_opens_the_clients_list_filtered(page: Page, ui:
     await search.press("Enter")
     await expect(page).to_have_url(ui.at("/ui/#/clients"))
     await expect(rows).to_have_count(1)  # the list keeps its last search …
-    await page.get_by_label("Поиск по телефону или имени").fill("")
+    await page.get_by_label("Поиск: имя, ИНН, телефон, email").fill("")
     await page.get_by_role("button", name="Найти").click()
     await expect(rows).to_have_count(3)  # … until it is cleared
 
