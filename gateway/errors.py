@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -115,6 +116,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason)
+    except HttpProcessingError as exc:  # a malformed body part (multipart headers, chunks)
+        log.info("api_bad_body", path=request.path, error=str(exc.message)[:200])
+        return json_error(400, "the request body is malformed (multipart or HTTP framing)")
     except IngestUnavailable as exc:
         return busy_response(exc, request)
     except RecursionError:  # a nested input that slipped past the depth checks

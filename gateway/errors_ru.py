@@ -157,6 +157,10 @@ _CATALOGUE: list[tuple[str, str]] = [
         "изменение противоречит существующим данным (дубликат?)",
     ),
     (r"internal error; the change was not saved", "внутренняя ошибка; изменение не сохранено"),
+    (
+        r"the request body is malformed \(multipart or HTTP framing\)",
+        "тело запроса повреждено (multipart или HTTP-разметка)",
+    ),
     (r"interaction (?P<id>\d+) has no recording", "у звонка {id} нет записи"),
     (
         r"the recording of interaction (?P<id>\d+) is not readable by crmhub",

@@ -72,3 +72,23 @@ async def test_bad_uploads_are_4xx_naming_the_field_and_change_nothing(api: Api)
     resp = await admin.http.post("/api/v1/imports", json={}, headers=admin._headers())
     assert resp.status == 400
     assert await count(api.db, ImportBatch) == 0 and await count(api.db, Client) == 0
+
+
+async def test_a_malformed_multipart_part_header_is_400_not_500(api: Api) -> None:
+    """Found by schemathesis: a part header with a raw CR escape and control bytes made
+    aiohttp's multipart reader raise InvalidHeader, which answered 500."""
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\n".encode()
+        + 'Content-Disposition: form-data; name="ꕜ%0D¦\x15²"\r\n\r\n[null]\r\n'.encode()
+        + f"--{boundary}\r\n".encode()
+        + b'Content-Disposition: form-data; name="file"; filename="f"\r\n\r\nxx\r\n'
+        + f"--{boundary}--\r\n".encode()
+    )
+    admin = api.as_("admin")
+    headers = {**admin._headers(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    resp = await admin.http.post("/api/v1/imports", data=body, headers=headers)
+    answer = await resp.json()
+    assert resp.status == 400, answer
+    assert answer["error_ru"]
+    assert await count(api.db, ImportBatch) == 0
