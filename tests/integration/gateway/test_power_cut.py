@@ -24,13 +24,14 @@ from pathlib import Path
 
 import aiohttp
 
+from connectors.webforms.connector import receipt_for
 from tests.support.powercut import Call, image_at, read_trace, strace_prefix
 
 ROOT = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-m", "gateway.cli"]
 SENDERS = 10
 PER_SENDER = 4
-_EVENT_ID = re.compile(rb'"event_id": (\d+)')
+_RECEIPT = re.compile(rb'"receipt": "([0-9a-f]+)"')
 
 
 def _free_port() -> int:
@@ -76,29 +77,31 @@ def _server_pid(strace_pid: int) -> int:
     return leaves[0]
 
 
-def _acks(calls: list[Call]) -> list[tuple[float, int]]:
-    """(instant, event id) of every 201 the hub sent, first byte of the answer."""
+def _acks(calls: list[Call]) -> list[tuple[float, str]]:
+    """(instant, receipt) of every 201 the hub sent, first byte of the answer."""
     first: dict[str, float] = {}  # a connection's answer may take several sends
-    out: list[tuple[float, int]] = []
+    out: list[tuple[float, str]] = []
     for c in calls:
         if not c.path.startswith("TCP") or c.name not in ("sendto", "write", "writev", "sendmsg"):
             continue
         if c.data.startswith(b"HTTP/1.1 "):
             first[c.path] = c.start
-        m = _EVENT_ID.search(c.data)
+        m = _RECEIPT.search(c.data)
         if m is not None and c.path in first:
-            out.append((first[c.path], int(m[1])))
+            out.append((first[c.path], m[1].decode()))
     return out
 
 
-def _inbox_after_cut(db: Path, image: dict[str, bytes], where: Path) -> set[int]:
+def _inbox_after_cut(db: Path, image: dict[str, bytes], where: Path, form_key: str) -> set[str]:
+    """The receipts of the submissions in the inbox as the cut left the disk."""
     where.mkdir()
     for name, content in image.items():
         if content:
             (where / Path(name).name).write_bytes(content)
     con = sqlite3.connect(where / db.name)
     try:
-        return {r[0] for r in con.execute("SELECT id FROM inbox_events")}
+        rows = con.execute("SELECT external_id FROM inbox_events WHERE channel = 'webform'")
+        return {receipt_for(form_key, r[0]) for r in rows}
     finally:
         con.close()
 
@@ -165,11 +168,11 @@ def test_every_201_survives_a_power_cut_right_after_it(tmp_path: Path) -> None:
     calls = read_trace(trace)
     acks = _acks(calls)
     assert len(acks) == SENDERS * PER_SENDER
-    lost: dict[int, list[int]] = {}
+    lost: dict[int, list[str]] = {}
     for n, (cut, _) in enumerate(sorted(acks)):
         acked = {event_id for at, event_id in acks if at <= cut}
         image = image_at(calls, cut, base)
-        present = _inbox_after_cut(db, image, tmp_path / f"cut{n}")
+        present = _inbox_after_cut(db, image, tmp_path / f"cut{n}", form["key"])
         if acked - present:
             lost[n] = sorted(acked - present)
     assert lost == {}, f"acknowledged, then lost in a power cut: {lost}"
