@@ -9,6 +9,7 @@ SQLite database, an admin, a manager with an extension and a website form.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -125,23 +126,29 @@ async def ui(tmp_path: Path) -> AsyncIterator[UI]:
         smtp.stop()
 
 
-@pytest.fixture
-async def page(chromium: Path, ui: UI) -> AsyncIterator[Any]:
-    """Depends on ``ui`` so the browser (and its WebSocket) closes before the server."""
+@contextlib.asynccontextmanager
+async def browser_page(chromium: Path, **context: Any) -> AsyncIterator[Any]:
+    """A page in Debian's chromium (Russian locale, Moscow time) with ``context``'s
+    viewport and device options; fails the test on any JavaScript error in the page."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
-        context = await browser.new_context(
-            locale="ru-RU", viewport={"width": 1440, "height": 900}, timezone_id="Europe/Moscow"
-        )
-        context.set_default_timeout(10_000)
-        pg = await context.new_page()
+        ctx = await browser.new_context(locale="ru-RU", timezone_id="Europe/Moscow", **context)
+        ctx.set_default_timeout(10_000)
+        pg = await ctx.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             yield pg
         finally:
-            await context.close()
+            await ctx.close()
             await browser.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+async def page(chromium: Path, ui: UI) -> AsyncIterator[Any]:
+    """Depends on ``ui`` so the browser (and its WebSocket) closes before the server."""
+    async with browser_page(chromium, viewport={"width": 1440, "height": 900}) as pg:
+        yield pg

@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 
 from crm_core.demo import load_demo
 from gateway.api.keys import DB
-from tests.e2e.conftest import ARGS, UI
+from tests.e2e.conftest import UI, browser_page
 from tests.e2e.test_ui import api
 
 WIDTH, HEIGHT = 390, 844
@@ -41,28 +41,14 @@ OFFSCREEN = """() => {
 @pytest.fixture
 async def phone(chromium: Path, ui: UI) -> AsyncIterator[Any]:
     """A page the size of a phone (touch, 390 CSS pixels wide)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
-        context = await browser.new_context(
-            locale="ru-RU",
-            viewport={"width": WIDTH, "height": HEIGHT},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            timezone_id="Europe/Moscow",
-        )
-        context.set_default_timeout(10_000)
-        pg = await context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield pg
-        finally:
-            await context.close()
-            await browser.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    async with browser_page(
+        chromium,
+        viewport={"width": WIDTH, "height": HEIGHT},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    ) as pg:
+        yield pg
 
 
 async def fits(page: Page, name: str) -> None:
