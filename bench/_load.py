@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -119,3 +122,32 @@ async def run_load(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return LoadResult(ok + errors, ok, errors, seconds, latencies)
+
+
+PG_ADMIN = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+async def pg_exec(sql: str) -> None:
+    """One statement on the PostgreSQL admin database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def fresh_db(kind: str, tmp: Path, tag: str, prefix: str = "crmhub_bench") -> str:
+    """The URL of a new empty database: a file in ``tmp``, or a new PostgreSQL database."""
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp / (tag + '.db')}"
+    name = f"{prefix}_{tag}_{uuid.uuid4().hex[:6]}"
+    await pg_exec(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_db(url: str) -> None:
+    """Drop a database made by :func:`fresh_db` (a SQLite file stays in its temp dir)."""
+    if url.startswith("postgresql"):
+        await pg_exec(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _load import free_port, stop_process, wait_http  # noqa: E402
+from _load import drop_db, free_port, stop_process, wait_http  # noqa: E402
+from _load import fresh_db as _fresh_db  # noqa: E402
 from _scale_data import Sizes, Truth, load  # noqa: E402
 
-PG_ADMIN = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CRMHUB = [sys.executable, "-m", "gateway.cli"]
 ANALYTICS = "/analytics/"
 
@@ -48,27 +48,8 @@ class BenchFailed(RuntimeError):
     pass
 
 
-async def _pg_exec(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def fresh_db(kind: str, tmp: Path, tag: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp / (tag + '.db')}"
-    name = f"crmhub_scale_{tag}_{uuid.uuid4().hex[:6]}"
-    await _pg_exec(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_db(url: str) -> None:
-    if url.startswith("postgresql"):
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    return await _fresh_db(kind, tmp, tag, prefix="crmhub_scale")
 
 
 async def migrate_db(url: str) -> None:

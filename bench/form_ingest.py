@@ -18,40 +18,23 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _load import free_port, run_load, start_process, stop_process, wait_http  # noqa: E402
+from _load import (  # noqa: E402
+    drop_db,
+    free_port,
+    fresh_db,
+    run_load,
+    start_process,
+    stop_process,
+    wait_http,
+)
 
-PG_ADMIN = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CRMHUB = [sys.executable, "-m", "gateway.cli"]
-
-
-async def _pg_exec(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def fresh_db(kind: str, tmp: Path, tag: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp / (tag + '.db')}"
-    name = f"crmhub_bench_{tag}_{uuid.uuid4().hex[:6]}"
-    await _pg_exec(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_db(url: str) -> None:
-    if url.startswith("postgresql"):
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def body(i: int) -> dict[str, str]:

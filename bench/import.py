@@ -16,19 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import openpyxl  # noqa: E402
+from _load import drop_db as drop_url  # noqa: E402
+from _load import fresh_db as fresh_url  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from crm_core.db import Database, migrate  # noqa: E402
@@ -36,7 +37,6 @@ from crm_core.imports.read import read_clients  # noqa: E402
 from crm_core.models import Client, ContactPoint, utcnow  # noqa: E402
 from crm_core.services.imports import import_clients  # noqa: E402
 
-PG_ADMIN = os.environ.get("CRMHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 _W10 = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 SEGMENTS = ["Опт", "Розница", "Медицина", "Госсектор", "Экспорт"]
 
@@ -57,31 +57,15 @@ def make_xlsx(path: Path, rows: int) -> None:
     wb.save(path)
 
 
-async def _pg_exec(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def fresh_db(kind: str, tmp: Path, tag: str) -> Database:
-    if kind == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp / (tag + '.db')}")
-    else:
-        name = f"crmhub_bench_{tag}_{uuid.uuid4().hex[:6]}"
-        await _pg_exec(f'CREATE DATABASE "{name}"')
-        db = Database(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+    db = Database(await fresh_url(kind, tmp, tag))
     await migrate(db)
     return db
 
 
 async def drop_db(db: Database) -> None:
     await db.dispose()
-    if db.is_postgres:
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{db.url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await drop_url(db.url)
 
 
 async def bare(db: Database, path: Path) -> int:
