@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from crm_core.db import Database
 from crm_core.services.forms import create_form
 from crm_core.services.users import create_user
 from gateway.settings import Settings, load_settings
 
-__all__ = ["add_form", "add_user", "make_settings"]
+__all__ = ["add_form", "add_user", "bearer", "make_settings", "running"]
 
 
 def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -52,3 +57,18 @@ async def add_form(db_url: str, name: str = "site") -> tuple[str, str]:
             return form.key, form.secret
     finally:
         await db.dispose()
+
+
+@asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[TestClient]:
+    """``app`` served on a real loopback port for the block."""
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -5,15 +5,11 @@ two app instances on one PostgreSQL database, SLA warning then escalation in /me
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from crm_core.db import Database
@@ -22,7 +18,7 @@ from crm_core.models import Task
 from gateway.app import create_app
 from gateway.keys import LIVE
 from gateway.sla import SLA
-from tests.support.app import add_form, add_user, make_settings
+from tests.support.app import add_form, add_user, make_settings, running
 from tests.support.reminders import add_task
 
 RULES_V1 = """\
@@ -61,16 +57,6 @@ rules:
       kind: call_back
       title: Перезвонить по заявке
 """
-
-
-@asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def drain(events: Any) -> list[LiveEvent]:

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 import gateway.api.rules as rules_api
 from gateway.app import create_app
-from tests.support.app import add_user, make_settings
+from tests.support.app import add_user, bearer, make_settings, running
 from tests.unit.routing_rules.test_hostile_yaml import alias_bomb
 
 EVENT = {
@@ -27,20 +26,6 @@ EVENT = {
     "occurred_at": "2025-03-03T09:00:00Z",
     "identities": ["phone:+79165551234"],
 }
-
-
-@asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # ---------------------------------------------------------------- item 1: rules YAML

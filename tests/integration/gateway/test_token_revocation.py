@@ -26,14 +26,10 @@ from gateway.api.keys import DB
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.live import WS_REVOKED
-from tests.support.app import add_user, make_settings
+from tests.support.app import add_user, bearer, make_settings
 
 # A liveness bound for "closed within seconds", not a timing assertion.
 WITHIN = 10.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def start(
