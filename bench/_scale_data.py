@@ -140,7 +140,7 @@ class _Gen:
                 "kind": "company" if company else "person",
                 "name": name,
                 "inn": _inn10(cid) if company else None,
-                "status": rng.choice(("cold", "warm", "hot", "active", "permanent", "lost")),
+                "status": rng.choice(("cold", "thinking", "ready", "active", "regular", "lost")),
                 "owner_id": owner,
                 "created_at": _at(rng),
             }

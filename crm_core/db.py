@@ -25,6 +25,7 @@ __all__ = [
     "Database",
     "StoreBusy",
     "default_sqlite_url",
+    "downgrade_to",
     "is_busy_error",
     "migrate",
     "run_migrations",
@@ -213,7 +214,26 @@ def _alembic_config(connection: Connection | None = None) -> Any:
 def run_migrations(connection: Connection, revision: str = "head") -> None:
     from alembic import command
 
+    if connection.dialect.name == "sqlite" and not connection.in_transaction():
+        # A migration that rebuilds a table (Alembic batch mode) drops the old one; with
+        # foreign keys on, that DROP would cascade into every child row.  As SQLite's own
+        # ALTER TABLE procedure says: foreign keys off before the transaction, and each
+        # such migration runs ``PRAGMA foreign_key_check`` before it commits.  ``migrate``
+        # discards this connection afterwards, so no pooled connection keeps them off.
+        cur = connection.connection.cursor()
+        cur.execute("PRAGMA foreign_keys=OFF")
+        cur.close()
     command.upgrade(_alembic_config(connection), revision)
+
+
+def _run_downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    if connection.dialect.name == "sqlite" and not connection.in_transaction():
+        cur = connection.connection.cursor()
+        cur.execute("PRAGMA foreign_keys=OFF")  # as in run_migrations
+        cur.close()
+    command.downgrade(_alembic_config(connection), revision)
 
 
 async def migrate(db: Database, revision: str = "head") -> None:
@@ -226,6 +246,19 @@ async def migrate(db: Database, revision: str = "head") -> None:
             await conn.run_sync(run_migrations, revision)
             await conn.commit()
         finally:
+            if db.is_sqlite:
+                await conn.invalidate()  # foreign keys were off on it (run_migrations)
             if db.is_postgres:
                 await conn.execute(text("SELECT pg_advisory_unlock(727001)"))
                 await conn.commit()
+
+
+async def downgrade_to(db: Database, revision: str) -> None:
+    """Take the schema back to ``revision`` (an operator's way back after an upgrade)."""
+    async with db.writing(), db.engine.connect() as conn:
+        try:
+            await conn.run_sync(_run_downgrade, revision)
+            await conn.commit()
+        finally:
+            if db.is_sqlite:
+                await conn.invalidate()

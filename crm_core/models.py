@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -30,9 +31,12 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Client",
+    "ClientStatus",
+    "ClientTag",
     "ConnectorStateRow",
     "ContactPerson",
     "ContactPoint",
+    "CustomField",
     "Deal",
     "DealStageChange",
     "Form",
@@ -46,6 +50,8 @@ __all__ = [
     "OutboxCommand",
     "RoutingPointer",
     "Segment",
+    "SegmentClient",
+    "SegmentManager",
     "Task",
     "User",
     "utcnow",
@@ -120,33 +126,123 @@ class User(Base):
 
 
 class Segment(Base):
+    """A named group of clients: ``manual`` (chosen clients, in ``segment_clients``) or
+    ``rule`` (``rules`` over the profile, evaluated live).  Managers assigned to it are in
+    ``segment_managers``; ``strategy`` says how its clients are shared among them."""
+
     __tablename__ = "segments"
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(10), default="manual", server_default="manual")
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    strategy: Mapped[str | None] = mapped_column(String(20))  # round_robin | least_loaded
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SegmentClient(Base):
+    """Membership of a manual segment."""
+
+    __tablename__ = "segment_clients"
+    segment_id: Mapped[int] = mapped_column(_fk("segments.id", "CASCADE"), primary_key=True)
+    client_id: Mapped[int] = mapped_column(
+        _fk("clients.id", "CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SegmentManager(Base):
+    """A manager assigned to a segment (its clients are distributed among them)."""
+
+    __tablename__ = "segment_managers"
+    segment_id: Mapped[int] = mapped_column(_fk("segments.id", "CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), primary_key=True, index=True)
+
+
+class ClientStatus(Base):
+    """The admin-editable list of client statuses (key, Russian and English names, order)."""
+
+    __tablename__ = "client_statuses"
+    key: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name_ru: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CustomField(Base):
+    """An admin-defined field of clients: its value lives in ``clients.custom[key]``.
+    ``type``: text | number | date | choice | multi; ``options`` lists the choices."""
+
+    __tablename__ = "custom_fields"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(20), default="client")
+    key: Mapped[str] = mapped_column(String(50))
+    label_ru: Mapped[str] = mapped_column(String(200))
+    label_en: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[str] = mapped_column(String(10))
+    options: Mapped[list[Any]] = mapped_column(default=list)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("entity", "key"),)
 
 
 class Client(Base):
+    """A company or a person.  A company's branches share its INN with their own KPP, so
+    the INN is unique together with the KPP (``''`` for the head office)."""
+
     __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("inn", "kpp"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # company | person
     name: Mapped[str] = mapped_column(String(300))
-    inn: Mapped[str | None] = mapped_column(String(12), unique=True)
+    full_name: Mapped[str | None] = mapped_column(String(500))  # full legal name
+    inn: Mapped[str | None] = mapped_column(String(12))
+    kpp: Mapped[str] = mapped_column(String(9), default="", server_default="")
+    ogrn: Mapped[str | None] = mapped_column(String(15))
     segment_id: Mapped[int | None] = mapped_column(_fk("segments.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="cold")
+    status: Mapped[str] = mapped_column(String(20), default="cold", index=True)
     owner_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
-    region: Mapped[str | None] = mapped_column(String(100))
+    parent_id: Mapped[int | None] = mapped_column(_fk("clients.id"), index=True)
+    legal_address: Mapped[str | None] = mapped_column(Text)
+    actual_address: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(String(100), index=True)
+    region: Mapped[str | None] = mapped_column(String(100), index=True)
+    industry: Mapped[str | None] = mapped_column(String(200), index=True)
+    activity: Mapped[str | None] = mapped_column(String(300))  # kind of activity (OKVED text)
+    headcount: Mapped[int | None] = mapped_column(Integer)
+    revenue: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))  # annual, RUB
+    website: Mapped[str | None] = mapped_column(String(300))
+    birthday: Mapped[date | None] = mapped_column(Date)  # a person's
+    source: Mapped[str | None] = mapped_column(String(100))
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_contact_at: Mapped[datetime | None] = mapped_column(index=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class ClientTag(Base):
+    __tablename__ = "client_tags"
+    client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
 class ContactPerson(Base):
+    """A contact person of a company; their phones and emails are contact points with
+    ``contact_person_id`` set (and the company's ``client_id``)."""
+
     __tablename__ = "contact_persons"
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(300))
     position: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

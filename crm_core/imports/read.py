@@ -56,10 +56,10 @@ _KINDS = {
 _KIND_BY_KEY = {header_key(v): k for k, vs in _KINDS.items() for v in vs}
 _STATUSES = {
     "cold": ("cold", "холодный", "холодная"),
-    "warm": ("warm", "теплый", "тёплый", "теплая"),
-    "hot": ("hot", "горячий", "горячая"),
+    "thinking": ("thinking", "warm", "думает", "теплый", "тёплый", "теплая"),
+    "ready": ("ready", "hot", "готов", "готов купить", "горячий", "горячая"),
     "active": ("active", "активный", "активная", "в работе"),
-    "permanent": ("permanent", "постоянный", "постоянная"),
+    "regular": ("regular", "permanent", "постоянный", "постоянная"),
     "lost": ("lost", "потерян", "потерянный", "потеряна", "ушел", "ушёл"),
 }
 _STATUS_BY_KEY = {header_key(v): k for k, vs in _STATUSES.items() for v in vs}

@@ -1,8 +1,9 @@
 """Clients (companies and people): create, read, change, list with filters.
 
-Statuses, from the first touch to a lasting relation: ``cold`` (no contact yet),
-``warm`` (in contact), ``hot`` (ready to buy), ``active`` (buying now), ``permanent``
-(repeat customer), ``lost`` (gone).
+Statuses come from the admin-editable list ``client_statuses``; by default, from the
+first touch to a lasting relation: ``cold`` (no contact yet), ``thinking`` (in contact,
+deciding), ``ready`` (ready to buy), ``active`` (buying now), ``regular`` (repeat
+customer), ``lost`` (gone).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 CLIENT_KINDS = ("company", "person")
-CLIENT_STATUSES = ("cold", "warm", "hot", "active", "permanent", "lost")
+CLIENT_STATUSES = ("cold", "thinking", "ready", "active", "regular", "lost")
 _INN10 = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN11 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)

@@ -245,7 +245,7 @@ async def convert_lead(
                 "name": name,
                 "inn": data.get("inn"),
                 "segment": data.get("segment"),
-                "status": "warm",
+                "status": "thinking",
                 "owner_id": data.get("owner_id") or lead.owner_id or actor.user_id,
             },
         )

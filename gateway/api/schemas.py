@@ -51,7 +51,7 @@ Emails = Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length
 MAX_BIGINT = 2**63 - 1  # ids are BIGINT (PostgreSQL) / INTEGER (SQLite): 64-bit signed
 Id = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 ClientKind = Literal["company", "person"]
-ClientStatus = Literal["cold", "warm", "hot", "active", "permanent", "lost"]
+ClientStatus = Literal["cold", "thinking", "ready", "active", "regular", "lost"]
 TaskKind = Literal[
     "call_back", "send_offer", "offer_discount", "check_payment", "send_documents", "other"
 ]

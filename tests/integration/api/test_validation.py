@@ -90,10 +90,10 @@ async def test_patch_error_changes_nothing(api: Api) -> None:
     assert same["name"] == "Старое" and same["phones"] == ["+79031112233"]
     status, ok = await a1.patch(
         f"/clients/{client['id']}",
-        {"status": "hot", "segment": "b2b", "phones": ["+7 916 777 88 99"]},
+        {"status": "ready", "segment": "b2b", "phones": ["+7 916 777 88 99"]},
     )
     assert status == 200
-    assert (ok["status"], ok["segment"]) == ("hot", "b2b")
+    assert (ok["status"], ok["segment"]) == ("ready", "b2b")
     assert ok["phones"] == ["+79031112233", "+79167778899"]
     assert await count(api.db) == before[0] + 1  # one audit entry
 

@@ -479,15 +479,12 @@ async def test_the_reports_and_loads_use_their_indexes(db: Database) -> None:
 async def test_migration_0002_keeps_rows_and_fills_what_it_adds(db: Database) -> None:
     """Down to 0001, rows written there (no triggers yet), then up again: every row is
     kept, the daily counts and the name search cover the rows that predate 0002."""
-    from alembic import command
     from sqlalchemy import text
 
-    from crm_core.db import _alembic_config, migrate
+    from crm_core.db import downgrade_to, migrate
 
     await _seeded(db)
-    async with db.engine.connect() as conn:
-        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0001"))
-        await conn.commit()
+    await downgrade_to(db, "0001")
     async with db.engine.begin() as conn:
         assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
         await conn.execute(

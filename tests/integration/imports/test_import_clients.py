@@ -202,7 +202,7 @@ async def test_undo_keeps_clients_touched_since(db: Database) -> None:
         s.add(Deal(client_id=vector.id, title="Поставка"))
         zd = await s.scalar(select(Client).where(Client.inn == "5001122339"))
         assert zd is not None
-        zd.status = "warm"
+        zd.status = "thinking"
         vector_id, zd_id = vector.id, zd.id
     result = await undo_import(db, report.import_id or 0)
     assert sorted(result["kept_clients"]) == sorted([vector_id, zd_id])

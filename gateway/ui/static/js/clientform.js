@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 import { openForm } from "./modal.js";
 import { state } from "./state.js";
 
-const STATUSES = ["cold", "warm", "hot", "active", "permanent", "lost"];
+const STATUSES = ["cold", "thinking", "ready", "active", "regular", "lost"];
 
 /** "a, b; c\nd" -> ["a", "b", "c", "d"]: several phones or emails in one box. */
 export function splitList(text) {
