@@ -111,7 +111,7 @@ def _new_tables() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_fields")),
-        sa.UniqueConstraint("entity", "key", name=op.f("uq_custom_fields_entity")),
+        sa.UniqueConstraint("entity", "key", name=op.f("uq_custom_fields_entity_key")),
     )
     op.create_table(
         "client_tags",
