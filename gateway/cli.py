@@ -134,7 +134,7 @@ def cmd_forms_add(args: argparse.Namespace, settings: Settings) -> int:
         async with db.transaction() as s:
             form = await create_form(s, args.name, aliases=aliases or None)
             out = {"id": form.id, "name": form.name, "key": form.key, "secret": form.secret}
-        base = f"http://{settings.host}:{settings.port}"
+        base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         out["url"] = f"{base}/hooks/forms/{out['key']}?secret={out['secret']}"
         _print(out)
         return 0

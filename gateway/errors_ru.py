@@ -66,6 +66,28 @@ _CATALOGUE: list[tuple[str, str]] = [
         "список сотрудников доступен только администраторам и руководителям",
     ),
     (r"only (?P<roles>[\w ]+) may do this", "это доступно только ролям: {roles}"),
+    # admin pages: users and website forms
+    (r"only admins may manage website forms", "веб-формами управляют только администраторы"),
+    (
+        r"only admins and supervisors may change users",
+        "менять сотрудников могут только администраторы и руководители",
+    ),
+    (r"you may not change (?P<f>\w+)", "вы не можете менять поле {f}"),
+    (r"you cannot take the admin role from yourself", "нельзя снять с себя роль администратора"),
+    (r"timezone (?P<tz>.+) is not an IANA time zone", "часовой пояс {tz} не найден в базе IANA"),
+    (r"locale must be ru or en", "язык: ru или en"),
+    (
+        r"working_hours\b.*",
+        'рабочие часы заданы неверно: дни 0 (пн)–6 (вс), окна вида ["09:00", "18:00"]',
+    ),
+    (
+        r"absences\b.*",
+        "отсутствия заданы неверно: {{start, end, reason}}, даты ГГГГ-ММ-ДД, начало не позже конца",
+    ),
+    (r"capacity must be .*", "нагрузка — целое число не меньше 0 или пусто"),
+    (r"weight must be .*", "вес — целое число от 1 до 100"),
+    (r"aliases\b.*", "соответствия полей: поле сайта → поле crmhub (не больше 100)"),
+    (r"honeypot_fields\b.*", "поля-ловушки: список имён полей (не больше 20)"),
     (
         r"email sending is not configured: add an \[smtp\] section",
         "отправка писем не настроена: нужен раздел [smtp]",

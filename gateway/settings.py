@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     attachments_dir: str = "./var/attachments"
     routing_rules_path: str | None = "config/routing.yaml"
+    # The address clients and websites reach crmhub at (CRMHUB_PUBLIC_URL), e.g.
+    # https://crm.example.ru: form webhook URLs and links in emails use it.  Unset: the
+    # address the admin's browser used.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     callback_due_minutes: int = Field(default=30, ge=1)
     ingest_wait_seconds: float = Field(default=5.0, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)

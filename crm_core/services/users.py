@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +27,7 @@ __all__ = [
     "redeem_live_ticket",
     "rotate_token",
     "set_active",
+    "update_user",
     "user_by_email",
     "user_by_token",
     "user_dict",
@@ -101,8 +104,146 @@ def user_dict(u: User) -> dict[str, Any]:
         "active": u.active,
         "timezone": u.timezone,
         "locale": u.locale,
+        "working_hours": u.working_hours or {},
+        "absences": u.absences or [],
+        "capacity": u.capacity,
+        "weight": u.weight,
         "created_at": iso(u.created_at),
     }
+
+
+# What an admin may change on a user; a supervisor only the scheduling part of their
+# team's members (hours, absences, capacity, weight).
+USER_FIELDS = (
+    "name",
+    "role",
+    "team",
+    "extension",
+    "timezone",
+    "locale",
+    "working_hours",
+    "absences",
+    "capacity",
+    "weight",
+)
+SUPERVISOR_FIELDS = ("working_hours", "absences", "capacity", "weight")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _working_hours(value: Any) -> dict[str, list[list[str]]]:
+    """``{"0": [["09:00", "18:00"]], ...}``: weekday 0 (Monday) to 6, local windows."""
+    if not isinstance(value, dict):
+        raise Invalid("working_hours must be an object of weekday -> windows", "working_hours")
+    out: dict[str, list[list[str]]] = {}
+    for day, windows in value.items():
+        if str(day) not in {str(d) for d in range(7)}:
+            raise Invalid(f"working_hours: weekday {day!r} is not 0 (Monday) to 6", "working_hours")
+        if not isinstance(windows, list) or len(windows) > 6:
+            raise Invalid(f"working_hours[{day}] must be a list of windows", "working_hours")
+        day_out = []
+        for w in windows:
+            if (
+                not isinstance(w, list | tuple)
+                or len(w) != 2
+                or not all(isinstance(x, str) and _HHMM.match(x) for x in w)
+            ):
+                raise Invalid(
+                    f'working_hours[{day}]: a window is ["HH:MM", "HH:MM"], not {w!r}',
+                    "working_hours",
+                )
+            if time.fromisoformat(w[0]) >= time.fromisoformat(w[1]):
+                raise Invalid(f"working_hours[{day}]: {w[0]} is not before {w[1]}", "working_hours")
+            day_out.append([w[0], w[1]])
+        if day_out:
+            out[str(day)] = day_out
+    return out
+
+
+def _absences(value: Any) -> list[dict[str, str]]:
+    """``[{"start": "2026-12-20", "end": "2026-12-31", "reason": "отпуск"}]``."""
+    if not isinstance(value, list) or len(value) > 100:
+        raise Invalid("absences must be a list (at most 100)", "absences")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise Invalid("absences: each is {start, end, reason}", "absences")
+        try:
+            start = date.fromisoformat(str(item.get("start")))
+            end = date.fromisoformat(str(item.get("end")))
+        except ValueError:
+            raise Invalid(
+                f"absences: start and end are dates YYYY-MM-DD, not {item!r}", "absences"
+            ) from None
+        if end < start:
+            raise Invalid(f"absences: {end} is before {start}", "absences")
+        reason = str(item.get("reason") or "")[:200]
+        out.append({"start": start.isoformat(), "end": end.isoformat(), "reason": reason})
+    return out
+
+
+async def update_user(
+    session: AsyncSession, actor: Actor, user: User, data: dict[str, Any]
+) -> User:
+    """Change a user's profile, role and routing settings; one audit entry with each
+    changed field as ``[old, new]``.  Raises :class:`Invalid` naming the field."""
+    allowed = USER_FIELDS if actor.is_admin else SUPERVISOR_FIELDS
+    for key in data:
+        if key not in allowed:
+            raise Invalid(f"you may not change {key}", key)
+    new: dict[str, Any] = {}
+    if "name" in data:
+        new["name"] = str(data["name"] or "").strip()[:200]
+    if "role" in data:
+        if data["role"] not in ROLES:
+            raise Invalid(f"role must be one of {', '.join(ROLES)}", "role")
+        if user.id == actor.user_id and data["role"] != "admin":
+            raise Conflict("you cannot take the admin role from yourself", "role")
+        new["role"] = data["role"]
+    if "team" in data:
+        new["team"] = (str(data["team"] or "").strip() or None) if data["team"] else None
+    if "extension" in data:
+        ext = str(data["extension"] or "").strip() or None
+        if ext is not None:
+            if not re.fullmatch(r"[0-9A-Za-z_*#-]{1,32}", ext):
+                raise Invalid(f"extension {ext!r}: digits and letters, up to 32", "extension")
+            taken = await session.scalar(
+                select(User.id).where(User.extension == ext, User.id != user.id)
+            )
+            if taken is not None:
+                raise Conflict(f"extension {ext} is already taken", "extension")
+        new["extension"] = ext
+    if "timezone" in data:
+        tz = str(data["timezone"] or "")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Invalid(f"timezone {tz!r} is not an IANA time zone", "timezone") from None
+        new["timezone"] = tz
+    if "locale" in data:
+        if data["locale"] not in ("ru", "en"):
+            raise Invalid("locale must be ru or en", "locale")
+        new["locale"] = data["locale"]
+    if "working_hours" in data:
+        new["working_hours"] = _working_hours(data["working_hours"])
+    if "absences" in data:
+        new["absences"] = _absences(data["absences"])
+    if "capacity" in data:
+        cap = data["capacity"]
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+            raise Invalid("capacity must be a whole number >= 0, or null", "capacity")
+        new["capacity"] = cap
+    if "weight" in data:
+        w = data["weight"]
+        if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 100:
+            raise Invalid("weight must be a whole number from 1 to 100", "weight")
+        new["weight"] = w
+    changes = {k: [getattr(user, k), v] for k, v in new.items() if getattr(user, k) != v}
+    for key, (_old, value) in changes.items():
+        setattr(user, key, value)
+    if changes:
+        await session.flush()
+        await audit(session, actor, "update", "user", user.id, {"changes": changes})
+    return user
 
 
 async def get_user(session: AsyncSession, actor: Actor, user_id: int) -> User:

@@ -15,6 +15,7 @@ from gateway.api import (
     clients,
     deals,
     emails,
+    forms,
     imports,
     leads,
     messages,
@@ -43,6 +44,7 @@ ROUTE_TABLES = (
     analytics.ROUTES,
     recordings.ROUTES,
     imports.ROUTES,
+    forms.ROUTES,
 )
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "ConvertOut",
     "DealOut",
     "DealWithHistoryOut",
+    "FormOut",
     "InteractionOut",
     "LeadOut",
     "LiveTicketOut",
@@ -38,7 +39,26 @@ class UserOut(Out):
     active: bool
     timezone: str
     locale: str
+    working_hours: dict[str, list[list[str]]] = Field(
+        description='weekday 0 (Monday) to 6 -> local windows [["09:00", "18:00"]]'
+    )
+    absences: list[dict[str, str]] = Field(description="[{start, end, reason}], dates")
+    capacity: int | None = Field(description="open leads and tasks at most; null: no cap")
+    weight: int = Field(description="share in weighted round robin, 1 to 100")
     created_at: str | None
+
+
+class FormOut(Out):
+    id: int
+    key: str
+    name: str
+    secret: str
+    aliases: dict[str, str]
+    honeypot_fields: list[str]
+    active: bool
+    created_at: str | None
+    webhook_url: str = Field(description="where the site posts (the secret in the query)")
+    html_snippet: str = Field(description="a ready HTML form for the site")
 
 
 class UserTokenOut(UserOut):

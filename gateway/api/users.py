@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from aiohttp import web
+from pydantic import Field
 
 from crm_core.models import User
 from crm_core.services.users import (
     LIVE_TICKET_SECONDS,
+    create_user,
     get_user,
     issue_live_ticket,
     list_users,
     rotate_token,
     set_active,
+    update_user,
     user_dict,
 )
 from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.keys import USER
 from gateway.api.responses import LiveTicketOut, UserOut, UserTokenOut
-from gateway.api.schemas import Empty
+from gateway.api.schemas import Empty, Strict
 from gateway.errors import ApiError
 from gateway.keys import LIVE
 from gateway.live import close_streams_of
@@ -52,6 +57,78 @@ async def get_me(request: web.Request) -> web.Response:
 @operation(summary="This OpenAPI document", tag="meta", public=True, errors=())
 async def get_openapi(request: web.Request) -> web.Response:
     return ok(build_document(request.app))
+
+
+class UserPatch(Strict):
+    """What an admin may change; a supervisor only hours, absences, capacity and weight
+    of their team's members."""
+
+    name: str | None = Field(None, max_length=200)
+    role: Literal["admin", "supervisor", "manager"] | None = None
+    team: str | None = Field(None, max_length=100)
+    extension: str | None = Field(None, max_length=32)
+    timezone: str | None = Field(None, max_length=64)
+    locale: Literal["ru", "en"] | None = None
+    working_hours: dict[str, list[list[str]]] | None = Field(
+        None, description='weekday 0 (Monday) to 6 -> [["09:00", "18:00"]]', max_length=7
+    )
+    absences: list[dict[str, str]] | None = Field(None, max_length=100)
+    capacity: int | None = Field(None, ge=0, le=100000)
+    weight: int | None = Field(None, ge=1, le=100)
+
+
+class UserCreate(UserPatch):
+    email: str = Field(max_length=320)
+    role: Literal["admin", "supervisor", "manager"] = "manager"
+
+
+@operation(
+    summary="Create a user (admin); the answer holds their API token, shown once",
+    tag="users",
+    body=UserCreate,
+    response=UserTokenOut,
+    status=201,
+    errors=(401, 403, 409, 422),
+)
+async def post_user(request: web.Request) -> web.Response:
+    _admin_only(request)
+    body = await read_body(request, UserCreate)
+    data: dict[str, Any] = body.model_dump(exclude_unset=True)
+    async with database(request).transaction() as s:
+        user, token = await create_user(
+            s,
+            body.email,
+            body.role,
+            name=body.name,
+            extension=body.extension,
+            team=body.team,
+            actor=actor(request),
+        )
+        rest = {k: v for k, v in data.items() if k not in ("email", "role", "extension", "team")}
+        if rest:
+            await update_user(s, actor(request), user, rest)
+        out = {**user_dict(user), "token": token}
+    return ok(out, 201)
+
+
+@operation(
+    summary="Change a user (admin; a supervisor: hours, absences, capacity, weight of their team)",
+    tag="users",
+    body=UserPatch,
+    response=UserOut,
+    errors=(401, 403, 404, 409, 422),
+)
+async def patch_user(request: web.Request) -> web.Response:
+    who = actor(request)
+    if who.role not in ("admin", "supervisor"):
+        raise ApiError(403, "only admins and supervisors may change users")
+    user_id = path_id(request)
+    body = await read_body(request, UserPatch)
+    async with database(request).transaction() as s:
+        user = await get_user(s, who, user_id)
+        await update_user(s, who, user, body.model_dump(exclude_unset=True))
+        out = user_dict(user)
+    return ok(out)
 
 
 def _admin_only(request: web.Request) -> None:
@@ -137,6 +214,8 @@ async def live_ticket(request: web.Request) -> web.Response:
 
 ROUTES = [
     ("GET", "/users", get_users),
+    ("POST", "/users", post_user),
+    ("PATCH", "/users/{id}", patch_user),
     ("POST", "/users/{id}/deactivate", deactivate_user),
     ("POST", "/users/{id}/activate", activate_user),
     ("POST", "/users/{id}/rotate-token", rotate_user_token),

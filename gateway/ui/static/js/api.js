@@ -53,6 +53,7 @@ export async function api(method, path, { body, query, token, headers: extra } =
   if (!resp.ok) {
     const message = data && getLang() === "ru" && data.error_ru ? data.error_ru : data && data.error;
     const err = new ApiError(resp.status, message || resp.statusText, data && data.field);
+    err.data = data;
     if (resp.status === 401 && path !== "/me") window.dispatchEvent(new CustomEvent("crm:unauthorized"));
     throw err;
   }

@@ -1,4 +1,5 @@
 // Entry point: sign-in, navigation (hash routes), language switch, the live connection.
+import { renderAdmin } from "./admin.js";
 import { renderAnalytics } from "./analytics.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
+  [/^#\/admin(?:\/(\w+))?$/, (m, tab) => renderAdmin(m, tab)],
 ];
 
 function decoded(text) {
@@ -68,6 +70,7 @@ async function enter(token) {
   $("signin").hidden = true;
   $("shell").hidden = false;
   renderMe();
+  $("nav-admin").hidden = !["admin", "supervisor"].includes(me.role);
   if (live) live.stop();
   live = new LiveClient({
     onEvent: (kind, payload) => handleLive(kind, payload, {
