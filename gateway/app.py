@@ -47,12 +47,31 @@ def ingest_for(app: web.Application) -> Ingest:
     return ingest
 
 
+async def _first_admin_hint(db: Database) -> None:
+    """A new installation has no user: say (in the log, and on the sign-in page through
+    ``GET /api/v1/setup``) how to create the first admin."""
+    from sqlalchemy import select
+
+    from crm_core.models import User
+    from gateway.api.users import FIRST_ADMIN_COMMAND
+
+    async with db.sessions() as s:
+        if await s.scalar(select(User.id).limit(1)) is not None:
+            return
+    log.warning(
+        "no_users_yet",
+        message=f"create the first admin: {FIRST_ADMIN_COMMAND} "
+        f"(it prints the API token to sign in with) / создайте первого администратора",
+    )
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(settings.database_url, busy_timeout=settings.database_busy_timeout)
     await migrate(db)
     app[DB] = db
     log.info("database_ready", dialect=db.dialect)
+    await _first_admin_hint(db)
     yield
     await db.dispose()
 

@@ -18,7 +18,7 @@ from gateway.errors import json_error
 
 __all__ = ["PUBLIC_PATHS", "auth_middleware", "bearer_token"]
 
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/setup"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

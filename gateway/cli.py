@@ -204,9 +204,19 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return run_import(args, settings, _print)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crmhub")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmhub", description="CRM with a communications hub")
     p.add_argument("--config", help="settings file (TOML); CRMHUB_* variables override it")
+    p.add_argument("--version", action="version", version=f"crmhub {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the web service and its connectors")

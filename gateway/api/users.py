@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy import select
 
 from crm_core.models import User
 from crm_core.services.users import (
@@ -29,7 +30,7 @@ from gateway.keys import LIVE
 from gateway.live import close_streams_of
 from gateway.openapi import build_document, operation
 
-__all__ = ["ROUTES"]
+__all__ = ["FIRST_ADMIN_COMMAND", "ROUTES"]
 
 
 @operation(
@@ -52,6 +53,23 @@ async def get_users(request: web.Request) -> web.Response:
 @operation(summary="The current user", tag="users", response=UserOut, errors=(401,))
 async def get_me(request: web.Request) -> web.Response:
     return ok(user_dict(request[USER]))
+
+
+FIRST_ADMIN_COMMAND = "crmhub users add EMAIL --role admin --name NAME"
+
+
+@operation(
+    summary="Whether this crmhub still needs its first admin (no user yet), and how to "
+    "create one; public, for the sign-in page",
+    tag="meta",
+    public=True,
+    errors=(),
+)
+async def get_setup(request: web.Request) -> web.Response:
+    async with database(request).sessions() as s:
+        first = await s.scalar(select(User.id).limit(1))
+    needs = first is None
+    return ok({"needs_first_admin": needs, "command": FIRST_ADMIN_COMMAND if needs else None})
 
 
 @operation(summary="This OpenAPI document", tag="meta", public=True, errors=())
@@ -221,5 +239,6 @@ ROUTES = [
     ("POST", "/users/{id}/rotate-token", rotate_user_token),
     ("POST", "/live/ticket", live_ticket),
     ("GET", "/me", get_me),
+    ("GET", "/setup", get_setup),
     ("GET", "/openapi.json", get_openapi),
 ]

@@ -55,7 +55,8 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def setup_ui(app: web.Application) -> None:
-    """Add ``/ui`` (redirect), ``/ui/`` (the page) and ``/ui/static/*`` (assets)."""
+    """Add ``/`` and ``/ui`` (redirects), ``/ui/`` (the page) and ``/ui/static/*`` (assets)."""
+    app.router.add_get("/", _to_index)
     app.router.add_get("/ui", _to_index)
     app.router.add_get("/ui/", _index)
     app.router.add_static("/ui/static/", STATIC, follow_symlinks=False)

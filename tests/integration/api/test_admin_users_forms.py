@@ -150,3 +150,8 @@ async def test_bad_forms_are_refused_and_nothing_is_written(api: Api, body: dict
     status, out = await api.as_("admin").post("/forms", body)
     assert status in (400, 422), out
     assert await count(api.db, Form) == 0
+
+
+async def test_setup_is_public_and_says_nothing_once_a_user_exists(api: Api) -> None:
+    status, body = await api.anonymous().get("/setup")
+    assert status == 200 and body == {"needs_first_admin": False, "command": None}

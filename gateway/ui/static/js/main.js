@@ -60,6 +60,10 @@ function showSignin(message) {
   $("signin").hidden = false;
   if (message) $("signin-token-error").textContent = message;
   $("signin-token").focus();
+  api("GET", "/setup", { token: "" }).then((setup) => {
+    $("signin-setup").hidden = !setup.needs_first_admin;
+    $("signin-setup-command").textContent = setup.command || "";
+  }).catch(() => {});
 }
 
 async function enter(token) {
