@@ -1,4 +1,5 @@
-"""Live events for operators: in-process fan-out, across processes via PostgreSQL NOTIFY.
+"""Live events for operators: in-process fan-out, across processes via PostgreSQL
+(``gateway/live_bridge.py``: a row per event, NOTIFY with its id).
 
 A subscriber gets the events it may see: each event carries the users it concerns
 (``user_ids``) and the owner of the record; the gateway filters by role on top.
@@ -13,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,9 @@ class LiveHub:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self.node_id = uuid.uuid4().hex[:12]
-        self._forward: Any = None  # async callable(json_text) set by the PG bridge
+        # set by the PostgreSQL bridge (gateway/live_bridge.py): shares an event with the
+        # other hub processes; an error there never fails the publisher
+        self.forward: Callable[[LiveEvent], Awaitable[None]] | None = None
         self.closing: str | None = None  # set by close_all() at shutdown
 
     async def publish(
@@ -111,32 +113,36 @@ class LiveHub:
             origin=self.node_id,
         )
         self.deliver(event)
-        if self._forward is not None:
+        if self.forward is not None:
             with contextlib.suppress(Exception):
-                await self._forward(json.dumps({"node": self.node_id, **event.to_json()}))
+                await self.forward(event)
 
     def deliver(self, event: LiveEvent) -> None:
         for sub in list(self._subs):
             sub.offer(event)
 
-    def deliver_remote(self, text: str) -> None:
-        """An event another hub process published (PostgreSQL NOTIFY payload)."""
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return
-        if data.get("node") == self.node_id:
-            return
-        ids = data.get("user_ids")
+    def deliver_remote(
+        self,
+        node: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        user_ids: list[int] | None,
+        owner_id: int | None,
+    ) -> bool:
+        """An event another hub process published; False (and nothing delivered) when it
+        was this process's own."""
+        if node == self.node_id:
+            return False
         self.deliver(
             LiveEvent(
-                kind=str(data.get("kind")),
-                payload=data.get("payload") or {},
-                user_ids=tuple(ids) if ids is not None else None,
-                owner_id=data.get("owner_id"),
-                origin=str(data.get("node")),
+                kind=kind,
+                payload=payload or {},
+                user_ids=tuple(user_ids) if user_ids is not None else None,
+                owner_id=owner_id,
+                origin=node,
             )
         )
+        return True
 
     @contextlib.asynccontextmanager
     async def subscribe(

@@ -46,6 +46,7 @@ __all__ = [
     "Interaction",
     "InteractionMonthly",
     "Lead",
+    "LiveEventRow",
     "LiveTicket",
     "OutboxCommand",
     "RoutingPointer",
@@ -521,6 +522,21 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LiveEventRow(Base):
+    """A live event published on PostgreSQL for the other hub processes: NOTIFY carries
+    only its id; a process fetches the rows it has not seen (also after a reconnect, so a
+    missed notification is caught up).  Kept for an hour."""
+
+    __tablename__ = "live_events"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    node: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    user_ids: Mapped[list[Any] | None] = mapped_column(JSON)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class LiveTicket(Base):

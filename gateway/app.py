@@ -134,6 +134,9 @@ def create_app(settings: Settings) -> web.Application:
     app[HEALTH] = HealthRegistry()
     app[LIVE] = LiveHub()
     app.cleanup_ctx.append(_database)
+    from gateway.live_bridge import live_bridge_ctx
+
+    app.cleanup_ctx.append(live_bridge_ctx)  # live events between hub processes (PostgreSQL)
     app.cleanup_ctx.append(_hub)
     from gateway.routing import rules_ctx
 
