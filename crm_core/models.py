@@ -50,6 +50,7 @@ __all__ = [
     "LiveTicket",
     "OutboxCommand",
     "RoutingPointer",
+    "RoutingRulesVersion",
     "Segment",
     "SegmentClient",
     "SegmentManager",
@@ -504,6 +505,20 @@ class RoutingPointer(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_user_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingRulesVersion(Base):
+    """Every version of the routing rules: the newest is in force in every hub process.
+    ``source``: ``api`` (PUT /rules), ``file`` (the rules file at the first start, or
+    edited on disk), ``restore`` (an older version made current again)."""
+
+    __tablename__ = "routing_rules_versions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ConnectorStateRow(Base):

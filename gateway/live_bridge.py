@@ -2,10 +2,10 @@
 
 Several ``crmhub serve`` processes share one database; an operator's browser holds its
 live stream on any of them, while the call, the reminder or the SLA notice is raised by
-another (the leader holds the AMI link).  Each published event is written as a row of
-``live_events`` in its own short transaction after the business commit, and
-``NOTIFY crmhub_live, '<id>'`` names it.  Every process LISTENs on a dedicated connection
-and fetches the rows it has not seen:
+another (the leader holds the AMI link).  Each published event is queued (the publisher
+never waits for the database) and a writer task inserts what has queued up as rows of
+``live_events`` in one short transaction, then ``NOTIFY crmhub_live``.  Every process
+LISTENs on a dedicated connection and fetches the rows it has not seen:
 
 - on each notification, and every ``poll_seconds`` anyway (a notification is lost while a
   listener reconnects: the next fetch catches up from the database);
@@ -61,25 +61,54 @@ class LiveBridge:
         self.high = 0
         self.delivered = 0
         self._seen: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self.dropped = 0
         self._wake = asyncio.Event()
         self._fetch_lock = asyncio.Lock()
+        self._out: asyncio.Queue[LiveEvent] = asyncio.Queue(10_000)
 
     async def publish(self, event: LiveEvent) -> None:
-        """Share ``event`` (already delivered in this process) with the other processes."""
+        """Share ``event`` (already delivered in this process) with the other processes:
+        queued, so the publisher never waits for the database; the writer task inserts
+        what has queued up in one transaction and NOTIFYs once."""
+        try:
+            self._out.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("live_bridge_queue_full", dropped=self.dropped)
+
+    async def write_pending(self, first: LiveEvent | None = None) -> int:
+        """Insert ``first`` and the queued events, in order (one transaction, one NOTIFY)."""
+        batch: list[LiveEvent] = [first] if first is not None else []
+        while not self._out.empty() and len(batch) < 500:
+            batch.append(self._out.get_nowait())
+        if not batch:
+            return 0
+        now = utcnow()
+        rows = [
+            {
+                "node": self.hub.node_id,
+                "kind": e.kind[:40],
+                "payload": dict(e.payload),
+                "user_ids": list(e.user_ids) if e.user_ids is not None else None,
+                "owner_id": e.owner_id,
+                "created_at": now,
+            }
+            for e in batch
+        ]
         async with self.db.engine.begin() as conn:
-            new_id = await conn.scalar(
-                insert(LiveEventRow)
-                .values(
-                    node=self.hub.node_id,
-                    kind=event.kind[:40],
-                    payload=dict(event.payload),
-                    user_ids=list(event.user_ids) if event.user_ids is not None else None,
-                    owner_id=event.owner_id,
-                    created_at=utcnow(),
-                )
-                .returning(LiveEventRow.id)
-            )
-            await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": str(new_id)})
+            await conn.execute(insert(LiveEventRow), rows)
+            await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": "new"})
+        return len(batch)
+
+    async def writer(self) -> None:
+        while True:
+            event = await self._out.get()
+            try:
+                await self.write_pending(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: these events stay local
+                log.warning("live_bridge_write_failed", error=str(exc)[:200])
 
     def _remember(self, row_id: int) -> None:
         self._seen[row_id] = None
@@ -192,12 +221,15 @@ async def live_bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(bridge.listen(), name="live-bridge-listen"),
         asyncio.create_task(bridge.pump(), name="live-bridge-pump"),
+        asyncio.create_task(bridge.writer(), name="live-bridge-writer"),
     ]
     app[LIVE_BRIDGE] = bridge
     try:
         yield
     finally:
         hub.forward = None
+        with contextlib.suppress(Exception):  # what is still queued reaches the others
+            await asyncio.wait_for(bridge.write_pending(), 5)
         for t in tasks:
             t.cancel()
         for t in tasks:

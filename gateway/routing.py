@@ -13,14 +13,24 @@ from aiohttp import web
 from crm_core.db import Database
 from crm_core.pipeline.assign import Assigner
 from crm_core.pipeline.rules_assigner import RulesAssigner
+from gateway.api.keys import DB
 from gateway.keys import SETTINGS
+from gateway.rules_store import RulesStore
 from gateway.settings import Settings
 from routing_rules import RulesError, RuleSet, RulesWatcher, load_rules
 
-__all__ = ["RULES", "assigner_for_cli", "make_assigner", "rules_ctx", "static_rules"]
+__all__ = [
+    "RULES",
+    "RULES_STORE",
+    "assigner_for_cli",
+    "make_assigner",
+    "rules_ctx",
+    "static_rules",
+]
 
 log = structlog.get_logger("crmhub.routing")
 RULES = web.AppKey("rules_watcher", RulesWatcher)
+RULES_STORE = web.AppKey("rules_store", RulesStore)
 
 
 def static_rules(settings: Settings) -> RuleSet:
@@ -46,10 +56,14 @@ def make_assigner(app: web.Application, db: Database) -> Assigner:
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Reload the rules file when it changes; keep the previous rules when it is invalid."""
+    """The rules in force come from the database (every process polls for a newer
+    version); the file is the bootstrap and an export (``gateway/rules_store.py``)."""
     task = None
-    if RULES in app and app[SETTINGS].routing_rules_path:
-        task = asyncio.create_task(app[RULES].run(poll_interval=2.0), name="rules-watcher")
+    if RULES in app:
+        store = RulesStore(app[DB], app[RULES], app[SETTINGS].routing_rules_path)
+        await store.bootstrap()
+        app[RULES_STORE] = store
+        task = asyncio.create_task(store.run(), name="rules-store")
     yield
     if task is not None:
         task.cancel()

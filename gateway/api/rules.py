@@ -1,8 +1,10 @@
-"""Handlers: the routing rules file (read, replace, explain).
+"""Handlers: the routing rules (read, replace, explain, history, restore).
 
+The rules in force are the newest version in the database (``gateway/rules_store.py``).
 ``PUT /rules`` validates exactly like ``crmhub rules check`` (every error with its line
-and column, 422), writes the file atomically (temp file + fsync + rename) and reloads
-it at once; other hub processes sharing the file pick it up within the watcher's poll.
+and column, 422; nothing saved), saves a new version (in force here at once, in every
+other hub process within its 2 s poll) and writes the rules file atomically (temp file
++ fsync + rename) as an export.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from gateway.api.common import (
     json_object,
     ok,
     parse_body,
+    path_id,
     read_capped,
 )
 from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
+from gateway.rules_store import version_dict
 from routing_rules import RoutingState, RulesError, RuleSet, parse_rules
 from routing_rules.loader import MAX_RULES_BYTES
 
@@ -72,6 +76,7 @@ class RulesIn(BaseModel):
 class RulesOut(BaseModel):
     path: str | None
     exists: bool
+    version: int | None = None
     text: str
     digest: str
     in_force_digest: str
@@ -144,25 +149,34 @@ def _current(request: web.Request) -> RuleSet:
 async def get_rules(request: web.Request) -> web.Response:
     _require(request, "admin")
     path = request.app[SETTINGS].routing_rules_path
-    data, exists = b"", False
-    if path:
-        try:
-            data = await asyncio.to_thread(Path(path).read_bytes)
-            exists = True
-        except FileNotFoundError:
-            data = b""
-    digest = hashlib.sha256(data).hexdigest() if data else ""
+    exists = await asyncio.to_thread(Path(path).exists) if path else False
+    store = _store(request)
+    newest = await store.latest() if store is not None else None
+    if newest is not None:
+        version, body = newest.id, newest.text
+    else:  # no version yet (no rules file at the first start): the file as it is
+        version, body = None, ""
+        if path and exists:
+            body = (await asyncio.to_thread(Path(path).read_bytes)).decode("utf-8", "replace")
+    digest = hashlib.sha256(body.encode()).hexdigest() if body else ""
     current = _current(request)
     out = {
         "path": path,
         "exists": exists,
-        "text": data.decode("utf-8", "replace"),
+        "version": version,
+        "text": body,
         "digest": digest,
         "in_force_digest": current.digest,
         "in_force": digest == current.digest,
         **rules_summary(current),
     }
     return ok(out)
+
+
+def _store(request: web.Request) -> Any:
+    from gateway.routing import RULES_STORE
+
+    return request.app.get(RULES_STORE)
 
 
 async def _yaml_body(request: web.Request) -> str:
@@ -215,7 +229,8 @@ def _unlink_quietly(tmp: str) -> None:
 @operation(
     summary="Replace the routing rules (admin): the YAML text as the body, or "
     '{"yaml": "..."}; validated like `crmhub rules check` (422 lists every '
-    "line/column/message), written atomically and reloaded at once",
+    "line/column/message), saved as a new version (in force here at once, in every hub "
+    "process within seconds) and written to the rules file as an export",
     tag="rules",
     body=RulesIn,
     response=RulesOut,
@@ -223,21 +238,87 @@ def _unlink_quietly(tmp: str) -> None:
 )
 async def put_rules(request: web.Request) -> web.Response:
     _require(request, "admin")
+    store = _store(request)
+    if store is None:
+        raise ApiError(409, "the routing rules are not running in this process", "yaml")
+    body = await _yaml_body(request)
     path = request.app[SETTINGS].routing_rules_path
-    if not path:
-        raise ApiError(409, "no rules file is configured (routing_rules_path)", "yaml")
-    text = await _yaml_body(request)
     try:
-        rules = await parse_off_loop(text, path)
+        rules = await parse_off_loop(body, path or "<rules>")
     except RulesError as err:
         return _rules_error(err)
     async with _write_lock:
-        await asyncio.to_thread(_write_atomically, Path(path), text)
-        w = _watcher(request)
-        if w is not None:
-            await w.reload_async(force=True)
+        row = await store.save(body, rules, source="api", user_id=actor(request).user_id)
+        if path:  # the file is an export of what is in force
+            await asyncio.to_thread(_write_atomically, Path(path), body)
+            store.mark_file_written()
     async with database(request).transaction() as s:
-        await audit(s, actor(request), "rules.replace", "rules", None, {"digest": rules.digest})
+        await audit(
+            s,
+            actor(request),
+            "rules.replace",
+            "rules",
+            row.id if row is not None else None,
+            {"digest": rules.digest},
+        )
+    return await get_rules(request)
+
+
+@operation(
+    summary="Every version of the routing rules, newest first (admin): id, digest, "
+    "source (api, file, restore), author, time",
+    tag="rules",
+    errors=(401, 403),
+)
+async def rules_history(request: web.Request) -> web.Response:
+    _require(request, "admin")
+    store = _store(request)
+    rows = await store.history() if store is not None else []
+    items = [version_dict(v) for v in rows]
+    return ok({"items": items, "total": len(items), "limit": len(items), "offset": 0})
+
+
+@operation(summary="One version of the routing rules with its text (admin)", tag="rules")
+async def rules_version(request: web.Request) -> web.Response:
+    _require(request, "admin")
+    store = _store(request)
+    row = await store.get(path_id(request)) if store is not None else None
+    if row is None:
+        raise ApiError(404, f"rules version {request.match_info['id']} not found")
+    return ok(version_dict(row, with_text=True))
+
+
+@operation(
+    summary="Make an older version of the routing rules current again (admin): saved as a "
+    "new version",
+    tag="rules",
+    errors=(401, 403, 404, 422),
+)
+async def restore_rules_version(request: web.Request) -> web.Response:
+    _require(request, "admin")
+    store = _store(request)
+    row = await store.get(path_id(request)) if store is not None else None
+    if row is None:
+        raise ApiError(404, f"rules version {request.match_info['id']} not found")
+    try:
+        rules = await parse_off_loop(row.text, f"<version {row.id}>")
+    except RulesError as err:
+        return _rules_error(err)
+    path = request.app[SETTINGS].routing_rules_path
+    async with _write_lock:
+        new = await store.save(row.text, rules, source="restore", user_id=actor(request).user_id)
+        if path:
+            await asyncio.to_thread(_write_atomically, Path(path), row.text)
+            store.mark_file_written()
+    async with database(request).transaction() as s:
+        await audit(
+            s,
+            actor(request),
+            "rules.restore",
+            "rules",
+            new.id if new is not None else None,
+            {"from_version": row.id, "digest": rules.digest},
+        )
     return await get_rules(request)
 
 
@@ -302,4 +383,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/rules", get_rules),
     ("PUT", "/rules", put_rules),
     ("POST", "/rules/explain", explain_rules),
+    ("GET", "/rules/history", rules_history),
+    ("GET", "/rules/history/{id}", rules_version),
+    ("POST", "/rules/history/{id}/restore", restore_rules_version),
 ]

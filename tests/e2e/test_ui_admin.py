@@ -152,9 +152,19 @@ async def test_rules_draft_is_checked_then_saved(admin_page: Page, admin_ui: UI)
     await expect(result.locator("li.selected")).to_contain_text("new-leads-round-robin")
     await shot(page, "admin-rules")
     await page.get_by_role("button", name="Сохранить").click()
-    await expect(result).to_contain_text("Правила сохранены")
+    await expect(page.locator(".rules-result")).to_contain_text("Правила сохранены")
     status, rules = await api(ui, "GET", "/rules", ui.admin)
     assert status == 200 and rules["text"] == draft
+    # the history: version 1 (the file) and 2 (the editor); restore 1
+    history = page.locator(".rules-history li")
+    await expect(history).to_have_count(2)
+    await expect(history.first).to_contain_text("действует")
+    page.once("dialog", lambda d: d.accept())
+    await history.last.get_by_role("button", name="Восстановить").click()
+    await expect(page.locator(".rules-history li")).to_have_count(3)
+    await expect(page.locator(".rules-history li").first).to_contain_text("восстановлена")
+    status, rules = await api(ui, "GET", "/rules", ui.admin)
+    assert rules["text"] == RULES.read_text(encoding="utf-8") and rules["version"] == 3
 
 
 async def test_a_manager_has_no_admin_page(page: Page, ui: UI) -> None:

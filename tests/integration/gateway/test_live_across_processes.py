@@ -147,6 +147,7 @@ async def test_bridge_catches_up_late_commits_once_and_skips_the_past(
     old = LiveHub()
     past = LiveBridge(db, old)
     await past.publish(LiveEvent(kind="task_reminder", payload={"n": 0}))  # before B started
+    assert await past.write_pending() == 1  # the writer task's work, done here by hand
 
     a, b = LiveHub(), LiveHub()
     bridge_a, bridge_b = LiveBridge(db, a), LiveBridge(db, b)
@@ -155,6 +156,8 @@ async def test_bridge_catches_up_late_commits_once_and_skips_the_past(
     async with b.subscribe() as sub:
         # published while B was not listening (no pump running): fetched from the table
         await bridge_a.publish(LiveEvent(kind="caller_card", payload={"n": 1}, owner_id=7))
+        assert await bridge_b.fetch() == 0  # queued: the publisher does not wait for it
+        assert await bridge_a.write_pending() == 1
         assert await bridge_b.fetch() == 1
         first = await sub.next()
         assert (first.kind, dict(first.payload), first.owner_id) == ("caller_card", {"n": 1}, 7)

@@ -2,7 +2,7 @@
 // website forms (webhook URL, HTML snippet, secret rotation) and the routing rules editor
 // (check a draft against a sample event, then save).
 import { api } from "./api.js";
-import { clear, field, h, select, toast } from "./dom.js";
+import { clear, field, fmtDate, h, select, toast } from "./dom.js";
 import { getLang, t } from "./i18n.js";
 import { openForm } from "./modal.js";
 import { loadUsers, ownerName, state } from "./state.js";
@@ -279,15 +279,42 @@ async function renderRules(body, isAdmin) {
     try {
       await api("PUT", "/rules", { body: { yaml: editor.value } });
       toast(t("admin.rulesSaved"), "ok");
-      clear(result, h("p", { class: "ok" }, t("admin.rulesSaved")));
+      await renderRules(body, isAdmin);
+      clear(body.querySelector(".rules-result"), h("p", { class: "ok" }, t("admin.rulesSaved")));
     } catch (e) {
       showProblems(result, e);
     }
   };
+  const history = h("section", { class: "rules-history", "aria-labelledby": "rules-history-title" });
+  const showHistory = async () => {
+    const page = await api("GET", "/rules/history");
+    clear(history, h("h2", { id: "rules-history-title" }, t("admin.history")),
+      h("ul", { class: "plain" }, page.items.map((v) => h("li", { dataset: { version: String(v.id) } },
+        h("strong", {}, `№${v.id}`), " · ", t(`admin.src.${v.source}`), " · ", fmtDate(v.created_at),
+        v.created_by ? ` · ${ownerName(v.created_by)}` : "",
+        v.id === current.version ? h("span", { class: "badge" }, t("admin.inForce")) : [
+          " ",
+          h("button", { type: "button", class: "small link", onclick: async () => {
+            editor.value = (await api("GET", `/rules/history/${v.id}`)).text;
+          } }, t("admin.open")),
+          h("button", { type: "button", class: "small", onclick: async () => {
+            if (!window.confirm(t("admin.confirmRestore", { n: v.id }))) return;
+            try {
+              await api("POST", `/rules/history/${v.id}/restore`, { body: {} });
+              toast(t("admin.rulesSaved"), "ok");
+              await renderRules(body, isAdmin);
+            } catch (e) {
+              showProblems(result, e);
+            }
+          } }, t("admin.restore")),
+        ]))));
+  };
   clear(body,
-    isAdmin ? h("p", { class: "muted small" }, current.path ? `${current.path} · ${current.digest.slice(0, 12)}` : t("admin.noRulesFile")) : h("p", { class: "muted" }, t("admin.explainOnly")),
+    isAdmin ? h("p", { class: "muted small" }, current.version ? `${t("admin.version")} №${current.version} · ${current.digest.slice(0, 12)}${current.path ? ` · ${current.path}` : ""}` : t("admin.noRulesFile")) : h("p", { class: "muted" }, t("admin.explainOnly")),
     h("div", { class: "rules-layout" },
       h("div", {}, editor,
-        isAdmin ? h("div", { class: "row" }, h("button", { type: "button", class: "primary", id: "rules-save", onclick: save }, t("save"))) : null),
+        isAdmin ? h("div", { class: "row" }, h("button", { type: "button", class: "primary", id: "rules-save", onclick: save }, t("save"))) : null,
+        isAdmin ? history : null),
       h("div", {}, sample, result)));
+  if (isAdmin) await showHistory();
 }

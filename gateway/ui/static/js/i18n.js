@@ -112,6 +112,10 @@ const STRINGS = {
     "admin.line": "строка", "admin.selected": "сработает это правило", "admin.decision": "Решение",
     "admin.queue": "очередь", "admin.rulesSaved": "Правила сохранены и действуют",
     "admin.noRulesFile": "Файл правил не настроен", "admin.explainOnly": "Руководитель может проверить, кому достанется обращение; менять правила может администратор.",
+    "admin.history": "История версий", "admin.version": "Версия", "admin.inForce": "действует",
+    "admin.open": "Открыть", "admin.restore": "Восстановить",
+    "admin.confirmRestore": "Сделать версию №{n} действующей? Она будет сохранена как новая версия.",
+    "admin.src.api": "из редактора", "admin.src.file": "из файла", "admin.src.restore": "восстановлена",
     "day.0": "Пн", "day.1": "Вт", "day.2": "Ср", "day.3": "Чт", "day.4": "Пт", "day.5": "Сб", "day.6": "Вс",
   },
   en: {
@@ -225,6 +229,10 @@ const STRINGS = {
     "admin.line": "line", "admin.selected": "this rule takes it", "admin.decision": "Decision",
     "admin.queue": "queue", "admin.rulesSaved": "The rules are saved and in force",
     "admin.noRulesFile": "No rules file is configured", "admin.explainOnly": "A supervisor can check who would get a request; an admin changes the rules.",
+    "admin.history": "Versions", "admin.version": "Version", "admin.inForce": "in force",
+    "admin.open": "Open", "admin.restore": "Restore",
+    "admin.confirmRestore": "Make version {n} current again? It is saved as a new version.",
+    "admin.src.api": "from the editor", "admin.src.file": "from the file", "admin.src.restore": "restored",
     "day.0": "Mon", "day.1": "Tue", "day.2": "Wed", "day.3": "Thu", "day.4": "Fri", "day.5": "Sat", "day.6": "Sun",
   },
 };
