@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,16 @@ __all__ = [
     "downgrade_to",
     "is_busy_error",
     "migrate",
+    "process_name",
     "run_migrations",
 ]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def process_name() -> str:
+    """This process as PostgreSQL shows it (``application_name``, at most 63 bytes)."""
+    return f"crmhub {socket.gethostname()[:40]} pid {os.getpid()}"[:63]
 
 
 def default_sqlite_url(path: str | Path = "./var/crmhub.db") -> str:
@@ -119,6 +127,9 @@ class Database:
             kwargs["connect_args"] = {"timeout": busy_timeout}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # each session names its process, so `crmhub status` and /readyz can tell
+            # which hub holds which connector's lock (pg_stat_activity.application_name)
+            kwargs["connect_args"] = {"server_settings": {"application_name": process_name()}}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             pragmas = _sqlite_pragmas(int(busy_timeout * 1000))

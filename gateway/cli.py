@@ -59,6 +59,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Which hub process leads which connector, and which hub processes are connected."""
+    from sqlalchemy import text as sql
+
+    from gateway.leader import holders, lock_names
+
+    async def run(db: Database) -> int:
+        locks = lock_names(settings)
+        held = await holders(db, list(locks.values()))
+        processes: list[str] = []
+        if db.is_postgres:
+            async with db.engine.connect() as conn:
+                rows = await conn.execute(
+                    sql(
+                        "SELECT DISTINCT application_name FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name LIKE 'crmhub %' "
+                        "AND pid <> pg_backend_pid() ORDER BY 1"
+                    )
+                )
+                processes = [r[0] for r in rows]
+        _print(
+            {
+                "database": db.dialect,
+                "processes": processes,
+                "connectors": [
+                    {"name": name, "lock": lock, "leader": held.get(lock)}
+                    for name, lock in locks.items()
+                ],
+            }
+        )
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         _print({"migrated": True, "database": db.dialect})
@@ -224,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
 
+    sub.add_parser(
+        "status", help="which hub process leads which connector (AMI, IMAP, Telegram)"
+    ).set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

@@ -43,6 +43,8 @@ async def readyz(request: web.Request) -> web.Response:
         body["database"] = f"unreachable: {one_line(str(exc))}" if details else "unreachable"
         status = 503
     body["connectors"] = [_connector(h, details) for h in app[HEALTH].all()]
+    if details and status == 200:
+        await _leaders(app, body)
     degraded = [c for c in app[HEALTH].all() if not c.ok]
     body["status"] = "unavailable" if status != 200 else ("degraded" if degraded else "ok")
     return web.json_response(body, status=status)
@@ -65,6 +67,22 @@ def one_line(text: str) -> str:
     text = _AMI_MESSAGE.sub(_ami_message, text)
     text = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+async def _leaders(app: web.Application, body: dict[str, Any]) -> None:
+    """Who leads which connector (PostgreSQL: the lock holder's process name)."""
+    from crm_core.db import process_name
+    from gateway.leader import holders, lock_names
+
+    body["process"] = process_name()
+    locks = lock_names(app[SETTINGS])
+    try:
+        held = await asyncio.wait_for(holders(app[DB], list(locks.values())), 3)
+    except Exception:  # pragma: no cover - the database answered the ping just now
+        return
+    for c in body["connectors"]:
+        if c["name"] in locks:
+            c["leader"] = held.get(locks[c["name"]])
 
 
 def _connector(h: ConnectorHealth, details: bool) -> dict[str, Any]:

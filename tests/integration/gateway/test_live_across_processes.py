@@ -185,3 +185,110 @@ async def test_bridge_catches_up_late_commits_once_and_skips_the_past(
         assert await bridge_a.fetch() == 2  # A sees the two "other" rows, not its own
         assert sub.queue.empty()
     assert past.delivered == 0 and bridge_b.delivered == 3
+
+
+MISSED = AMI_FIXTURES / "b_inbound_missed_noanswer.ami"
+
+
+async def _until(cond: Any, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def _callbacks(db_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from crm_core.models import Task
+
+    db = Database(db_url)
+    try:
+        async with db.sessions() as s:
+            n = await s.scalar(
+                select(func.count()).select_from(Task).where(Task.kind == "call_back")
+            )
+            return int(n or 0)
+    finally:
+        await db.dispose()
+
+
+async def _call_rows(db_url: str) -> list[tuple[str, str]]:
+    """(kind, linkedid) of every call interaction on the timeline."""
+    from sqlalchemy import select
+
+    from crm_core.models import Interaction
+
+    db = Database(db_url)
+    try:
+        async with db.sessions() as s:
+            rows = await s.execute(
+                select(Interaction.kind, Interaction.meta).where(Interaction.channel == "call")
+            )
+            return [(r.kind, str((r.meta or {}).get("linkedid"))) for r in rows]
+    finally:
+        await db.dispose()
+
+
+async def test_leader_killed_mid_call_another_takes_over_and_nothing_is_lost_or_doubled(
+    pg_db: str, tmp_path: Path
+) -> None:
+    """kill -9 the process holding the AMI link while a call rings: another process takes
+    the link within 10 s, adopts the ringing call, and every call is logged exactly once."""
+    async with AMIServer(speed=0.02) as srv:
+        pbx = cast(Any, _Pbx(srv.port))
+        hubs = [Crmhub(tmp_path / f"hub{i}", pg_db, pbx) for i in range(3)]
+        hubs[0].add_user("anna@example.ru", "manager", extension="101")
+        try:
+            for hub in hubs:
+                hub.start(wait_connected=False)
+            for hub in hubs:
+                await asyncio.to_thread(_healthy, hub)
+            deadline = time.monotonic() + 30
+            while not _leaders(hubs):
+                assert time.monotonic() < deadline, [h.tail() for h in hubs]
+                await asyncio.sleep(0.2)
+            (leader,) = _leaders(hubs)
+            assert leader.proc is not None
+            status = await asyncio.to_thread(hubs[1].cli, "status")
+            (conn,) = status["connectors"]
+            assert conn["leader"].endswith(f"pid {leader.proc.pid}"), status
+            assert len(status["processes"]) == 3
+
+            # a whole call before the failover
+            srv.push(load_transcript(CALL))
+            deadline = time.monotonic() + 30
+            while [k for k, _ in await _call_rows(pg_db)].count("call_ended") < 1:
+                assert time.monotonic() < deadline, leader.tail()
+                await asyncio.sleep(0.2)
+            # a second call starts ringing, then the leader dies
+            missed = load_transcript(MISSED)
+            ring = next(i for i, (_, m) in enumerate(missed) if m["Event"] == "DialBegin")
+            srv.push(missed[: ring + 1])
+            await _until(lambda: srv.finished)
+            await asyncio.sleep(1.0)  # the leader has seen the ring
+            leader.kill9()
+            killed = time.monotonic()
+            rest = [h for h in hubs if h is not leader]
+            while not _leaders(rest):
+                assert time.monotonic() - killed < 10, [h.tail() for h in rest]
+                await asyncio.sleep(0.1)
+            print(f"failover took {time.monotonic() - killed:.1f} s")
+            (new_leader,) = _leaders(rest)
+            # the call ends after the failover
+            srv.push(missed[ring + 1 :])
+            deadline = time.monotonic() + 40
+            while len([k for k, _ in await _call_rows(pg_db) if k == "call_ended"]) < 2:
+                assert time.monotonic() < deadline, (await _call_rows(pg_db), new_leader.tail())
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(3)  # a duplicate would show by now
+            calls = await _call_rows(pg_db)
+            ended = [lid for k, lid in calls if k == "call_ended"]
+            assert len(ended) == 2 and len(set(ended)) == 2, calls
+            assert await _callbacks(pg_db) == 1  # the missed call: one "call back" task
+            status = await asyncio.to_thread(new_leader.cli, "status")
+            assert new_leader.proc is not None
+            assert status["connectors"][0]["leader"].endswith(f"pid {new_leader.proc.pid}")
+        finally:
+            for hub in hubs:
+                hub.stop()
