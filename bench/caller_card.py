@@ -186,7 +186,7 @@ async def run(kind: str, tmp: Path, calls: int, gap: float, speed: float) -> dic
             ready = asyncio.Event()
             readies.append(ready)
             readers.append(asyncio.create_task(sse(watched.base_url, token, cards, ready)))
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
         script = burst(calls, gap)
         srv.push(script)
         deadline = time.monotonic() + 60 + calls * gap / max(speed, 0.01)
