@@ -23,7 +23,7 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # (code, name, name_en, probability, kind, required fields): a copy of crm_core/stages.py
 # as it was, so that this migration does not change when that module does.
-DEFAULT_STAGES = (
+DEFAULT_STAGES: tuple[tuple[str, str, str, int, str, list[str]], ...] = (
     ("new", "Новая", "New", 10, "open", []),
     ("qualification", "Квалификация", "Qualification", 20, "open", []),
     ("proposal", "Коммерческое предложение", "Proposal", 40, "open", []),
