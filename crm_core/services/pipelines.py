@@ -401,9 +401,10 @@ async def update_pipeline(
     if changes.get("loss_reasons") is not None:
         await _replace_reasons(s, f, _reason_specs(list(changes["loss_reasons"])))
     await s.flush()
-    await audit(s, actor, "update", "pipeline", p.id, changes)
+    pid = p.id
+    await audit(s, actor, "update", "pipeline", pid, changes)
     s.expire_all()
-    return await load_funnel(s, p.id)
+    return await load_funnel(s, pid)
 
 
 async def _replace_stages(s: AsyncSession, f: Funnel, specs: list[dict[str, Any]]) -> None:
