@@ -177,6 +177,10 @@ async def deal_dicts(s: AsyncSession, deals: list[Deal]) -> list[dict[str, Any]]
                     "total": _money(line_total(it.quantity, it.price, it.discount)),
                 }
             )
+    names: dict[int, str] = {}
+    if deals:
+        query = select(Client.id, Client.name).where(Client.id.in_({d.client_id for d in deals}))
+        names = {cid: name for cid, name in await s.execute(query)}
     out = []
     for d in deals:
         f = funnels[d.pipeline_id]
@@ -185,6 +189,7 @@ async def deal_dicts(s: AsyncSession, deals: list[Deal]) -> list[dict[str, Any]]
             {
                 "id": d.id,
                 "client_id": d.client_id,
+                "client_name": names.get(d.client_id),
                 "lead_id": d.lead_id,
                 "pipeline_id": f.id,
                 "title": d.title,

@@ -118,6 +118,7 @@ class DealItemOut(Out):
 class DealOut(Out):
     id: int
     client_id: int
+    client_name: str | None
     lead_id: int | None
     pipeline_id: int
     title: str
