@@ -62,7 +62,7 @@ class MissingField(ServiceError):
     def __init__(self, field: str, f: Funnel, stage: str) -> None:
         super().__init__(f"{field} is required to enter the stage {f.label(stage, 'en')}", field)
         label = FIELD_RU.get(field, field)
-        self.message_ru = f"для этапа «{f.label(stage, 'ru')}» нужно заполнить поле «{label}»"
+        self.message_ru = f"Для этапа «{f.label(stage, 'ru')}» нужно заполнить поле «{label}»"
 
 
 def parse_amount(value: Any, field: str = "amount") -> Decimal | None:

@@ -333,13 +333,17 @@ class LossReasonIn(Strict):
     active: bool = True
 
 
+# A catalogue entry, or just its name.
+Reason = LossReasonIn | Annotated[str, Field(min_length=1, max_length=300)]
+
+
 class PipelineCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     name_en: str | None = Field(None, max_length=200)
     is_default: bool = False
     position: int | None = Field(None, ge=0, le=10000)
     stages: list[PipelineStageIn] = Field(min_length=1, max_length=50)
-    loss_reasons: list[LossReasonIn] = Field([], max_length=200)
+    loss_reasons: list[Reason] = Field([], max_length=200)
 
 
 class PipelinePatch(Strict):
@@ -348,7 +352,7 @@ class PipelinePatch(Strict):
     is_default: bool | None = None
     position: int | None = Field(None, ge=0, le=10000)
     stages: list[PipelineStageIn] | None = Field(None, min_length=1, max_length=50)
-    loss_reasons: list[LossReasonIn] | None = Field(None, min_length=1, max_length=200)
+    loss_reasons: list[Reason] | None = Field(None, min_length=1, max_length=200)
 
 
 class TaskCreate(Strict):

@@ -188,7 +188,7 @@ async def test_default_pipeline_contract_needs_an_amount(api: Api) -> None:
     status, err = await a1.post(f"/deals/{deal['id']}/stage", {"stage": "contract"})
     assert (status, err["field"]) == (400, "amount")
     assert err["error"] == "amount is required to enter the stage Contract"
-    assert err["error_ru"] == "для этапа «Договор» нужно заполнить поле «сумма»"
+    assert err["error_ru"] == "Для этапа «Договор» нужно заполнить поле «сумма»"
     status, err = await a1.post(
         "/deals", {"client_id": await _client(a1), "title": "Окна", "stage": "contract"}
     )

@@ -88,10 +88,14 @@ function filterForm(reload) {
   return form;
 }
 
+let loads = 0; // the newest load wins: a slow answer never replaces a newer board
+
 async function loadBoard(body, pipeline, reload) {
+  const mine = ++loads;
   let board;
   try {
     board = await api("GET", "/deals/board", { query: { pipeline_id: pipeline.id, ...filters, per_stage: 100 } });
+    if (mine !== loads) return;
   } catch (e) {
     clear(body, h("p", { class: "field-error", role: "alert" }, e.message));
     return;
