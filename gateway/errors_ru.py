@@ -194,6 +194,10 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"unknown part (?P<p>.*) \(expected .*\)", "неизвестная часть {p}"),
     (r"file is more than the limit of (?P<n>\d+) bytes", "файл больше предела {n} байт"),
     (r"(?P<f>\w+) is longer than 64 KB", "{f} длиннее 64 КБ"),
+    (
+        r"(?P<f>\S+): text must not contain NUL \(\\u0000\) characters",
+        "{f}: в тексте не может быть символа NUL (\\u0000)",
+    ),
     # pipelines and deals (docs/deals.md)
     (
         r"a reason from the loss-reason catalogue is required",

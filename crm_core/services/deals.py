@@ -283,24 +283,23 @@ async def board(
             select(sub.c.stage, func.count(), func.sum(sub.c.amount)).group_by(sub.c.stage)
         )
     }
+    rows: list[Deal] = []
+    for st in f.stages:
+        if totals.get(st.code, (0, None))[0]:
+            query = base.where(Deal.stage == st.code).order_by(Deal.id.desc()).limit(per_stage)
+            rows += list(await s.scalars(query))
+    shown: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in await deal_dicts(s, rows):  # one round of lookups for the whole board
+        shown[d["stage"]].append(d)
     columns = []
     for st in f.stages:
         n, amount = totals.get(st.code, (0, None))
-        rows = (
-            list(
-                await s.scalars(
-                    base.where(Deal.stage == st.code).order_by(Deal.id.desc()).limit(per_stage)
-                )
-            )
-            if n
-            else []
-        )
         columns.append(
             {
                 "stage": st.code,
                 "count": n,
                 "amount": _money(Decimal(amount)) if amount is not None else "0.00",
-                "items": await deal_dicts(s, rows),
+                "items": shown[st.code],
             }
         )
     return {"pipeline": pipeline_dict(f), "columns": columns}
