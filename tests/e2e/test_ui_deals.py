@@ -104,6 +104,14 @@ async def test_board_drag_and_drop_and_the_lose_dialog(page: Page, ui: UI) -> No
     await expect(page.get_by_label("Сумма от")).to_have_value("")
     await shot(page, "board-b2c")
 
+    # In English: the pipeline's own English names.
+    await page.locator(".topbar").get_by_role("button", name="English").click()
+    await expect(board.locator(".column h2")).to_have_text(
+        ["Request", "Selection", "Invoice", "Delivery"]
+    )
+    await expect(page.locator(".dropzone.lost")).to_contain_text("Lost")
+    await expect(page.get_by_role("button", name="New deal")).to_be_visible()
+
 
 async def _client_id(ui: UI, token: str) -> str:
     _, page = await api(ui, "GET", "/clients?q=Волкова", token)
@@ -214,3 +222,40 @@ async def test_a_deal_from_the_client_card_and_the_pages_fit_a_phone(phone: Page
     await page.goto(ui.at("/ui/#/deals"))
     await expect(page.locator("#deals-board .column").first).to_be_visible()
     await fits(page, "board")
+
+
+async def test_admins_make_a_pipeline_and_edit_its_loss_reasons(page: Page, ui: UI) -> None:
+    await sign_in(page, ui, ui.admin)
+    await page.get_by_role("link", name="Сделки").click()
+    await page.get_by_role("button", name="Новая воронка").click()
+    dialog = page.locator("dialog#modal")
+    await dialog.get_by_label("Название воронки").fill("Сервис")
+    await dialog.get_by_label("Этапы").fill("Обращение\nДиагностика\nРемонт")
+    await dialog.get_by_label("Причины проигрыша").fill("Дорого\nДолго")
+    await dialog.get_by_role("button", name="Создать").click()
+    await expect(dialog).to_be_hidden()
+    board = page.locator("#deals-board")
+    await expect(board.locator(".column h2")).to_have_text(["Обращение", "Диагностика", "Ремонт"])
+    await expect(page.locator("#pipeline-switch")).to_have_value(await _pipeline_id(ui, "Сервис"))
+
+    await page.get_by_role("button", name="Настроить воронку").click()
+    await dialog.get_by_label("Вероятность, %: Ремонт").fill("90")
+    await dialog.get_by_label("Причины проигрыша").fill("Дорого\nНет запчастей")
+    await dialog.get_by_role("button", name="Сохранить").click()
+    await expect(dialog).to_be_hidden()
+    await expect(board.locator(".column[data-stage=stage_3] header")).to_contain_text("90%")
+    _, pipelines = await api(ui, "GET", "/pipelines", ui.admin)
+    service = next(p for p in pipelines["items"] if p["name"] == "Сервис")
+    assert {r["name"]: r["active"] for r in service["loss_reasons"]} == {
+        "Дорого": True,
+        "Долго": False,  # archived, not deleted
+        "Нет запчастей": True,
+    }
+    # A manager reads pipelines but sees no settings.
+    status, _ = await api(ui, "PATCH", f"/pipelines/{service['id']}", ui.manager, {"name": "x"})
+    assert status == 403
+
+
+async def _pipeline_id(ui: UI, name: str) -> str:
+    _, pipelines = await api(ui, "GET", "/pipelines", ui.admin)
+    return str(next(p["id"] for p in pipelines["items"] if p["name"] == name))

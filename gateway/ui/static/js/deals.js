@@ -6,6 +6,7 @@ import {
 } from "./dealform.js";
 import { clear, field, fmtMoney, h, select, toast } from "./dom.js";
 import { addStrings, getLang, plural, t } from "./i18n.js";
+import { openNewPipeline, openPipelineSettings } from "./pipelineform.js";
 import { ownerName, state } from "./state.js";
 
 addStrings({
@@ -50,9 +51,18 @@ export async function renderDeals(main) {
   });
   const add = h("button", { type: "button", class: "primary", id: "deal-new",
     onclick: () => openDealForm(null, { pipeline_id: current }, () => reload()) }, t("deal.new"));
+  const admin = state.me && state.me.role === "admin";
+  const settings = admin ? [
+    h("button", { type: "button", id: "pipeline-settings", onclick: () => openPipelineSettings(
+      pipelines.find((p) => p.id === current), () => renderDeals(main)) }, t("pf.edit")),
+    h("button", { type: "button", id: "pipeline-new", onclick: () => openNewPipeline((p) => {
+      current = p.id;
+      return renderDeals(main);
+    }) }, t("pf.new")),
+  ] : null;
   clear(main,
     h("div", { class: "view-head" }, h("h1", {}, t("deals.title")),
-      field(t("deal.pipeline"), switcher), add),
+      field(t("deal.pipeline"), switcher), add, settings),
     filterForm(reload),
     body);
   await reload();
