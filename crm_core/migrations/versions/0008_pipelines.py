@@ -87,7 +87,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pipeline_stages")),
-        sa.UniqueConstraint("pipeline_id", "code", name=op.f("uq_pipeline_stages_pipeline_id")),
+        sa.UniqueConstraint(
+            "pipeline_id", "code", name=op.f("uq_pipeline_stages_pipeline_id_code")
+        ),
     )
     op.create_index(
         op.f("ix_pipeline_stages_pipeline_id"), "pipeline_stages", ["pipeline_id"], unique=False
@@ -107,7 +109,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_loss_reasons")),
-        sa.UniqueConstraint("pipeline_id", "name", name=op.f("uq_loss_reasons_pipeline_id")),
+        sa.UniqueConstraint("pipeline_id", "name", name=op.f("uq_loss_reasons_pipeline_id_name")),
     )
     op.create_index(
         op.f("ix_loss_reasons_pipeline_id"), "loss_reasons", ["pipeline_id"], unique=False
