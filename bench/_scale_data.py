@@ -110,6 +110,9 @@ class _Gen:
         self.lead_client: list[int | None] = [None] * (sizes.leads + 1)
         self.deal_client: list[int] = [0] * (sizes.deals + 1)
         self.sample_name = ""
+        # The default pipeline (made by migration 0008) and its loss reasons by name.
+        self.pipeline_id: int | None = None
+        self.reason_ids: dict[str, int] = {}
 
     def users(self) -> Iterator[dict[str, Any]]:
         yield {"id": 1, "email": "admin@bench.example", "name": "Админ", "role": "admin"}
@@ -225,14 +228,17 @@ class _Gen:
             stage = "won" if r < 0.3 else "lost" if r < 0.6 else STAGE_PATH[rng.randrange(0, 5)]
             created = _at(rng)
             closed = created + timedelta(days=20) if stage in ("won", "lost") else None
+            reason = rng.choice(LOSS[:4]) if stage == "lost" else None
             yield {
                 "id": did,
                 "client_id": client,
+                "pipeline_id": self.pipeline_id,
                 "title": f"Сделка {did}",
                 "stage": stage,
                 "amount": Decimal(rng.randrange(10_000, 5_000_000)),
                 "owner_id": self.client_owner[client],
-                "loss_reason": rng.choice(LOSS[:4]) if stage == "lost" else None,
+                "loss_reason": reason,
+                "loss_reason_id": self.reason_ids.get(reason.casefold()) if reason else None,
                 "created_at": created,
                 "updated_at": created,
                 "closed_at": closed,
@@ -487,6 +493,17 @@ async def load(url: str, sizes: Sizes) -> Truth:
         await writer.write(m.ContactPerson.__table__, gen.persons())
         await writer.write(m.Lead.__table__, gen.leads())
         await writer.write(m.ContactPoint.__table__, gen.points())
+        sql = (
+            "SELECT p.id, r.name, r.id FROM pipelines p JOIN loss_reasons r ON r.pipeline_id = p.id"
+        )
+        sql += " WHERE p.is_default"
+        if pg is not None:
+            catalogue = [tuple(r) for r in await pg.fetch(sql)]
+        else:
+            catalogue = writer.conn.execute(sql).fetchall()
+        for pid, name, rid in catalogue:
+            gen.pipeline_id = pid
+            gen.reason_ids[name.casefold()] = rid
         deals: list[tuple[int, str, datetime]] = []
 
         def deal_rows() -> Iterator[dict[str, Any]]:

@@ -10,12 +10,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.models import (
     Client,
     ContactPerson,
     ContactPoint,
     Deal,
+    DealItem,
     DealStageChange,
     Interaction,
     Lead,
@@ -24,6 +26,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.services.pipelines import create_pipeline, default_pipeline, load_funnel
 
 __all__ = ["load_demo"]
 
@@ -98,6 +101,69 @@ CLIENTS = [
 ]
 
 
+# The second pipeline of the demo: retail, with line items required before the invoice.
+B2C = {
+    "name": "B2C — розница",
+    "name_en": "B2C — retail",
+    "stages": [
+        {"code": "new", "name": "Заявка", "name_en": "Request", "probability": 10},
+        {"code": "selection", "name": "Подбор", "name_en": "Selection", "probability": 30},
+        {
+            "code": "invoice",
+            "name": "Счёт",
+            "name_en": "Invoice",
+            "probability": 70,
+            "required_fields": ["items"],
+        },
+        {
+            "code": "delivery",
+            "name": "Доставка",
+            "name_en": "Delivery",
+            "probability": 90,
+            "required_fields": ["items"],
+        },
+    ],
+    "loss_reasons": [
+        {"name": "Дорого", "name_en": "Too expensive"},
+        {"name": "Нет в наличии", "name_en": "Out of stock"},
+        {"name": "Нашёл дешевле", "name_en": "Found it cheaper"},
+        {"name": "Передумал", "name_en": "Changed their mind"},
+        {"name": "Другое", "name_en": "Other"},
+    ],
+}
+# (client index in CLIENTS, title, stage path, items (name, qty, unit, price, discount %),
+# loss reason)
+B2C_DEALS: list[tuple[int, str, tuple[str, ...], list[tuple[str, str, str, str, str]], str]] = [
+    (
+        3,
+        "Кухонный гарнитур",
+        ("new", "selection", "invoice"),
+        [
+            ("Гарнитур «Лайт» 2,4 м", "1", "компл", "189000", "5"),
+            ("Сборка и установка", "1", "усл", "15000", "0"),
+        ],
+        "",
+    ),
+    (
+        3,
+        "Шкаф-купе",
+        ("new", "selection", "invoice", "won"),
+        [("Шкаф 1,8 м", "1", "шт", "64000", "0")],
+        "",
+    ),
+    (4, "Диван угловой", ("new", "selection", "lost"), [], "Нашёл дешевле"),
+]
+
+
+async def _demo_pipelines(s: Any, admin: User) -> dict[str, Any]:
+    """The default pipeline named for B2B equipment sales, and a B2C retail one."""
+    b2b = await default_pipeline(s)
+    b2b.name, b2b.name_en = "B2B — оборудование", "B2B — equipment"
+    await s.flush()
+    b2c = await create_pipeline(s, Actor.of(admin), B2C)
+    return {"b2b": await load_funnel(s, b2b.id), "b2c": b2c}
+
+
 async def load_demo(db: Database) -> dict[str, Any]:
     """Idempotent: a second run finds the demo users and adds nothing."""
     now = utcnow()
@@ -120,7 +186,9 @@ async def load_demo(db: Database) -> dict[str, Any]:
             users.append(u)
             tokens[email] = token
         await s.flush()
+        funnels = await _demo_pipelines(s, users[0])
         managers = [u for u in users if u.role == "manager"]
+        clients: list[Client] = []
         segments: dict[str, Segment] = {}
         for i, row in enumerate(CLIENTS):
             kind, name, inn, seg, status, phone, email, person, stage, amount = row
@@ -139,12 +207,14 @@ async def load_demo(db: Database) -> dict[str, Any]:
             )
             s.add(c)
             await s.flush()
+            clients.append(c)
             s.add(ContactPoint(kind="phone", value=phone, client_id=c.id))
             s.add(ContactPoint(kind="email", value=email, client_id=c.id))
             if person:
                 s.add(ContactPerson(client_id=c.id, name=person, position="Закупки"))
             d = Deal(
                 client_id=c.id,
+                pipeline_id=funnels["b2b"].id,
                 title=f"Поставка — {name}",  # no Russian declension of names here
                 stage=stage,
                 amount=amount,
@@ -199,6 +269,51 @@ async def load_demo(db: Database) -> dict[str, Any]:
                     deal_id=d.id,
                 )
             )
+        b2c = funnels["b2c"]
+        for i, title, path, items, reason in B2C_DEALS:
+            c = clients[i]
+            lost = next((r for r in b2c.reasons if r.name == reason), None)
+            d = Deal(
+                client_id=c.id,
+                pipeline_id=b2c.id,
+                title=title,
+                stage=path[-1],
+                currency="RUB",
+                owner_id=c.owner_id,
+                loss_reason=lost.name if lost else None,
+                loss_reason_id=lost.id if lost else None,
+                loss_comment="В соседнем салоне на 10% дешевле" if lost else None,
+                amount=Decimal("95000") if not items else None,
+                created_at=now - timedelta(days=12 - 2 * i),
+                closed_at=now - timedelta(days=1) if path[-1] in ("won", "lost") else None,
+            )
+            s.add(d)
+            await s.flush()
+            total = Decimal(0)
+            for pos, (iname, qty, unit, price, discount) in enumerate(items):
+                line = DealItem(
+                    deal_id=d.id,
+                    position=pos,
+                    name=iname,
+                    quantity=Decimal(qty),
+                    unit=unit,
+                    price=Decimal(price),
+                    discount=Decimal(discount),
+                )
+                s.add(line)
+                total += (Decimal(qty) * Decimal(price) * (100 - Decimal(discount)) / 100).quantize(
+                    Decimal("0.01")
+                )
+            if items:
+                d.amount = total
+            prev = None
+            for stage in path:
+                s.add(
+                    DealStageChange(
+                        deal_id=d.id, from_stage=prev, to_stage=stage, user_id=c.owner_id
+                    )
+                )
+                prev = stage
         lead = Lead(
             status="new",
             source="webform",

@@ -38,6 +38,7 @@ __all__ = [
     "ContactPoint",
     "CustomField",
     "Deal",
+    "DealItem",
     "DealStageChange",
     "Form",
     "ImportBatch",
@@ -48,7 +49,10 @@ __all__ = [
     "Lead",
     "LiveEventRow",
     "LiveTicket",
+    "LossReason",
     "OutboxCommand",
+    "Pipeline",
+    "PipelineStage",
     "RoutingPointer",
     "RoutingRulesVersion",
     "Segment",
@@ -299,9 +303,55 @@ class ContactPoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Pipeline(Base):
+    """A sales funnel ("B2B — оборудование"): its stages and its loss-reason catalogue."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PipelineStage(Base):
+    """A stage of a pipeline.  ``code`` is what ``deals.stage`` holds; every pipeline has
+    one ``won`` and one ``lost`` stage (kinds ``won``/``lost``, codes ``won``/``lost``)."""
+
+    __tablename__ = "pipeline_stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "code"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(_fk("pipelines.id", "CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    probability: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    kind: Mapped[str] = mapped_column(String(10), default="open")  # open | won | lost
+    required_fields: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class LossReason(Base):
+    """An entry of a pipeline's loss-reason catalogue; archived, never deleted once used."""
+
+    __tablename__ = "loss_reasons"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(_fk("pipelines.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str | None] = mapped_column(String(300))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class Deal(Base):
     __tablename__ = "deals"
-    __table_args__ = (Index("ix_deals_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_deals_owner_created", "owner_id", "created_at"),
+        Index("ix_deals_pipeline_stage", "pipeline_id", "stage", "id"),
+        Index("ix_deals_pipeline_created", "pipeline_id", "created_at"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
@@ -314,6 +364,25 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # NULL only on rows written around the services (raw loaders): read as the default.
+    pipeline_id: Mapped[int | None] = mapped_column(_fk("pipelines.id", "RESTRICT"))
+    loss_reason_id: Mapped[int | None] = mapped_column(_fk("loss_reasons.id"))
+    loss_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class DealItem(Base):
+    """A line of a deal: quantity x price less a discount (percent); their sum is the
+    deal's amount."""
+
+    __tablename__ = "deal_items"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(_fk("deals.id", "CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    unit: Mapped[str] = mapped_column(String(20), default="шт")
+    price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    discount: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))
 
 
 class DealStageChange(Base):

@@ -26,9 +26,11 @@ _ENTITY = {
     "interaction": "запись истории",
     "phone": "телефон",
     "import": "импорт",
+    "pipeline": "воронка",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
+    "воронка": "не найдена",
     "задача": "не найдена",
     "запись истории": "не найдена",
     "письмо": "не найдено",
@@ -214,6 +216,51 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"unknown part (?P<p>.*) \(expected .*\)", "неизвестная часть {p}"),
     (r"file is more than the limit of (?P<n>\d+) bytes", "файл больше предела {n} байт"),
     (r"(?P<f>\w+) is longer than 64 KB", "{f} длиннее 64 КБ"),
+    (
+        r"(?P<f>\S+): text must not contain NUL \(\\u0000\) characters",
+        "{f}: в тексте не может быть символа NUL (\\u0000)",
+    ),
+    # pipelines and deals (docs/deals.md)
+    (
+        r"a reason from the loss-reason catalogue is required",
+        "нужна причина из справочника причин проигрыша",
+    ),
+    (
+        r"loss reason (?P<id>\d+) is not in this pipeline",
+        "причины {id} нет в справочнике этой воронки",
+    ),
+    (r"reason must be one of the catalogue: (?P<x>.*)", "причина должна быть из справочника: {x}"),
+    (r"stage must be one of (?P<x>.*)", "этап должен быть одним из: {x}"),
+    (
+        r"amount is the sum of the items: .*",
+        "сумма считается по позициям сделки: меняйте позиции",
+    ),
+    (r"deal (?P<id>\d+) is not closed", "сделка {id} не закрыта"),
+    (r"a pipeline named (?P<n>.*) exists", "воронка {n} уже есть"),
+    (
+        r"stage (?P<c>'.*') holds (?P<n>\d+) deals: move them first",
+        "на этапе {c} есть сделки ({n}): сначала перенесите их",
+    ),
+    (
+        r"pipeline (?P<id>\d+) holds (?P<n>\d+) deals: move them first",
+        "в воронке {id} есть сделки ({n}): сначала перенесите их",
+    ),
+    (r"the default pipeline cannot be deleted", "основную воронку удалить нельзя"),
+    (r"make another pipeline the default instead", "сделайте основной другую воронку"),
+    (r"stages must hold at least one open stage", "нужен хотя бы один открытый этап"),
+    (
+        r"loss_reasons must keep at least one active reason",
+        "нужна хотя бы одна действующая причина проигрыша",
+    ),
+    (r"(?P<f>[\w.]+) is used twice", "{f}: повторяется"),
+    (r"(?P<f>[\w.]+) must not be empty", "{f}: не может быть пустым"),
+    (r"(?P<f>[\w.]+) must be a number", "{f}: нужно число"),
+    (r"(?P<f>[\w.]+) must be between (?P<a>\S+) and (?P<b>\S+)", "{f}: от {a} до {b}"),
+    (r"(?P<f>[\w.]+) must be more than 0", "{f}: больше нуля"),
+    (
+        r"(?P<f>[\w.]+) is required to enter the stage .*",
+        "поле {f} обязательно для этого этапа",
+    ),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -23,12 +23,9 @@ from crm_core.models import (
     Task,
     User,
 )
-from crm_core.stages import STAGES
+from crm_core.services.pipelines import in_pipeline, load_funnel
 
 __all__ = ["funnel", "manager_activity", "requests_per_period"]
-
-OPEN_STAGES = [s.code for s in STAGES if s.code not in ("won", "lost")]
-FUNNEL = [*OPEN_STAGES, "won"]
 
 
 def _window(q: Any, column: Any, start: datetime | str | None, end: datetime | str | None) -> Any:
@@ -39,9 +36,10 @@ def _window(q: Any, column: Any, start: datetime | str | None, end: datetime | s
     return q
 
 
-def _rank(column: Any) -> Any:
-    """A stage's place in the funnel (new 0 ... won 5; lost and unknown codes 0)."""
-    return case({stage: i for i, stage in enumerate(FUNNEL)}, value=column, else_=0)
+def _rank(column: Any, stages: list[str]) -> Any:
+    """A stage's place in the funnel (first open stage 0 ... won last; lost and unknown
+    codes 0)."""
+    return case({stage: i for i, stage in enumerate(stages)}, value=column, else_=0)
 
 
 def _last_lost_moves(s: AsyncSession, deal_ids: Any) -> Any:
@@ -61,35 +59,45 @@ def _is_postgres(s: AsyncSession) -> bool:
 
 
 async def funnel(
-    s: AsyncSession, actor: Actor, start: datetime | None, end: datetime | None
+    s: AsyncSession,
+    actor: Actor,
+    start: datetime | None,
+    end: datetime | None,
+    pipeline_id: int | None = None,
 ) -> dict[str, Any]:
-    """Deals created in the window: how far each got, where the lost ones were lost.
+    """Deals of one pipeline (the default one if ``pipeline_id`` is None) created in the
+    window: how far each got, where the lost ones were lost and why.
 
     Per deal (index seeks on its stage changes): the furthest stage any change reached
     and, for a lost deal, the stage of its last move to ``lost``; then one GROUP BY
     over those, so the rows that reach Python are bounded by stages x reasons."""
-    deal_ids = _window(select(Deal.id).where(visible_deals(actor)), Deal.created_at, start, end)
+    pf = await load_funnel(s, pipeline_id)
+    order_codes = [*pf.open_codes, "won"]
+    mine = (visible_deals(actor), in_pipeline(pf.pipeline))
+    deal_ids = _window(select(Deal.id).where(*mine), Deal.created_at, start, end)
     dsc = DealStageChange
     reached = (
-        select(dsc.deal_id, func.max(_rank(dsc.to_stage)).label("reached"))
+        select(dsc.deal_id, func.max(_rank(dsc.to_stage, order_codes)).label("reached"))
         .where(dsc.to_stage != "lost", dsc.deal_id.in_(deal_ids))
         .group_by(dsc.deal_id)
         .subquery("reached")
     )
     last_lost = _last_lost_moves(s, deal_ids)
+    first = order_codes[0]
     per_deal = _window(
         select(
             Deal.stage.label("stage"),
             Deal.amount.label("amount"),
             Deal.loss_reason.label("loss_reason"),
+            Deal.loss_reason_id.label("loss_reason_id"),
             reached.c.reached,
             case(
-                (Deal.stage == "lost", func.coalesce(last_lost.c.from_stage, "new")), else_=None
+                (Deal.stage == "lost", func.coalesce(last_lost.c.from_stage, first)), else_=None
             ).label("lost_at"),
         )
         .outerjoin(reached, reached.c.deal_id == Deal.id)
         .outerjoin(last_lost, last_lost.c.deal_id == Deal.id)
-        .where(visible_deals(actor)),
+        .where(*mine),
         Deal.created_at,
         start,
         end,
@@ -97,17 +105,26 @@ async def funnel(
     c = per_deal.c
     rows = await s.execute(
         select(
-            c.reached, c.stage, c.lost_at, c.loss_reason, func.count(), func.sum(c.amount)
-        ).group_by(c.reached, c.stage, c.lost_at, c.loss_reason)
+            c.reached,
+            c.stage,
+            c.lost_at,
+            c.loss_reason,
+            c.loss_reason_id,
+            func.count(),
+            func.sum(c.amount),
+        ).group_by(c.reached, c.stage, c.lost_at, c.loss_reason, c.loss_reason_id)
     )
-    order = {stage: i for i, stage in enumerate(FUNNEL)}
+    order = {stage: i for i, stage in enumerate(order_codes)}
     total = won = lost = 0
-    won_amount: Decimal | int = 0
+    won_amount: Decimal = Decimal(0)
+    lost_amount: Decimal = Decimal(0)
     reached_at_least: Counter[int] = Counter()  # furthest rank -> deals
     now_at: Counter[str] = Counter()
     lost_here: dict[str, Counter[str]] = defaultdict(Counter)
-    for reached_rank, stage, lost_at, reason, n, amount in rows:
-        furthest = max(int(reached_rank or 0), order.get(stage, 0), order.get(lost_at or "new", 0))
+    lost_amount_here: defaultdict[str, Decimal] = defaultdict(Decimal)
+    by_reason: dict[tuple[Any, str], list[Any]] = {}  # (id, name) -> [deals, amount, stages]
+    for reached_rank, stage, lost_at, reason, reason_id, n, amount in rows:
+        furthest = max(int(reached_rank or 0), order.get(stage, 0), order.get(lost_at or first, 0))
         reached_at_least[furthest] += n
         total += n
         now_at[stage] += n
@@ -116,17 +133,29 @@ async def funnel(
             won_amount += Decimal(amount or 0)
         elif stage == "lost":
             lost += n
-            lost_here[lost_at or "new"][reason or "—"] += n
+            lost_amount += Decimal(amount or 0)
+            where = lost_at or first
+            lost_here[where][reason or "—"] += n
+            lost_amount_here[where] += Decimal(amount or 0)
+            entry = by_reason.setdefault((reason_id, reason or "—"), [0, Decimal(0), Counter()])
+            entry[0] += n
+            entry[1] += Decimal(amount or 0)
+            entry[2][where] += n
     out_stages: list[dict[str, Any]] = []
-    for stage in FUNNEL:
+    for stage in order_codes:
         n = sum(k for rank, k in reached_at_least.items() if rank >= order[stage])
+        st = pf.stage(stage)
         out_stages.append(
             {
                 "stage": stage,
+                "label": pf.label(stage, "ru"),
+                "label_en": pf.label(stage, "en"),
+                "probability": st.probability if st is not None else None,
                 "reached": n,
                 "share_of_created": round(n / total, 4) if total else 0.0,
                 "now_at_stage": now_at[stage],
                 "lost_here": sum(lost_here[stage].values()),
+                "lost_amount": str(lost_amount_here[stage]),
                 "loss_reasons": dict(lost_here[stage]),
             }
         )
@@ -134,12 +163,33 @@ async def funnel(
         prev["conversion_to_next"] = (
             round(nxt["reached"] / prev["reached"], 4) if prev["reached"] else 0.0
         )
+    names_en = {r.id: r.name_en or r.name for r in pf.reasons}
+    reasons = [
+        {
+            "reason_id": rid,
+            "reason": name,
+            "reason_en": names_en.get(rid, name),
+            "lost": n,
+            "share_of_lost": round(n / lost, 4) if lost else 0.0,
+            "amount": str(amount),
+            "by_stage": dict(stages),
+        }
+        for (rid, name), (n, amount, stages) in sorted(
+            by_reason.items(), key=lambda kv: (-kv[1][0], kv[0][1])
+        )
+    ]
     return {
+        "pipeline_id": pf.id,
+        "pipeline": pf.pipeline.name,
+        "pipeline_en": pf.pipeline.name_en or pf.pipeline.name,
         "deals_created": total,
         "won": won,
         "won_amount": str(won_amount),
         "lost": lost,
+        "lost_amount": str(lost_amount),
+        "win_rate": round(won / (won + lost), 4) if won + lost else 0.0,
         "stages": out_stages,
+        "loss_reasons": reasons,
     }
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from crm_core.services import analytics as svc
 from gateway.api.common import actor, database, ok, read_query
-from gateway.api.schemas import Strict, _moment
+from gateway.api.schemas import Id, Strict, _moment
 from gateway.openapi import operation
 
 __all__ = ["ROUTES"]
@@ -29,20 +29,25 @@ class PeriodQuery(Strict):
         return _moment(self.created_from, end=False), _moment(self.created_to, end=True)
 
 
+class FunnelQuery(PeriodQuery):
+    pipeline_id: Id | None = Field(None, description="the default pipeline if omitted")
+
+
 class RequestsQuery(PeriodQuery):
     group: Literal["day", "week", "month"] = "day"
 
 
 @operation(
-    summary="Sales funnel: how far deals created in the period got, losses by stage",
+    summary="Sales funnel of a pipeline: how far deals created in the period got, losses "
+    "by stage and by reason",
     tag="analytics",
-    query=PeriodQuery,
-    errors=(401, 422),
+    query=FunnelQuery,
+    errors=(401, 404, 422),
 )
 async def get_funnel(request: web.Request) -> web.Response:
-    q = read_query(request, PeriodQuery)
+    q = read_query(request, FunnelQuery)
     async with database(request).sessions() as s:
-        return ok(await svc.funnel(s, actor(request), *q.window()))
+        return ok(await svc.funnel(s, actor(request), *q.window(), q.pipeline_id))
 
 
 @operation(

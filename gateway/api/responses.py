@@ -8,15 +8,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BoardOut",
     "ClientOut",
     "ContactOut",
     "ConvertOut",
+    "DealItemOut",
     "DealOut",
     "DealWithHistoryOut",
     "FormOut",
     "InteractionOut",
     "LeadOut",
     "LiveTicketOut",
+    "PipelineOut",
     "StageChangeOut",
     "StageOut",
     "TaskOut",
@@ -122,21 +125,80 @@ class LeadOut(Out):
     closed_at: str | None
 
 
+class DealItemOut(Out):
+    id: int
+    name: str
+    quantity: str
+    unit: str
+    price: str | None
+    discount: str
+    total: str | None
+
+
 class DealOut(Out):
     id: int
     client_id: int
+    client_name: str | None
     lead_id: int | None
+    pipeline_id: int
     title: str
     stage: str
     stage_label: str
     stage_label_en: str
+    stage_kind: str
+    probability: int | None
     amount: str | None
     currency: str
     owner_id: int | None
     loss_reason: str | None
+    loss_reason_id: int | None
+    loss_comment: str | None
+    items: list[DealItemOut]
     created_at: str | None
     updated_at: str | None
     closed_at: str | None
+
+
+class PipelineStageOut(Out):
+    id: int
+    code: str
+    name: str
+    name_en: str
+    position: int
+    probability: int
+    kind: str
+    closed: bool
+    required_fields: list[str]
+
+
+class LossReasonOut(Out):
+    id: int
+    name: str
+    name_en: str
+    position: int
+    active: bool
+
+
+class PipelineOut(Out):
+    id: int
+    name: str
+    name_en: str
+    is_default: bool
+    position: int
+    stages: list[PipelineStageOut]
+    loss_reasons: list[LossReasonOut]
+
+
+class BoardColumnOut(Out):
+    stage: str
+    count: int
+    amount: str
+    items: list[DealOut]
+
+
+class BoardOut(Out):
+    pipeline: PipelineOut
+    columns: list[BoardColumnOut]
 
 
 class StageChangeOut(Out):

@@ -17,17 +17,19 @@ from pydantic import (
 )
 
 from crm_core.services.common import MAX_LIMIT, ListFilter
-from crm_core.stages import STAGE_CODES
 
 __all__ = [
+    "BoardQuery",
     "ClientCreate",
     "ClientListQuery",
     "ClientPatch",
     "ContactCreate",
     "DealCreate",
+    "DealItemIn",
     "DealListQuery",
     "DealLose",
     "DealPatch",
+    "DealReopen",
     "DealStageMove",
     "Empty",
     "LeadConvert",
@@ -37,6 +39,8 @@ __all__ = [
     "LeadReject",
     "ListQuery",
     "PageQuery",
+    "PipelineCreate",
+    "PipelinePatch",
     "TaskCreate",
     "TaskDone",
     "TaskListQuery",
@@ -55,8 +59,9 @@ ClientStatus = Literal["cold", "thinking", "ready", "active", "regular", "lost"]
 TaskKind = Literal[
     "call_back", "send_offer", "offer_discount", "check_payment", "send_documents", "other"
 ]
-Stage = Literal["new", "qualification", "proposal", "negotiation", "contract", "won", "lost"]
-assert set(Stage.__args__) == set(STAGE_CODES)  # type: ignore[attr-defined]
+# A stage code of the deal's pipeline (GET /pipelines); the default one has new,
+# qualification, proposal, negotiation, contract, won, lost.
+Stage = Annotated[str, Field(min_length=1, max_length=30, pattern=r"^[a-z][a-z0-9_]*$")]
 Amount = Annotated[Decimal, Field(ge=0, lt=Decimal("1e12"), decimal_places=2)]
 
 
@@ -146,6 +151,14 @@ class LeadListQuery(ListQuery):
 
 class DealListQuery(ListQuery):
     client_id: Id | None = None
+    pipeline_id: Id | None = None
+    segment_id: Id | None = None
+    amount_min: Amount | None = None
+    amount_max: Amount | None = None
+
+
+class BoardQuery(DealListQuery):
+    per_stage: int = Field(50, ge=1, le=200, description="deals shown per stage")
 
 
 class TaskListQuery(ListQuery):
@@ -244,7 +257,10 @@ class LeadConvert(Strict):
     segment: str | None = Field(None, max_length=100)
     owner_id: Id | None = None
     deal_title: Name | None = None
+    pipeline_id: Id | None = None
+    stage: Stage | None = None
     amount: Amount | None = None
+    items: Items | None = None
     currency: str = Field("RUB", pattern=r"^[A-Z]{3}$")
 
 
@@ -252,18 +268,34 @@ class LeadReject(Strict):
     reason: str = Field(min_length=1, max_length=300)
 
 
+class DealItemIn(Strict):
+    name: Name
+    quantity: Decimal = Field(Decimal(1), gt=0, le=Decimal("1e9"), decimal_places=3)
+    unit: str = Field("шт", min_length=1, max_length=20)
+    price: Amount
+    discount: Decimal = Field(
+        Decimal(0), ge=0, le=100, decimal_places=2, description="percent off the line"
+    )
+
+
+Items = Annotated[list[DealItemIn], Field(max_length=200)]
+
+
 class DealCreate(Strict):
     client_id: Id
     title: Name
-    amount: Amount | None = None
+    pipeline_id: Id | None = Field(None, description="the default pipeline if omitted")
+    stage: Stage | None = Field(None, description="an open stage; the first if omitted")
+    amount: Amount | None = Field(None, description="or items: their sum is the amount")
+    items: Items | None = None
     currency: str = Field("RUB", pattern=r"^[A-Z]{3}$")
     owner_id: Id | None = None
-    stage: Stage = "new"
 
 
 class DealPatch(Strict):
     title: Name | None = None
     amount: Amount | None = None
+    items: Items | None = Field(None, description="replaces every line; [] drops them")
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     owner_id: Id | None = None
 
@@ -273,7 +305,54 @@ class DealStageMove(Strict):
 
 
 class DealLose(Strict):
-    reason: str = Field(min_length=1, max_length=300)
+    reason_id: Id | None = Field(None, description="an active reason of the pipeline")
+    comment: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(
+        None, max_length=300, description="older clients: a catalogue reason's name"
+    )
+
+
+class DealReopen(Strict):
+    stage: Stage | None = Field(None, description="the stage it was closed from if omitted")
+
+
+class PipelineStageIn(Strict):
+    id: Id | None = None
+    code: Stage | None = Field(None, description="made up if omitted; won/lost for those kinds")
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    probability: int | None = Field(None, ge=0, le=100)
+    required_fields: list[Literal["amount", "items"]] = []
+    kind: Literal["open", "won", "lost"] = "open"
+
+
+class LossReasonIn(Strict):
+    id: Id | None = None
+    name: str = Field(min_length=1, max_length=300)
+    name_en: str | None = Field(None, max_length=300)
+    active: bool = True
+
+
+# A catalogue entry, or just its name.
+Reason = LossReasonIn | Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class PipelineCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    is_default: bool = False
+    position: int | None = Field(None, ge=0, le=10000)
+    stages: list[PipelineStageIn] = Field(min_length=1, max_length=50)
+    loss_reasons: list[Reason] = Field([], max_length=200)
+
+
+class PipelinePatch(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    is_default: bool | None = None
+    position: int | None = Field(None, ge=0, le=10000)
+    stages: list[PipelineStageIn] | None = Field(None, min_length=1, max_length=50)
+    loss_reasons: list[Reason] | None = Field(None, min_length=1, max_length=200)
 
 
 class TaskCreate(Strict):

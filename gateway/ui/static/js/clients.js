@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { callButton } from "./call.js";
 import { openClientForm } from "./clientform.js";
+import { openDealForm, stageName } from "./dealform.js";
 import { clear, field, fmtMoney, h } from "./dom.js";
 import { t, tOr } from "./i18n.js";
 import { conversationCard } from "./timeline.js";
@@ -102,15 +103,14 @@ export async function renderClientCard(main, id) {
           h("dt", {}, t("clients.emails")),
           h("dd", {}, client.emails.map((e) => h("div", {}, h("a", { href: `mailto:${e}` }, e))))),
         client.notes ? h("p", { class: "notes" }, client.notes) : null,
-        h("h2", {}, t("clients.deals")),
+        h("div", { class: "row between" }, h("h2", {}, t("clients.deals")),
+          h("button", { type: "button", class: "small primary", id: "client-deal-new",
+            onclick: () => openDealForm(null, { client }, (d) => { location.hash = `#/deals/${d.id}`; }) },
+          t("deal.new"))),
         deals.items.length
-          ? h("ul", { class: "plain" }, deals.items.map((d) => h("li", {},
-            h("a", { href: "#/deals" }, d.title), " · ",
-            h("span", { class: "badge" }, stageLabel(d)), " ", fmtMoney(d.amount, d.currency))))
+          ? h("ul", { class: "plain", id: "client-deals" }, deals.items.map((d) => h("li", {},
+            h("a", { href: `#/deals/${d.id}` }, d.title), " · ",
+            h("span", { class: "badge" }, stageName(d)), " ", fmtMoney(d.amount, d.currency))))
           : h("p", { class: "muted" }, t("empty"))),
       conversationCard({ client_id: client.id }, client.emails, timeline.items, reload)));
-}
-
-function stageLabel(d) {
-  return document.documentElement.lang === "en" ? d.stage_label_en : d.stage_label;
 }

@@ -238,6 +238,11 @@ const STRINGS = {
 };
 
 export const LANGS = Object.keys(STRINGS);
+
+/** Strings a page module keeps beside its code: `addStrings({ru: {...}, en: {...}})`. */
+export function addStrings(more) {
+  for (const [code, table] of Object.entries(more)) Object.assign(STRINGS[code], table);
+}
 const KEY = "crmhub.lang";
 let lang = STRINGS[localStorage.getItem(KEY)] ? localStorage.getItem(KEY) : "ru";
 const listeners = new Set();

@@ -5,6 +5,7 @@ import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
 import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
+import { renderDealCard } from "./dealcard.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/clients(?:\?q=(.*))?$/, (m, q) => renderClients(m, q === undefined ? undefined : decoded(q))],
   [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
   [/^#\/deals$/, (m) => renderDeals(m)],
+  [/^#\/deals\/(\d+)$/, (m, id) => renderDealCard(m, id)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
   [/^#\/admin(?:\/(\w+))?$/, (m, tab) => renderAdmin(m, tab)],
