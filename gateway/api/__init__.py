@@ -20,6 +20,7 @@ from gateway.api import (
     messages,
     recordings,
     rules,
+    segments,
     tasks,
     users,
 )
@@ -43,6 +44,7 @@ ROUTE_TABLES = (
     analytics.ROUTES,
     recordings.ROUTES,
     imports.ROUTES,
+    segments.ROUTES,
 )
 
 
@@ -56,6 +58,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
     imports.setup_imports(app)
+    segments.setup_segments(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:
             if method == "GET":
