@@ -161,7 +161,14 @@ def _leaf(key: str, values: list[str]) -> Cond:
 
         def test(ctx: RoutingContext, clock: Clock) -> bool:
             c = ctx.client
-            return c is not None and any(matcher(v) for v in c.all_segments)
+            if c is None:
+                return False
+            if c.segment is not None and matcher(c.segment):
+                return True
+            for v in c.segments:
+                if matcher(v):
+                    return True
+            return False
 
     else:
 
