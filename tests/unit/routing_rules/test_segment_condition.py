@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from routing_rules import ClientInfo, RoutingContext, Roster, RoutingState, decide, parse_rules
+from routing_rules import ClientInfo, Roster, RoutingContext, RoutingState, decide, parse_rules
 
 RULES = """
 version: 1
