@@ -10,6 +10,7 @@ import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { loadUsers, state } from "./state.js";
+import { renderSegment, renderSegments } from "./segments.js";
 import { renderTasks } from "./tasks.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +24,8 @@ const ROUTES = [
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
+  [/^#\/segments$/, (m) => renderSegments(m)],
+  [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
 ];
 
 function decoded(text) {
