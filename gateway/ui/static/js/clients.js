@@ -24,7 +24,7 @@ export async function renderClients(main, q) {
   const input = h("input", { name: "search", type: "search", value: lastSearch,
     placeholder: t("clients.search") });
   const body = h("div", { class: "table-wrap" });
-  const segment = await segmentSelect(lastSegment);
+  const segment = segmentSelect(lastSegment);
   segment.addEventListener("change", () => form.requestSubmit());
   const form = h("form", { class: "filters", role: "search" },
     field(t("clients.search"), input),

@@ -460,17 +460,17 @@ function managersCard(seg, editable, reload) {
   return form;
 }
 
-/** The segment filter of the clients list: a select of every segment ("" for all). */
-export async function segmentSelect(value) {
+/** The segment filter of the clients list: a select of every segment ("" for all),
+ *  returned at once and filled when the segments arrive. */
+export function segmentSelect(value) {
   const el = h("select", { name: "segment", id: "clients-segment" },
     h("option", { value: "" }, t("clients.allSegments")));
-  try {
-    const page = await api("GET", "/segments");
+  api("GET", "/segments").then((page) => {
     for (const g of page.items) {
       el.append(h("option", { value: String(g.id), selected: String(g.id) === String(value || "") }, g.name));
     }
-  } catch {
+  }).catch(() => {
     /* the list works without the filter */
-  }
+  });
   return el;
 }
