@@ -391,8 +391,10 @@ class _Compiler:
                 return cond
             return column > edge - timedelta(days=1)  # lte N: within the last N days
         expr = self._expr(name, vtype)
-        if op == "contains":
-            return expr.icontains(value, autoescape=True)
+        if op == "contains":  # any case, Cyrillic included (crm_casefold: crm_core.db)
+            if self.postgres:
+                return expr.icontains(value, autoescape=True)
+            return func.crm_casefold(expr).contains(value.casefold(), autoescape=True)
         bound = self._bind(name, vtype, value)
         if op == "eq":
             return expr == bound

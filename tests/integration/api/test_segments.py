@@ -426,3 +426,27 @@ async def test_rebalance_shares_every_client_evenly_with_audit(api: Api, db: Dat
         assert audits == moved
     # a1 kept the 401 they had (under the quota), so only the others moved
     assert moved == 1203 - 401
+
+
+async def test_a_client_created_from_a_lead_goes_to_the_segment_managers(api: Api) -> None:
+    admin = api.as_("admin")
+    a2 = api.users["a2"].id
+    rule = {"all": [{"field": "name", "op": "contains", "value": "вектор"}]}
+    _, seg = await admin.post("/segments", {"name": "Vector", "rules": rule})
+    status, _ = await admin.call("PUT", f"/segments/{seg['id']}/managers", {"user_ids": [a2]})
+    assert status == 200
+    status, lead = await api.as_("a1").post(
+        "/leads", {"name": "Иван", "company": "ООО Вектор", "phones": ["+79165551234"]}
+    )
+    assert status == 201, lead
+    status, out = await api.as_("a1").post(f"/leads/{lead['id']}/convert", {"deal_title": "D"})
+    assert status == 200, out
+    assert out["client"]["owner_id"] == a2
+    assert out["client"]["segments"] == [{"id": seg["id"], "name": "Vector"}]
+    # a new lead of that client would go to a2: they own it and manage the segment
+    async with api.db.sessions() as s:
+        client = await s.get(Client, out["client"]["id"])
+        assert client is not None
+        from crm_core.services.segments import segment_owner
+
+        assert await segment_owner(s, client) == (a2, "Vector")
