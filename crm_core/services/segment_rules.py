@@ -318,19 +318,26 @@ class _Compiler:
         if name.startswith(CF_PREFIX):
             key = name[len(CF_PREFIX) :]
             return self._cf_num(key) if vtype == "number" else self._cf_text(key)
-        if name == "deals_won_count":
-            return (
-                select(func.count())
-                .where(Deal.client_id == Client.id, Deal.stage == WON_STAGE)
-                .scalar_subquery()
-            )
-        if name == "deals_won_amount":
-            return (
-                select(func.coalesce(func.sum(Deal.amount), 0))
-                .where(Deal.client_id == Client.id, Deal.stage == WON_STAGE)
-                .scalar_subquery()
-            )
         raise AssertionError(name)  # pragma: no cover
+
+    def _won(self, name: str, op: str, value: Any) -> ColumnElement[bool]:
+        """Won deals' count or amount against ``value``: one semi-join over the won deals
+        grouped by client (read once), not a subquery per client; a client with no won
+        deal counts as 0."""
+        agg: Any = func.count() if name == "deals_won_count" else func.sum(Deal.amount)
+        won = select(Deal.client_id).where(Deal.stage == WON_STAGE).group_by(Deal.client_id)
+        v = self._bind(name, "number" if name == "deals_won_amount" else "int", value)
+        if op == "gte":
+            if value <= 0:
+                return true()
+            return Client.id.in_(won.having(agg >= v))
+        if op == "lte":
+            if value < 0:
+                return false()
+            return Client.id.not_in(won.having(agg > v))
+        if value == 0:  # eq 0: no won deal (or won deals of no amount)
+            return Client.id.not_in(won.having(agg > 0))
+        return Client.id.in_(won.having(agg == v))
 
     def _bind(self, name: str, vtype: str, value: Any) -> Any:
         if vtype == "number" and name.startswith(CF_PREFIX):
@@ -390,6 +397,8 @@ class _Compiler:
                     cond = or_(column.is_(None), cond)
                 return cond
             return column > edge - timedelta(days=1)  # lte N: within the last N days
+        if name in ("deals_won_count", "deals_won_amount"):
+            return self._won(name, op, value)
         expr = self._expr(name, vtype)
         if op == "contains":  # any case, Cyrillic included (crm_casefold: crm_core.db)
             if self.postgres:

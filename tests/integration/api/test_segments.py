@@ -101,6 +101,20 @@ async def _members(api: Api, seg_id: int, who: str = "admin") -> set[int]:
 
 RULES: list[tuple[dict[str, Any], set[str]]] = [
     (
+        {"all": [{"field": "deals_won_count", "op": "eq", "value": 0}]},
+        {"retail_spb", "person", "orphan", "blank"},
+    ),
+    (
+        {"all": [{"field": "deals_won_count", "op": "lte", "value": 1}]},
+        {"bank", "retail_spb", "person", "orphan", "blank"},
+    ),
+    ({"all": [{"field": "deals_won_count", "op": "eq", "value": 1}]}, {"bank"}),
+    ({"all": [{"field": "deals_won_amount", "op": "eq", "value": 350}]}, {"retail_msk"}),
+    (
+        {"all": [{"field": "deals_won_amount", "op": "lte", "value": 349.99}]},
+        {"retail_spb", "person", "orphan", "blank"},
+    ),
+    (
         {"all": [{"field": "industry", "op": "eq", "value": "Розница"}]},
         {"retail_msk", "retail_spb", "orphan"},
     ),
