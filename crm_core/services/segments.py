@@ -73,6 +73,7 @@ __all__ = [
 log = structlog.get_logger("crmhub.segments")
 STRATEGIES = ("round_robin", "least_loaded")
 MAX_CLIENT_IDS = 10_000
+INLINE_ASSIGN = 500  # unowned clients given owners within the PUT managers request
 POINTER_PREFIX = "segment:"
 
 
@@ -495,8 +496,11 @@ async def _member_ids(s: AsyncSession, seg: Segment) -> list[int]:
 # -- managers --------------------------------------------------------------------------------
 async def set_managers(
     s: AsyncSession, actor: Actor, segment_id: int, user_ids: Any, strategy: str
-) -> Segment:
-    """Replace the segment's managers; its clients without an owner get one of them."""
+) -> tuple[Segment, RebalancePlan]:
+    """Replace the segment's managers; its clients without an owner get one of them: at
+    once when they are few (up to :data:`INLINE_ASSIGN`), else the returned plan (the
+    owners chosen, the pointer moved) is for the caller to apply in batches
+    (:func:`apply_rebalance_batch` with ``only_unowned``)."""
     _require_editor(actor)
     seg = await get_segment(s, segment_id)
     if strategy not in STRATEGIES:
@@ -525,19 +529,22 @@ async def set_managers(
     await audit(
         s, actor, "set_managers", "segment", seg.id, {"user_ids": ids, "strategy": strategy}
     )
-    if ids:
-        cond = _condition(seg, await _custom_types(s), _dialect(s))
-        if cond is not None:
-            unowned = list(
-                await s.scalars(
-                    select(Client.id)
-                    .where(cond, Client.owner_id.is_(None))
-                    .order_by(Client.id)
-                    .limit(MAX_CLIENT_IDS)
-                )
+    plan = RebalancePlan(seg.id, 0, [])
+    cond = _condition(seg, await _custom_types(s), _dialect(s)) if ids else None
+    if cond is not None:
+        unowned = list(
+            await s.scalars(
+                select(Client.id).where(cond, Client.owner_id.is_(None)).order_by(Client.id)
             )
+        )
+        if len(unowned) <= INLINE_ASSIGN:
             await _give_owners(s, actor, seg, unowned, only_unowned=True)
-    return seg
+        else:
+            chooser = await _chooser(s, seg)
+            if chooser is not None:
+                plan = RebalancePlan(seg.id, len(unowned), [(c, chooser.next()) for c in unowned])
+                await _save_pointer(s, seg, chooser)
+    return seg, plan
 
 
 class _Chooser:
@@ -748,12 +755,28 @@ async def plan_rebalance(s: AsyncSession, actor: Actor, segment_id: int) -> Reba
 
 
 async def apply_rebalance_batch(
-    s: AsyncSession, actor: Actor, segment_id: int, moves: list[tuple[int, int]]
-) -> None:
-    """One short transaction's worth of a rebalance: owners written, one audit entry per
-    client."""
+    s: AsyncSession,
+    actor: Actor,
+    segment_id: int,
+    moves: list[tuple[int, int]],
+    *,
+    only_unowned: bool = False,
+) -> int:
+    """One short transaction's worth of a rebalance (or of the first owners of a segment's
+    unowned clients: ``only_unowned`` skips those given an owner meanwhile): owners
+    written, one audit entry per client.  Returns how many were written."""
     seg = await get_segment(s, segment_id)
-    await _write_owners(s, actor, seg, dict(moves), "segment_rebalance")
+    owners = dict(moves)
+    if only_unowned and owners:
+        taken = set(
+            await s.scalars(
+                select(Client.id).where(Client.id.in_(list(owners)), Client.owner_id.is_not(None))
+            )
+        )
+        owners = {c: u for c, u in owners.items() if c not in taken}
+    action = "segment_assign" if only_unowned else "segment_rebalance"
+    await _write_owners(s, actor, seg, owners, action)
+    return len(owners)
 
 
 async def segment_owner(s: AsyncSession, client: Client) -> tuple[int, str] | None:

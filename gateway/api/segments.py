@@ -263,25 +263,29 @@ async def put_managers(request: web.Request) -> web.Response:
     seg_id = path_id(request)
     body = await read_body(request, ManagersPut)
     who = actor(request)
-    if body.rebalance and seg_id in _running(request):
+    if seg_id in _running(request):
         raise ApiError(409, f"segment {seg_id} is being rebalanced; retry when it is done")
     db = database(request)
     async with db.transaction() as s:
-        await svc.set_managers(s, who, seg_id, body.user_ids, body.strategy)
+        _, plan = await svc.set_managers(s, who, seg_id, body.user_ids, body.strategy)
     if body.rebalance and body.user_ids:
         async with db.sessions() as s:
             plan = await svc.plan_rebalance(s, who, seg_id)
-        _start_rebalance(request, db, who, plan)
+        _start_rebalance(request, db, who, plan, "rebalance")
+    elif plan.moves:  # many unowned clients: their first owners in the background
+        _start_rebalance(request, db, who, plan, "assign")
     async with db.sessions() as s:
         out = (await _out(request, s, [await svc.get_segment(s, seg_id)]))[0]
     return ok(out)
 
 
 def _start_rebalance(
-    request: web.Request, db: Database, who: Actor, plan: svc.RebalancePlan
+    request: web.Request, db: Database, who: Actor, plan: svc.RebalancePlan, kind: str
 ) -> None:
+    """``kind`` rebalance (every client shared anew) or assign (unowned clients only)."""
     jobs = _jobs(request)
     progress: dict[str, Any] = {
+        "kind": kind,
         "state": "running",
         "total": plan.total,
         "to_move": len(plan.moves),
@@ -297,8 +301,10 @@ def _start_rebalance(
             for i in range(0, len(plan.moves), REBALANCE_BATCH):
                 batch = plan.moves[i : i + REBALANCE_BATCH]
                 async with db.transaction() as s:
-                    await svc.apply_rebalance_batch(s, who, plan.segment_id, batch)
-                progress["moved"] += len(batch)
+                    done = await svc.apply_rebalance_batch(
+                        s, who, plan.segment_id, batch, only_unowned=kind == "assign"
+                    )
+                progress["moved"] += done
                 await asyncio.sleep(0)  # let other requests take the writer slot
             progress["state"] = "done"
         except asyncio.CancelledError:

@@ -464,3 +464,35 @@ async def test_a_client_created_from_a_lead_goes_to_the_segment_managers(api: Ap
         from crm_core.services.segments import segment_owner
 
         assert await segment_owner(s, client) == (a2, "Vector")
+
+
+async def test_many_unowned_clients_get_owners_in_the_background(api: Api, db: Database) -> None:
+    a1, a2 = api.users["a1"].id, api.users["a2"].id
+    async with db.transaction() as s:
+        for i in range(1101):
+            s.add(Client(name=f"u{i}", kind="company", industry="Сырьё", owner_id=None))
+    admin = api.as_("admin")
+    rule = {"all": [{"field": "industry", "op": "eq", "value": "Сырьё"}]}
+    _, seg = await admin.post("/segments", {"name": "Raw", "rules": rule})
+    status, out = await admin.call("PUT", f"/segments/{seg['id']}/managers", {"user_ids": [a1, a2]})
+    assert status == 200, out
+    assert out["rebalance"]["kind"] == "assign" and out["rebalance"]["to_move"] == 1101
+    done = await _wait_rebalance(api, seg["id"])
+    assert done["rebalance"]["state"] == "done" and done["rebalance"]["moved"] == 1101
+    async with db.sessions() as s:
+        per = dict(
+            (
+                await s.execute(
+                    select(Client.owner_id, func.count())
+                    .where(Client.industry == "Сырьё")
+                    .group_by(Client.owner_id)
+                )
+            ).all()
+        )
+        assert per == {a1: 551, a2: 550}
+        audits = await s.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "segment_assign")
+        )
+        assert audits == 1101
