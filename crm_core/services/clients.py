@@ -89,15 +89,15 @@ async def _unique_inn(s: AsyncSession, inn: str, client_id: int | None) -> None:
 async def client_dicts(s: AsyncSession, clients: list[Client]) -> list[dict[str, Any]]:
     ids = [c.id for c in clients]
     points = await points_of(s, ContactPoint.client_id, ids)
-    segs = await seg_svc.segments_of(s, ids)
+    segs = await seg_svc.segment_fields(s, ids)
     return [
         {
             "id": c.id,
             "kind": c.kind,
             "name": c.name,
             "inn": c.inn,
-            "segment": segs[c.id][0][1] if segs[c.id] else None,
-            "segments": [{"id": i, "name": n} for i, n in segs[c.id]],
+            "segment": segs[c.id]["segment"],
+            "segments": segs[c.id]["segments"],
             "status": c.status,
             "owner_id": c.owner_id,
             "region": c.region,

@@ -63,6 +63,7 @@ __all__ = [
     "preview_count",
     "rule_fields",
     "segment_dicts",
+    "segment_fields",
     "segment_id_for",
     "segment_names",
     "segments_of",
@@ -178,6 +179,25 @@ async def segments_of(
     return out
 
 
+async def segment_fields(s: AsyncSession, client_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The clients API's ``segments`` (``[{"id", "name"}]``, every segment) and
+    ``segment`` (the first manual one's name: what the single segment used to be)."""
+    found = await segments_of(s, client_ids)
+    held = {sid for pairs in found.values() for sid, _ in pairs}
+    manual = (
+        set(await s.scalars(select(Segment.id).where(Segment.id.in_(held), Segment.kind != "rule")))
+        if held
+        else set()
+    )
+    return {
+        cid: {
+            "segment": next((n for i, n in pairs if i in manual), None),
+            "segments": [{"id": i, "name": n} for i, n in pairs],
+        }
+        for cid, pairs in found.items()
+    }
+
+
 async def segment_names(s: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -211,7 +231,17 @@ async def add_to_named_segment(
 ) -> None:
     """``"segment": name`` of the clients API (backward compatible): the client joins
     manual segment ``name`` (created on first use); ``None`` or ``""`` takes it out of
-    every manual segment.  Managers of a segment it enters take it over."""
+    every manual segment.  Managers of a segment it enters take it over.  The name of a
+    rule segment is accepted only when the client already matches it (a form sending
+    back what it read)."""
+    if name and name.strip():
+        rule_seg = await s.scalar(
+            select(Segment).where(Segment.name == name.strip(), Segment.kind == "rule")
+        )
+        if rule_seg is not None:
+            found = await segments_of(s, [client_id])
+            if any(sid == rule_seg.id for sid, _ in found[client_id]):
+                return
     seg_id = await segment_id_for(s, name)
     if seg_id is None:
         await s.execute(delete(SegmentClient).where(SegmentClient.client_id == client_id))

@@ -291,11 +291,22 @@ async def test_manual_segments_names_and_several_per_client(api: Api) -> None:
     assert status == 422 and err["field"] == "client_ids"
     assert await _members(api, seg["id"]) == {ids["bank"], ids["orphan"], created["id"]}
     # a rule segment cannot take chosen clients
-    _, rule = await admin.post("/segments", {"name": "R", "rules": {"all": []}})
+    persons = {"all": [{"field": "kind", "op": "eq", "value": "person"}]}
+    _, rule = await admin.post("/segments", {"name": "A persons", "rules": persons})
     status, _ = await admin.patch(f"/segments/{rule['id']}", {"add_client_ids": [ids["bank"]]})
     assert status == 422
-    status, err = await admin.patch(f"/clients/{ids['bank']}", {"segment": "R"})
+    status, err = await admin.patch(f"/clients/{ids['bank']}", {"segment": "A persons"})
     assert status == 422 and err["field"] == "segment"
+    # a person (taken out of Key above): in the rule segment only; "segment" names manual
+    # segments only, and a form sending back a rule segment's name it matches changes
+    # nothing
+    status, card = await admin.patch(f"/clients/{ids['person']}", {"segment": "A persons"})
+    assert status == 200
+    assert card["segment"] is None
+    assert [g["name"] for g in card["segments"]] == ["A persons"]
+    status, card = await admin.patch(f"/clients/{ids['person']}", {"segment": "Key"})
+    assert card["segment"] == "Key"
+    assert [g["name"] for g in card["segments"]] == ["A persons", "Key"]
     # delete: the clients stay
     status, _ = await admin.call("DELETE", f"/segments/{seg['id']}")
     assert status == 204
