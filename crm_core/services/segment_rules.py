@@ -158,9 +158,10 @@ def field_catalogue(custom: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 class _Compiler:
-    def __init__(self, custom: Mapping[str, str], dialect: str) -> None:
+    def __init__(self, custom: Mapping[str, str], dialect: str, few: bool = False) -> None:
         self.custom = custom
         self.postgres = dialect == "postgresql"
+        self.few = few
         self.conditions = 0
 
     # -- groups -------------------------------------------------------------------------
@@ -325,6 +326,16 @@ class _Compiler:
         grouped by client (read once), not a subquery per client; a client with no won
         deal counts as 0."""
         agg: Any = func.count() if name == "deals_won_count" else func.sum(Deal.amount)
+        if self.few:  # a few clients (by id): one index lookup each beats the grouping
+            per_client = (
+                select(func.coalesce(agg, 0))
+                .where(Deal.client_id == Client.id, Deal.stage == WON_STAGE)
+                .scalar_subquery()
+            )
+            bound = self._bind(name, "number" if name == "deals_won_amount" else "int", value)
+            return {"gte": per_client >= bound, "lte": per_client <= bound}.get(
+                op, per_client == bound
+            )
         won = select(Deal.client_id).where(Deal.stage == WON_STAGE).group_by(Deal.client_id)
         v = self._bind(name, "number" if name == "deals_won_amount" else "int", value)
         if op == "gte":
@@ -419,9 +430,16 @@ def _json_key(key: str) -> str:
 
 
 def compile_rules(
-    rules: Any, custom: Mapping[str, str], dialect: str, path: str = "rules"
+    rules: Any,
+    custom: Mapping[str, str],
+    dialect: str,
+    path: str = "rules",
+    *,
+    few: bool = False,
 ) -> ColumnElement[bool]:
     """Validate ``rules`` and return its SQL condition on ``clients``.  ``custom`` maps the
     active custom fields' keys to their types; ``dialect`` is ``sqlite`` or
-    ``postgresql``.  Raises :class:`RuleError` naming the offending path."""
-    return _Compiler(custom, dialect).group(rules, path, 1)
+    ``postgresql``; ``few``: the condition will test a few clients chosen by id (the
+    segments of a page of clients), not scan the base.  Raises :class:`RuleError`
+    naming the offending path."""
+    return _Compiler(custom, dialect, few).group(rules, path, 1)
