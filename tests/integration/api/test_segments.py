@@ -199,6 +199,10 @@ async def test_rules_are_evaluated_live_in_sql(
     status, page = await admin.get("/clients", segment=body["id"], limit=200)
     assert status == 200
     assert {c["id"] for c in page["items"]} == want
+    # each client's "segments" (the same rules tested per client) agrees
+    _, everyone = await admin.get("/clients", limit=200)
+    held = {c["id"] for c in everyone["items"] if {"id": body["id"], "name": "S"} in c["segments"]}
+    assert held == want
 
 
 async def test_live_evaluation_follows_changes(api: Api) -> None:
