@@ -42,6 +42,20 @@ from _scale_data import Sizes, Truth, load  # noqa: E402
 
 CRMHUB = [sys.executable, "-m", "gateway.cli"]
 ANALYTICS = "/analytics/"
+# Segments of the generated base (ids filled by seed_segments) and a rule set to preview.
+SEGMENTS: dict[str, int] = {}
+PREVIEW_RULES = {
+    "all": [
+        {"field": "kind", "op": "eq", "value": "company"},
+        {"field": "days_since_contact", "op": "lte", "value": 60},
+        {
+            "any": [
+                {"field": "status", "op": "in", "value": ["active", "regular"]},
+                {"field": "deals_won_count", "op": "gte", "value": 1},
+            ]
+        },
+    ]
+}
 
 
 class BenchFailed(RuntimeError):
@@ -131,7 +145,56 @@ def endpoints(t: Truth, as_admin: bool) -> list[tuple[str, str]]:
     ]
     if not as_admin:
         paths.remove(("/users", "/users"))  # admins and supervisors only
+    for name, seg in SEGMENTS.items():
+        paths.append((f"/segments/<{name}>/clients", f"/segments/{seg}/clients"))
+        paths.append((f"/clients?segment=<{name}>", f"/clients?segment={seg}"))
+    if SEGMENTS:
+        paths.append(("/segments (with counts)", "/segments"))
     return paths
+
+
+async def seed_segments(url: str) -> None:
+    """Three segments on the loaded base: two by rules, one manual (every 20th client)."""
+    from sqlalchemy import text
+
+    from crm_core.db import Database
+
+    rules = {
+        "rule_recent": PREVIEW_RULES,
+        "rule_won": {
+            "any": [
+                {"field": "deals_won_amount", "op": "gte", "value": 100000},
+                {"field": "status", "op": "eq", "value": "regular"},
+            ]
+        },
+    }
+    db = Database(url)
+    try:
+        async with db.connect() as conn:
+            for i, (name, spec) in enumerate(rules.items(), start=1):
+                await conn.execute(
+                    text(
+                        "INSERT INTO segments (id, name, description, kind, rules) "
+                        "VALUES (:i, :n, '', 'rule', :r)"
+                    ),
+                    {"i": 900 + i, "n": name, "r": json.dumps(spec)},
+                )
+                SEGMENTS[name] = 900 + i
+            await conn.execute(
+                text(
+                    "INSERT INTO segments (id, name, description, kind) "
+                    "VALUES (903, 'manual_5pct', '', 'manual')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO segment_clients (segment_id, client_id, added_at) "
+                    "SELECT 903, id, created_at FROM clients WHERE id % 20 = 0"
+                )
+            )
+            SEGMENTS["manual_5pct"] = 903
+    finally:
+        await db.dispose()
 
 
 async def time_endpoints(srv: Server, t: Truth, n: int) -> dict[str, dict[str, float]]:
@@ -151,6 +214,23 @@ async def time_endpoints(srv: Server, t: Truth, n: int) -> dict[str, dict[str, f
                     if i >= 2:
                         lat.append((time.perf_counter() - t0) * 1000)
                 out[f"{who} {label}"] = {
+                    "p50": round(pct(lat, 50), 1),
+                    "p95": round(pct(lat, 95), 1),
+                }
+            if SEGMENTS:  # the editor's live count: POST /segments/preview
+                url = srv.base + "/api/v1/segments/preview"
+                lat = []
+                for i in range(n + 2):
+                    t0 = time.perf_counter()
+                    async with http.post(url, headers=headers, json={"rules": PREVIEW_RULES}) as r:
+                        body = await r.read()
+                        if r.status != 200:
+                            raise BenchFailed(
+                                f"{who} POST /segments/preview: {r.status} {body[:300]!r}"
+                            )
+                    if i >= 2:
+                        lat.append((time.perf_counter() - t0) * 1000)
+                out[f"{who} POST /segments/preview"] = {
                     "p50": round(pct(lat, 50), 1),
                     "p95": round(pct(lat, 95), 1),
                 }
@@ -221,6 +301,7 @@ async def run_base(kind: str, tmp: Path, tag: str, sizes: Sizes, args: argparse.
         await migrate_db(url)
         t0 = time.perf_counter()
         truth = await load(url, sizes)
+        await seed_segments(url)
         load_s = time.perf_counter() - t0
         print(f"[{kind} {tag}] loaded {sizes} in {load_s:.0f} s", flush=True)
         srv = start_hub(url)

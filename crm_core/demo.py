@@ -22,6 +22,7 @@ from crm_core.models import (
     Interaction,
     Lead,
     Segment,
+    SegmentClient,
     Task,
     User,
     utcnow,
@@ -201,13 +202,13 @@ async def load_demo(db: Database) -> dict[str, Any]:
                 kind=kind,
                 name=name,
                 inn=inn,
-                segment_id=segments[seg].id,
                 status=status,
                 owner_id=owner.id,
             )
             s.add(c)
             await s.flush()
             clients.append(c)
+            s.add(SegmentClient(segment_id=segments[seg].id, client_id=c.id))
             s.add(ContactPoint(kind="phone", value=phone, client_id=c.id))
             s.add(ContactPoint(kind="email", value=email, client_id=c.id))
             if person:

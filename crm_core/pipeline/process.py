@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import Channel, Classification, Direction, EventKind, InboundEvent
 from crm_core.models import (
+    Client,
     ContactPoint,
     InboxEvent,
     Interaction,
@@ -35,6 +36,7 @@ from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
 from crm_core.pipeline.replies import close_first_reply, logged_reply
+from crm_core.services.segments import segment_owner
 
 __all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
 
@@ -181,7 +183,7 @@ async def process_event(
     new_request = client is not None and event.kind in REQUEST_KINDS and lead is None
     assignment: Assignment | None = None
     if wants_lead and (lead is None and (client is None or new_request)):
-        assignment = await assigner.assign(s, event, client)
+        assignment = await _segment_assignment(s, client) or await assigner.assign(s, event, client)
         lead = Lead(
             status="new",
             source=event.channel.value,
@@ -254,6 +256,18 @@ async def process_event(
             )
     out.live.extend(await live_events_for(s, event, m, lead, out))
     return out
+
+
+async def _segment_assignment(s: AsyncSession, client: Client | None) -> Assignment | None:
+    """A known client in a segment with managers: the lead goes to its owner among them
+    (given one now if it has no owner); see ``crm_core.services.segments``."""
+    if client is None:
+        return None
+    found = await segment_owner(s, client)
+    if found is None:
+        return None
+    user_id, name = found
+    return Assignment(user_id, "segment_owner", f"client's owner in segment {name}")
 
 
 def _interaction(

@@ -22,14 +22,15 @@ from crm_core.models import (
     Client,
     Lead,
     RoutingPointer,
-    Segment,
     Task,
     User,
     utcnow,
 )
 from crm_core.pipeline.assign import Assignment, lock_pointer
 from crm_core.routing_context import context_from_event
+from crm_core.services.segments import segments_of
 from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
+from routing_rules.conditions import Cond
 
 __all__ = ["RulesAssigner", "build_roster", "member_of"]
 
@@ -92,17 +93,36 @@ async def build_roster(s: AsyncSession) -> Roster:
     return Roster([member_of(u, loads.get(u.id, 0)) for u in users], supervisors)
 
 
-async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | None:
+async def _client_info(
+    s: AsyncSession, client: Client | None, with_segments: bool = True
+) -> ClientInfo | None:
+    """The client as the rules see it; its segments (manual and by rules, one query
+    each) only when some rule tests ``client_segment``."""
     if client is None:
         return None
-    segment = await s.get(Segment, client.segment_id) if client.segment_id else None
+    names: tuple[str, ...] = ()
+    if with_segments:
+        found = await segments_of(s, [client.id])
+        names = tuple(name for _, name in found[client.id])
     return ClientInfo(
         id=client.id,
         kind=client.kind,
-        segment=segment.name if segment else None,
+        segment=names[0] if names else None,
         status=client.status,
         owner_id=client.owner_id,
+        segments=names,
     )
+
+
+def _uses_segments(rules: RuleSet) -> bool:
+    """Does any rule test ``client_segment``?"""
+    stack: list[Cond] = [r.cond for r in rules.rules if r.cond is not None]
+    while stack:
+        c = stack.pop()
+        if c.key == "client_segment":
+            return True
+        stack.extend(c.children)
+    return False
 
 
 class _TxnCache:
@@ -143,6 +163,7 @@ class RulesAssigner:
         self.postgres = postgres
         self.clock = clock
         self._cache: _TxnCache | None = None
+        self._uses: tuple[RuleSet, bool] | None = None
 
     def invalidate(self) -> None:
         self._cache = None
@@ -164,11 +185,14 @@ class RulesAssigner:
         self, s: AsyncSession, event: InboundEvent, client: Client | None
     ) -> Assignment:
         cache = await self._state(s)
-        ctx = context_from_event(event, await _client_info(s, client))
+        rules = self.rules()
+        if self._uses is None or self._uses[0] is not rules:
+            self._uses = (rules, _uses_segments(rules))
+        ctx = context_from_event(event, await _client_info(s, client, self._uses[1]))
         now = self.clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
-        d = decide(ctx, self.rules(), cache.roster(), now, RoutingState(dict(cache.pointers)))
+        d = decide(ctx, rules, cache.roster(), now, RoutingState(dict(cache.pointers)))
         for key, value in d.pointer_updates.items():
             ptr = await s.get(RoutingPointer, key)
             if ptr is None:

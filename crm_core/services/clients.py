@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_clients
 from crm_core.models import Client, ContactPoint
+from crm_core.services import segments as seg_svc
 from crm_core.services.common import (
     Conflict,
     Invalid,
@@ -31,7 +32,6 @@ from crm_core.services.common import (
     points_of,
 )
 from crm_core.services.search import client_ids_matching
-from crm_core.services.segments import segment_id_for, segment_names
 
 __all__ = [
     "CLIENT_KINDS",
@@ -89,14 +89,15 @@ async def _unique_inn(s: AsyncSession, inn: str, client_id: int | None) -> None:
 async def client_dicts(s: AsyncSession, clients: list[Client]) -> list[dict[str, Any]]:
     ids = [c.id for c in clients]
     points = await points_of(s, ContactPoint.client_id, ids)
-    segs = await segment_names(s, {c.segment_id for c in clients if c.segment_id})
+    segs = await seg_svc.segment_fields(s, ids)
     return [
         {
             "id": c.id,
             "kind": c.kind,
             "name": c.name,
             "inn": c.inn,
-            "segment": segs.get(c.segment_id) if c.segment_id else None,
+            "segment": segs[c.id]["segment"],
+            "segments": segs[c.id]["segments"],
             "status": c.status,
             "owner_id": c.owner_id,
             "region": c.region,
@@ -131,14 +132,16 @@ async def create_client(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> 
         owner_id=owner_id,
         region=data.get("region"),
         notes=data.get("notes") or "",
-        segment_id=await segment_id_for(s, data.get("segment")),
     )
     s.add(client)
     await s.flush()
+    if data.get("segment"):
+        await seg_svc.add_to_named_segment(s, actor, client.id, data["segment"])
     await add_points(
         s, actor, phones=data.get("phones"), emails=data.get("emails"), client_id=client.id
     )
     await audit(s, actor, "create", "client", client.id, data)
+    await seg_svc.assign_entering(s, actor, client, owner_given="owner_id" in data)
     return client
 
 
@@ -155,6 +158,7 @@ async def update_client(
     """Apply the fields present in ``changes``; phones/emails given are added."""
     client = await get_client(s, actor, client_id)
     _check_fields(changes)
+    seg_before = await seg_svc.managed_segments_of(s, client.id)
     if changes.get("owner_id") is not None and changes["owner_id"] != client.owner_id:
         await check_assignee(s, actor, changes["owner_id"], "owner_id")
         client.owner_id = changes["owner_id"]
@@ -164,7 +168,7 @@ async def update_client(
             await _unique_inn(s, inn, client.id)
         client.inn = inn
     if "segment" in changes:
-        client.segment_id = await segment_id_for(s, changes["segment"])
+        await seg_svc.add_to_named_segment(s, actor, client.id, changes["segment"])
     for key in ("kind", "name", "status", "region", "notes"):
         if key in changes and (changes[key] is not None or key == "region"):
             setattr(client, key, changes[key].strip() if key == "name" else changes[key])
@@ -173,6 +177,8 @@ async def update_client(
     )
     await s.flush()
     await audit(s, actor, "update", "client", client.id, changes)
+    owner_given = changes.get("owner_id") is not None
+    await seg_svc.assign_entering(s, actor, client, seg_before, owner_given=owner_given)
     return client
 
 
@@ -197,4 +203,6 @@ async def list_clients(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
         query = query.where(Client.id.in_(select(found.c[0])))
     if flt.extra.get("kind"):
         query = query.where(Client.kind == flt.extra["kind"])
+    if flt.extra.get("segment") is not None:
+        query = query.where(await seg_svc.in_segment(s, flt.extra["segment"]))
     return await page_by_id(s, query, flt, Client.id, client_dicts)

@@ -31,6 +31,7 @@ from crm_core.services.common import (
     points_of,
 )
 from crm_core.services.deals import deal_dicts, new_deal
+from crm_core.services.segments import assign_entering
 
 __all__ = [
     "LEAD_STATUSES",
@@ -248,6 +249,8 @@ async def convert_lead(
                 "owner_id": data.get("owner_id") or lead.owner_id or actor.user_id,
             },
         )
+        if data.get("owner_id") is None:  # managers of a segment it enters take it over
+            await assign_entering(s, actor, client)
     await s.execute(
         update(ContactPoint)
         .where(

@@ -22,6 +22,7 @@ from gateway.api import (
     pipelines,
     recordings,
     rules,
+    segments,
     tasks,
     users,
 )
@@ -47,6 +48,7 @@ ROUTE_TABLES = (
     recordings.ROUTES,
     imports.ROUTES,
     forms.ROUTES,
+    segments.ROUTES,
 )
 
 
@@ -60,6 +62,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
     imports.setup_imports(app)
+    segments.setup_segments(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:
             if method == "GET":

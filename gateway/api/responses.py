@@ -73,12 +73,18 @@ class LiveTicketOut(Out):
     expires_in: int = Field(description="seconds")
 
 
+class SegmentRef(Out):
+    id: int
+    name: str
+
+
 class ClientOut(Out):
     id: int
     kind: str
     name: str
     inn: str | None
-    segment: str | None
+    segment: str | None = Field(description="the first of ``segments`` (compatibility)")
+    segments: list[SegmentRef] = Field(description="every segment the client is in")
     status: str
     owner_id: int | None
     region: str | None

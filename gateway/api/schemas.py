@@ -141,6 +141,7 @@ class ListQuery(PageQuery):
 
 class ClientListQuery(ListQuery):
     kind: ClientKind | None = None
+    segment: Id | None = Field(None, description="only the clients in this segment")
 
 
 class LeadListQuery(ListQuery):

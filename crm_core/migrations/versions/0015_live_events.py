@@ -1,7 +1,7 @@
 """live events shared between hub processes on PostgreSQL (NOTIFY carries the row id)
 
 Revision ID: 0015_live_events
-Revises: 0008_pipelines
+Revises: 0010_segments
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_live_events"
-down_revision: str | None = "0008_pipelines"
+down_revision: str | None = "0010_segments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

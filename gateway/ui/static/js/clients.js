@@ -5,10 +5,12 @@ import { openClientForm } from "./clientform.js";
 import { openDealForm, stageName } from "./dealform.js";
 import { clear, field, fmtMoney, h } from "./dom.js";
 import { t, tOr } from "./i18n.js";
+import { segmentSelect } from "./segments.js";
 import { conversationCard } from "./timeline.js";
 import { ownerName } from "./state.js";
 
 let lastSearch = "";
+let lastSegment = "";
 
 /** One search box: the server's ``q`` finds a name fragment, an INN, a phone in any
  *  spelling, an email or a contact person's name. */
@@ -23,12 +25,16 @@ export async function renderClients(main, q) {
   const input = h("input", { name: "search", type: "search", value: lastSearch,
     placeholder: t("clients.search") });
   const body = h("div", { class: "table-wrap" });
+  const segment = segmentSelect(lastSegment);
+  segment.addEventListener("change", () => form.requestSubmit());
   const form = h("form", { class: "filters", role: "search" },
     field(t("clients.search"), input),
+    field(t("clients.segment"), segment),
     h("button", { type: "submit", class: "primary" }, t("clients.find")));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     lastSearch = input.value;
+    lastSegment = segment.value;
     load(body, form);
   });
   const add = h("button", { type: "button", class: "primary", id: "client-new",
@@ -42,7 +48,8 @@ async function load(body, form) {
   clear(body, h("p", { class: "muted" }, t("loading")));
   let page;
   try {
-    page = await api("GET", "/clients", { query: { ...searchQuery(lastSearch), limit: 100 } });
+    page = await api("GET", "/clients",
+      { query: { ...searchQuery(lastSearch), segment: lastSegment, limit: 100 } });
   } catch (e) {
     const slot = form.querySelector(".field-error");
     slot.textContent = e.message;

@@ -297,3 +297,10 @@ export function plural(n, key) {
   if (b >= 2 && b <= 4) return few;
   return many;
 }
+
+/** More strings from a view's own module: `{ru: {...}, en: {...}}` (keeps this file small). */
+export function addStrings(table) {
+  for (const [code, strings] of Object.entries(table)) {
+    if (STRINGS[code]) Object.assign(STRINGS[code], strings);
+  }
+}

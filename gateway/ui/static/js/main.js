@@ -12,6 +12,7 @@ import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { loadUsers, state } from "./state.js";
+import { renderSegment, renderSegments } from "./segments.js";
 import { renderTasks } from "./tasks.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,8 @@ const ROUTES = [
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
   [/^#\/admin(?:\/(\w+))?$/, (m, tab) => renderAdmin(m, tab)],
+  [/^#\/segments$/, (m) => renderSegments(m)],
+  [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
 ];
 
 function decoded(text) {
