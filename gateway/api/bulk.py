@@ -52,8 +52,12 @@ class _Bulk(Strict):
     selection: Selection | None = Field(None, description="the selection, nested")
 
     def picked(self) -> dict[str, Any]:
-        src: Any = self.selection if self.selection is not None else self
-        given = [k for k in ("client_ids", "segment_id", "filters") if getattr(src, k) is not None]
+        keys = ("client_ids", "segment_id", "filters")
+        given = [k for k in keys if getattr(self, k) is not None]
+        src: Any = self
+        if self.selection is not None:
+            src = self.selection
+            given += [k for k in keys if getattr(src, k) is not None]
         if len(given) != 1:
             raise Invalid("give exactly one of client_ids, segment_id or filters", "client_ids")
         if src.client_ids is not None:
