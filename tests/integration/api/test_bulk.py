@@ -283,7 +283,7 @@ async def test_bad_requests_queue_nothing(api: Api) -> None:
 
 async def test_a_job_resumes_after_its_runner_died(api: Api) -> None:
     ids = await _clients(api, ["a1"] * 7)
-    status, out = await _post(
+    _status, out = await _post(
         api,
         "a1",
         "tasks",

@@ -175,8 +175,8 @@ async def _task_at(api: Api, who: str, due: datetime, status: str = "open") -> i
 
 async def test_due_today_week_overdue(api: Api) -> None:
     now = datetime.now(UTC)
-    start, end = due_window("today", now, "Europe/Moscow")
-    wstart, wend = due_window("week", now, "Europe/Moscow")
+    _start, end = due_window("today", now, "Europe/Moscow")
+    _wstart, wend = due_window("week", now, "Europe/Moscow")
     overdue = await _task_at(api, "a1", now - timedelta(days=8))
     done_old = await _task_at(api, "a1", now - timedelta(days=8), status="done")
     today = await _task_at(api, "a1", end - timedelta(seconds=1))
