@@ -229,8 +229,7 @@ async def queue_job(
         if prev is not None:
             if prev.request_hash != digest:
                 raise Conflict(
-                    f"Idempotency-Key {idempotency_key!r} is already used for another request",
-                    "Idempotency-Key",
+                    f"Idempotency-Key {idempotency_key!r} is already used", "Idempotency-Key"
                 )
             return prev, False
     select_clients(s, actor, selection)  # refuses a bad filter now, not in the runner
