@@ -81,6 +81,8 @@ FILTER_KEYS = (
     "created_from",
     "created_to",
 )
+# List parameters that order or page the list but do not narrow it.
+NOT_FILTERS = frozenset({"limit", "offset", "after", "sort", "order"})
 
 
 # -- selection ------------------------------------------------------------------
@@ -94,7 +96,7 @@ def _filters_condition(s: AsyncSession, actor: Actor, filters: dict[str, Any]) -
 
     conds: list[Any] = [visible_clients(actor)]
     for key, value in filters.items():
-        if value is None or value == "":
+        if value is None or value == "" or key in NOT_FILTERS:
             continue
         if key not in FILTER_KEYS:
             raise Invalid(f"filters.{key} is not supported by mass operations", f"filters.{key}")
@@ -527,14 +529,28 @@ async def _bulk_tasks(
     job.state = {**job.state, "per_assignee": counts}
     if not tasks:
         return
-    ids = list(
-        await s.scalars(insert(Task).returning(Task.id, sort_by_parameter_order=True), tasks)
-    )
+    ids = await _insert_tasks(s, tasks)
     diffs = [
         (tid, {"client_id": [None, t["client_id"]], "assignee_id": [None, t["assignee_id"]]})
         for tid, t in zip(ids, tasks, strict=True)
     ]
     await s.execute(insert(AuditEntry), _audit_rows(actor, job, "task", "create", diffs))
+
+
+async def _insert_tasks(s: AsyncSession, tasks: list[dict[str, Any]]) -> list[int]:
+    """Insert task rows; their ids in the same order.  SQLite: the batch holds the only
+    write transaction (BEGIN IMMEDIATE under the writer lock), so the ids after the
+    highest are ours to give (``INTEGER PRIMARY KEY`` would pick the same); one plain
+    executemany, where RETURNING in parameter order would go row by row.  PostgreSQL:
+    ``INSERT ... RETURNING`` sorted by parameter order (one statement per page)."""
+    if s.get_bind().dialect.name == "sqlite":
+        first = int(await s.scalar(select(func.max(Task.id))) or 0) + 1
+        for n, row in enumerate(tasks):
+            row["id"] = first + n
+        await s.execute(insert(Task), tasks)
+        return [first + n for n in range(len(tasks))]
+    stmt = insert(Task).returning(Task.id, sort_by_parameter_order=True)
+    return list(await s.scalars(stmt, tasks))
 
 
 _HANDLERS = {
