@@ -57,15 +57,15 @@ class JobRunner:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._bg = BackgroundTask(self._loop, "job-runner")
-        self._current: int | None = None
 
     def start(self) -> None:
         self._bg.start()
 
     async def stop(self) -> None:
+        """Stop between batches and hand back the lease of whatever this runner held, so
+        the next start (here or in another process) resumes it at once."""
         await self._bg.stop()
-        if self._current is not None:
-            await self._release(self._current)
+        await self._release()
 
     def wake(self) -> None:
         self._wake.set()
@@ -86,11 +86,7 @@ class JobRunner:
         """Claim and run jobs until none is left; returns how many were run."""
         n = 0
         while (job_id := await self.claim()) is not None:
-            self._current = job_id
-            try:
-                await self.run_job(job_id)
-            finally:
-                self._current = None
+            await self.run_job(job_id)
             n += 1
         return n
 
@@ -117,12 +113,12 @@ class JobRunner:
             job.started_at = job.started_at or now
             return job.id
 
-    async def _release(self, job_id: int) -> None:
+    async def _release(self) -> None:
         with contextlib.suppress(Exception):
             async with self.db.transaction() as s:
                 await s.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.locked_by == self.name, Job.status == "running")
+                    .where(Job.locked_by == self.name, Job.status == "running")
                     .values(locked_until=None, locked_by=None)
                 )
 

@@ -317,6 +317,20 @@ async def test_a_job_resumes_after_its_runner_died(api: Api) -> None:
     assert not await dead._step(job_id)
 
 
+async def test_a_stopped_runner_hands_its_job_back(api: Api) -> None:
+    ids = await _clients(api, ["a1"] * 3)
+    await _post(api, "admin", "tags", {"client_ids": ids, "add": ["x"]})
+    first = JobRunner(api.db, batch=1)
+    job_id = await first.claim()
+    assert job_id is not None and await first._step(job_id)
+    await first.stop()  # a graceful stop between batches
+    second = JobRunner(api.db, batch=1)
+    assert await second.claim() == job_id  # at once, no lease to wait out
+    await second.run_job(job_id)
+    job = await _job(api, "admin", job_id)
+    assert (job["status"], job["processed"]) == ("done", 3)
+
+
 async def test_two_runners_claim_each_job_once(api: Api) -> None:
     ids = await _clients(api, ["a1"] * 4)
     for n in range(3):
