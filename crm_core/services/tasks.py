@@ -340,7 +340,6 @@ async def reassign_task(s: AsyncSession, actor: Actor, task_id: int, assignee_id
     old = task.assignee_id
     if old != assignee_id:
         task.assignee_id = assignee_id
-        task.reminded_at = None if task.remind_at and task.remind_at > _now() else task.reminded_at
         await s.flush()
         await audit(
             s, actor, "reassign", "task", task.id, {"changes": {"assignee_id": [old, assignee_id]}}
