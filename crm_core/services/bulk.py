@@ -481,20 +481,31 @@ async def _bulk_segment(
         )
 
 
+async def _open_on(s: AsyncSession, user: User, day: date) -> int:
+    """Open tasks ``user`` already has due on ``day`` (their time zone)."""
+    start = local_to_utc(datetime.combine(day, time()), user.timezone)
+    end = local_to_utc(datetime.combine(day + timedelta(days=1), time()), user.timezone)
+    q = select(func.count()).where(
+        Task.assignee_id == user.id, Task.status == "open", Task.due_at >= start, Task.due_at < end
+    )
+    return int(await s.scalar(q) or 0)
+
+
 async def _bulk_tasks(
     s: AsyncSession, job: Job, actor: Actor, rows: Sequence[Row], res: BatchResult
 ) -> None:
-    """One open task per client, due on the first day (from ``start_date``) on which its
-    assignee has fewer than ``per_manager_per_day`` of this job's tasks, at ``due_time``
-    in the assignee's time zone.  Per-assignee counts live in ``job.state`` so a resumed
-    job continues the same spread."""
+    """One open task per client, due on the first day (from ``start_date``, Monday to
+    Friday unless ``workdays_only`` is false) on which its assignee has fewer than
+    ``per_manager_per_day`` open tasks (those they had already count too), at
+    ``due_time`` in the assignee's time zone.  Each assignee's current day and its count
+    live in ``job.state`` so a resumed job continues the same spread."""
     p = job.params
     per_day = int(p["per_manager_per_day"])
     start = date.fromisoformat(str(p["start_date"]))
     at = time.fromisoformat(str(p.get("due_time") or "10:00"))
     workdays = bool(p.get("workdays_only", True))
     fixed = p.get("assignee_id")
-    counts: dict[str, int] = dict(job.state.get("per_assignee", {}))
+    slots: dict[str, list[int]] = {k: list(v) for k, v in job.state.get("slots", {}).items()}
     wanted = {int(fixed)} if fixed is not None else {o for _, o, _ in rows if o is not None}
     users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_(sorted(wanted))))}
     now = _now()
@@ -508,9 +519,14 @@ async def _bulk_tasks(
         if user is None or not can_assign_to(actor, user):
             res.skip("assignee_not_allowed", cid)
             continue
-        n = counts.get(str(uid), 0)
-        counts[str(uid)] = n + 1
-        day = due_day(start, n // per_day, workdays)
+        if str(uid) not in slots:
+            slots[str(uid)] = [0, await _open_on(s, user, due_day(start, 0, workdays))]
+        slot = slots[str(uid)]
+        while slot[1] >= per_day:
+            slot[0] += 1
+            slot[1] = await _open_on(s, user, due_day(start, slot[0], workdays))
+        slot[1] += 1
+        day = due_day(start, slot[0], workdays)
         due = local_to_utc(datetime.combine(day, at), user.timezone)
         tasks.append(
             {
@@ -526,7 +542,7 @@ async def _bulk_tasks(
                 "created_at": now,
             }
         )
-    job.state = {**job.state, "per_assignee": counts}
+    job.state = {**job.state, "slots": slots}
     if not tasks:
         return
     ids = await _insert_tasks(s, tasks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -98,6 +98,10 @@ async def test_plan_tasks_spread_per_manager_per_day(api: Api) -> None:
     a1_days = sorted(d for (u, d), _ in days.items() if u == api.users["a1"].id)
     assert a1_days == [start, start + timedelta(days=1), start + timedelta(days=4)]  # no weekend
     assert all(t.kind == "call_back" and t.status == "open" for t in tasks)
+    assert sorted(d for (u, d), _ in days.items() if u == api.users["a2"].id) == [
+        start,
+        start + timedelta(days=1),
+    ]
     # The same key answers the same job and plans nothing twice; another body is a conflict.
     status, again = await _post(api, "admin", "tasks", body, key="plan-1")
     assert (status, again) == (202, out)
@@ -106,6 +110,43 @@ async def test_plan_tasks_spread_per_manager_per_day(api: Api) -> None:
         assert await s.scalar(select(func.count()).select_from(Task)) == 8
     status, err = await _post(api, "admin", "tasks", {**body, "title": "другое"}, key="plan-1")
     assert (status, err["field"]) == (409, "Idempotency-Key")
+
+
+async def test_tasks_already_due_count_against_the_daily_limit(api: Api) -> None:
+    ids = await _clients(api, ["a1"] * 3)
+    start = _monday()
+    msk = __import__("zoneinfo").ZoneInfo("Europe/Moscow")
+    async with api.db.transaction() as s:
+        for hour, status in ((9, "open"), (15, "open"), (11, "done")):
+            at = datetime.combine(start, time(hour), tzinfo=msk)
+            s.add(
+                Task(
+                    kind="other",
+                    title="было",
+                    status=status,
+                    due_at=at,
+                    assignee_id=api.users["a1"].id,
+                    note="",
+                )
+            )
+    status, _out = await _post(
+        api,
+        "a1",
+        "tasks",
+        {
+            "client_ids": ids,
+            "kind": "call_back",
+            "title": "x",
+            "start_date": start.isoformat(),
+            "per_manager_per_day": 3,
+        },
+    )
+    assert status == 202
+    await _run(api, batch=2)
+    async with api.db.sessions() as s:
+        due = list(await s.scalars(select(Task.due_at).where(Task.title == "x")))
+    days = Counter(d.astimezone(msk).date() for d in due)
+    assert days == {start: 1, start + timedelta(days=1): 2}  # 2 open already on Monday
 
 
 async def test_a_manager_changes_only_their_own_clients(api: Api) -> None:
