@@ -135,6 +135,13 @@ async def test_snooze_by_preset_and_reassign(page: Page, ui: UI) -> None:
     await expect(page.locator("#toasts")).to_contain_text("Задача сохранена")
     status, moved = await api(ui, "GET", f"/tasks/{task['id']}", ui.admin)
     assert moved["assignee_id"] == ui.admin_id
+    # In English too.
+    await page.locator("[data-lang-switch]:visible").first.click()
+    await expect(page.get_by_role("button", name="My week")).to_be_visible()
+    await page.get_by_label("Assignee").select_option(str(ui.admin_id))  # it is theirs now
+    await expect(page.locator("li.task", has_text="Проверить оплату счёта")).to_contain_text(
+        "Check payment"
+    )
     # The manager no longer sees it (nor may take it back).
     status, _err = await api(
         ui, "POST", f"/tasks/{task['id']}/reassign", ui.manager, {"assignee_id": ui.manager_id}
