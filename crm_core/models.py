@@ -46,6 +46,7 @@ __all__ = [
     "InboxEvent",
     "Interaction",
     "InteractionMonthly",
+    "Job",
     "Lead",
     "LiveEventRow",
     "LiveTicket",
@@ -528,8 +529,47 @@ class Task(Base):
     interaction_id: Mapped[int | None] = mapped_column(ID)  # no FK: avoids a cycle
     created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str | None] = mapped_column(Text)  # what came of it, recorded when done
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Job(Base):
+    """A background job (today: a mass operation on clients, ``kind='bulk'``).
+
+    Queued by the API (unique per user and ``Idempotency-Key``), claimed by one runner
+    (``locked_by`` / ``locked_until``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), done in
+    batches: each batch commits its changes together with ``cursor`` (the last client id
+    handled), the counters and ``state``, so a restart resumes after the last batch."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_jobs_claim", "status", "locked_until"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="bulk")
+    action: Mapped[str] = mapped_column(String(20))  # tasks | owner | status | tags | segment
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued|running|done|failed
+    total: Mapped[int | None] = mapped_column(Integer)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    max_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class OutboxCommand(Base):

@@ -11,6 +11,7 @@ from aiohttp import web
 from crm_core.db import Database
 from gateway.api import (
     analytics,
+    bulk,
     calls,
     clients,
     deals,
@@ -49,6 +50,7 @@ ROUTE_TABLES = (
     imports.ROUTES,
     forms.ROUTES,
     segments.ROUTES,
+    bulk.ROUTES,
 )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "PipelineOut",
     "StageChangeOut",
     "StageOut",
+    "TaskDoneOut",
     "TaskOut",
     "UserOut",
     "UserTokenOut",
@@ -227,6 +228,8 @@ class ConvertOut(Out):
 class TaskOut(Out):
     id: int
     kind: str
+    kind_title_ru: str
+    kind_title_en: str
     title: str
     status: str
     due_at: str | None
@@ -241,8 +244,13 @@ class TaskOut(Out):
     deal_id: int | None
     created_by: int | None
     note: str
+    result: str | None
     created_at: str | None
     closed_at: str | None
+
+
+class TaskDoneOut(TaskOut):
+    next_task: TaskOut | None = None
 
 
 class InteractionOut(Out):

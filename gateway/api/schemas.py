@@ -45,6 +45,7 @@ __all__ = [
     "TaskDone",
     "TaskListQuery",
     "TaskPatch",
+    "TaskReassign",
     "TaskSnooze",
     "TimelineQuery",
 ]
@@ -57,7 +58,13 @@ Id = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 ClientKind = Literal["company", "person"]
 ClientStatus = Literal["cold", "thinking", "ready", "active", "regular", "lost"]
 TaskKind = Literal[
-    "call_back", "send_offer", "offer_discount", "check_payment", "send_documents", "other"
+    "call_back",
+    "send_offer",
+    "offer_discount",
+    "check_payment",
+    "send_documents",
+    "meeting",
+    "other",
 ]
 # A stage code of the deal's pipeline (GET /pipelines); the default one has new,
 # qualification, proposal, negotiation, contract, won, lost.
@@ -165,6 +172,10 @@ class BoardQuery(DealListQuery):
 class TaskListQuery(ListQuery):
     assignee_id: Id | None = None
     due_before: AwareDatetime | None = None
+    due_from: AwareDatetime | None = None
+    due: Literal["today", "week", "overdue"] | None = Field(
+        None, description="today / this week (Monday-Sunday) in your time zone; overdue"
+    )
     client_id: Id | None = None
     lead_id: Id | None = None
     deal_id: Id | None = None
@@ -362,6 +373,9 @@ class TaskCreate(Strict):
     due_at: AwareDatetime | None = None
     # A wall-clock time without offset, in the assignee's time zone (instead of due_at).
     due_local: NaiveDatetime | None = None
+    remind_at: AwareDatetime | None = Field(None, description="default: the due time")
+    remind_local: NaiveDatetime | None = None
+    remind_before: int | None = Field(None, ge=0, le=60 * 24 * 60, description="minutes")
     assignee_id: Id | None = None
     client_id: Id | None = None
     lead_id: Id | None = None
@@ -374,18 +388,32 @@ class TaskPatch(Strict):
     title: str | None = Field(None, min_length=1, max_length=500)
     status: Literal["open", "done", "cancelled"] | None = None
     due_at: AwareDatetime | None = None
+    due_local: NaiveDatetime | None = None
+    remind_at: AwareDatetime | None = None
+    remind_local: NaiveDatetime | None = None
+    remind_before: int | None = Field(None, ge=0, le=60 * 24 * 60)
     assignee_id: Id | None = None
     client_id: Id | None = None
     lead_id: Id | None = None
     deal_id: Id | None = None
     note: str | None = Field(None, max_length=10000)
+    result: str | None = Field(None, max_length=10000)
 
 
 class TaskDone(Strict):
     note: str | None = Field(None, max_length=10000)
+    result: str | None = Field(None, max_length=10000, description="what came of it")
+    next: TaskCreate | None = Field(
+        None, description="the next task, planned in the same transaction (same links)"
+    )
 
 
 class TaskSnooze(Strict):
     until: AwareDatetime | None = None
     until_local: NaiveDatetime | None = None  # in the assignee's time zone
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 366)
+    preset: Literal["15m", "1h", "3h", "tomorrow", "next_week"] | None = None
+
+
+class TaskReassign(Strict):
+    assignee_id: Id

@@ -296,6 +296,7 @@ async def test_deal_board_and_tasks_with_demo_data(page: Page, ui: UI) -> None:
     await shot(page, "tasks")
     if count:
         await tasks.first.get_by_role("button", name="Готово").click()
+        await page.locator("dialog#modal").get_by_role("button", name="Завершить").click()
         await expect(page.locator("#toasts")).to_contain_text("Задача выполнена")
         await expect(tasks).to_have_count(count - 1)
 

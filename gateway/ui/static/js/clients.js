@@ -1,5 +1,6 @@
 // Clients: search by phone or name, and a client card with its deals and timeline.
 import { api } from "./api.js";
+import { attachBulk } from "./bulk.js";
 import { callButton } from "./call.js";
 import { openClientForm } from "./clientform.js";
 import { openDealForm, stageName } from "./dealform.js";
@@ -72,6 +73,7 @@ async function load(body, form) {
       h("td", {}, c.emails.map((e) => h("div", {}, e))),
       h("td", {}, ownerName(c.owner_id)),
       h("td", { class: "actions" }, c.phones.length ? callButton({ client_id: c.id }) : null))))));
+  attachBulk(body, { query: searchQuery(lastSearch), total: page.total, reload: () => load(body, form) });
 }
 
 export async function renderClientCard(main, id) {
