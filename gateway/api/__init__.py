@@ -15,8 +15,10 @@ from gateway.api import (
     clients,
     deals,
     emails,
+    export,
     imports,
     leads,
+    merge,
     messages,
     recordings,
     rules,
@@ -31,7 +33,9 @@ from gateway.openapi import API_PREFIX
 __all__ = ["API_PREFIX", "setup_api"]
 
 ROUTE_TABLES = (
+    export.ROUTES,  # /clients/export before /clients/{id}
     clients.ROUTES,
+    merge.ROUTES,
     leads.ROUTES,
     deals.ROUTES,
     tasks.ROUTES,
