@@ -8,6 +8,7 @@ refused (a bad filter, an unknown segment) is checked before the first byte is s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -101,12 +102,17 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
     os.close(fd)
     try:
         await write_export(db, who, flt, XlsxSink(tmp), segment_id)
-        done = web.FileResponse(tmp, headers=headers)
-        await done.prepare(request)  # sends the whole file
+        fh = open(tmp, "rb")  # noqa: ASYNC230 - a local temp file, read below in a thread
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    return done
+            os.unlink(tmp)  # the open handle keeps the data until it is closed
+    with fh:
+        resp = web.StreamResponse(headers=headers)
+        resp.content_length = os.fstat(fh.fileno()).st_size
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(fh.read, 1 << 18):
+            await resp.write(chunk)
+        await resp.write_eof()
     return resp
 
 
