@@ -26,6 +26,7 @@ _ENTITY = {
     "interaction": "запись истории",
     "phone": "телефон",
     "import": "импорт",
+    "segment": "сегмент",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -192,6 +193,19 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"unknown part (?P<p>.*) \(expected .*\)", "неизвестная часть {p}"),
     (r"file is more than the limit of (?P<n>\d+) bytes", "файл больше предела {n} байт"),
     (r"(?P<f>\w+) is longer than 64 KB", "{f} длиннее 64 КБ"),
+    # export and merge (crm_core/services/export.py, merge.py)
+    (
+        r"segment (?P<id>\d+) is a rule segment: export supports manual segments only",
+        "сегмент {id} задан правилами: выгрузка пока поддерживает только ручные сегменты",
+    ),
+    (
+        r"other_id must be another client than the one kept",
+        "other_id: нужен другой клиент, не тот, что остаётся",
+    ),
+    (r"the KPP follows the INN \(choose inn\)", "вместе с ИНН переносится и КПП (выберите inn)"),
+    (r"unknown field \(known: (?P<k>.*)\)", "неизвестное поле (допустимы: {k})"),
+    (r"must be 'this' or 'other'", "допустимы 'this' или 'other'"),
+    (r"filter: expected KEY=VALUE, got (?P<v>.*)", "filter: нужно КЛЮЧ=ЗНАЧЕНИЕ, а не {v}"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

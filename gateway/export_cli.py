@@ -94,16 +94,19 @@ async def _export(args: argparse.Namespace, settings: Settings) -> dict[str, Any
         async with db.sessions() as s:
             segment_id = await segment_filter(s, query.segment)
         tmp = out.with_name(out.name + ".part")
-        if args.format == "csv":
-            with tmp.open("wb") as fh:
+        try:
+            if args.format == "csv":
+                with tmp.open("wb") as fh:
 
-                async def write(data: bytes) -> None:
-                    fh.write(data)
+                    async def write(data: bytes) -> None:
+                        fh.write(data)
 
-                clients, rows = await write_export(db, who, flt, CsvSink(write), segment_id)
-        else:
-            clients, rows = await write_export(db, who, flt, XlsxSink(tmp), segment_id)
-        tmp.replace(out)
+                    clients, rows = await write_export(db, who, flt, CsvSink(write), segment_id)
+            else:
+                clients, rows = await write_export(db, who, flt, XlsxSink(tmp), segment_id)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
         await db.dispose()
     return {

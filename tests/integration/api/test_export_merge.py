@@ -340,7 +340,7 @@ async def test_merge_refuses_bad_input_and_writes_nothing(
     audits = await count(api.db)
     status, out = await api.as_("a1").post(f"/clients/{keep}/merge", body)
     assert status in (404, 422), out
-    assert out["field"].startswith(field.split(".")[0]) and out.get("error")
+    assert out["field"].startswith(field.split(".")[0]) and out.get("error") and out["error_ru"]
     assert await count(api.db) == audits
     assert await _n(api.db, Client) == 2
 
