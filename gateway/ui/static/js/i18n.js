@@ -236,3 +236,14 @@ export function plural(n, key) {
   if (b >= 2 && b <= 4) return few;
   return many;
 }
+
+/** A feature module's own strings ({ru: {...}, en: {...}}), merged in at import time
+ *  (a key already in the tables wins). */
+export function addStrings(more) {
+  for (const [code, table] of Object.entries(more)) {
+    if (!STRINGS[code]) continue;
+    for (const [key, text] of Object.entries(table)) {
+      if (!(key in STRINGS[code])) STRINGS[code][key] = text;
+    }
+  }
+}
