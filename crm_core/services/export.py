@@ -32,7 +32,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,7 +64,7 @@ __all__ = [
 ]
 
 FORMATS = ("xlsx", "csv")
-PAGE = MAX_LIMIT
+PAGE = 5 * MAX_LIMIT  # clients per page (the export calls the list service, not the API)
 CSV_DELIMITER = ";"
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -159,13 +158,11 @@ def safe_text(value: str) -> str:
 
 
 def _phone(value: str, extension: str | None) -> str:
-    try:
-        text = phonenumbers.format_number(
-            phonenumbers.parse(value), phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
-    except phonenumbers.NumberParseException:
-        text = value
-    return f"{text} доб. {extension}" if extension else text
+    """``+74951234567`` -> ``+7 495 123-45-67`` (a Russian number; others stay E.164)."""
+    if len(value) == 12 and value.startswith("+7"):
+        d = value[2:]
+        value = f"+7 {d[:3]} {d[3:6]}-{d[6:8]}-{d[8:]}"
+    return f"{value} доб. {extension}" if extension else value
 
 
 def _plain(value: Any) -> Any:
@@ -221,8 +218,11 @@ async def _lookups(s: AsyncSession) -> _Lookups:
 async def _page_rows(
     s: AsyncSession, ids: list[int], cols: Sequence[Column], look: _Lookups
 ) -> list[list[Any]]:
-    clients = {c.id: c for c in await s.scalars(select(Client).where(Client.id.in_(ids)))}
-    parent_ids = {c.parent_id for c in clients.values() if c.parent_id}
+    clients = {
+        c["id"]: c
+        for c in (await s.execute(select(*Client.__table__.c).where(Client.id.in_(ids)))).mappings()
+    }
+    parent_ids = {c["parent_id"] for c in clients.values() if c["parent_id"]}
     parents = (
         {
             r.id: (r.name, r.inn)
@@ -241,7 +241,7 @@ async def _page_rows(
     ):
         tags[cid].append(tag)
     segs: dict[int, list[str]] = defaultdict(list)
-    seg_ids = {c.segment_id for c in clients.values() if c.segment_id}
+    seg_ids = {c["segment_id"] for c in clients.values() if c["segment_id"]}
     seg_names = (
         dict(
             (await s.execute(select(Segment.id, Segment.name).where(Segment.id.in_(seg_ids)))).all()
@@ -250,8 +250,8 @@ async def _page_rows(
         else {}
     )
     for c in clients.values():
-        if c.segment_id in seg_names:
-            segs[c.id].append(seg_names[c.segment_id])
+        if c["segment_id"] in seg_names:
+            segs[c["id"]].append(seg_names[c["segment_id"]])
     for cid, name in await s.execute(
         select(SegmentClient.client_id, Segment.name)
         .join(Segment, Segment.id == SegmentClient.segment_id)
@@ -260,9 +260,11 @@ async def _page_rows(
     ):
         if name not in segs[cid]:
             segs[cid].append(name)
-    persons: dict[int, list[ContactPerson]] = defaultdict(list)
-    for p in await s.scalars(
-        select(ContactPerson)
+    persons: dict[int, list[Any]] = defaultdict(list)
+    for p in await s.execute(
+        select(
+            ContactPerson.id, ContactPerson.client_id, ContactPerson.name, ContactPerson.position
+        )
         .where(ContactPerson.client_id.in_(ids))
         .order_by(ContactPerson.is_primary.desc(), ContactPerson.id)
     ):
@@ -273,8 +275,14 @@ async def _page_rows(
     cond: Any = ContactPoint.client_id.in_(ids)
     if person_ids:
         cond = or_(cond, ContactPoint.contact_person_id.in_(person_ids))
-    for cp in await s.scalars(
-        select(ContactPoint)
+    for cp in await s.execute(
+        select(
+            ContactPoint.kind,
+            ContactPoint.value,
+            ContactPoint.extension,
+            ContactPoint.client_id,
+            ContactPoint.contact_person_id,
+        )
         .where(cond, ContactPoint.kind.in_(("phone", "email")))
         .order_by(ContactPoint.id)
     ):
@@ -284,16 +292,18 @@ async def _page_rows(
         elif cp.client_id is not None:
             own[cp.client_id][cp.kind].append(text)
     rows: list[list[Any]] = []
+    custom_cols = [(col.field, col.field[7:]) for col in cols if col.field.startswith("custom:")]
+    fields = [col.field for col in cols]
     for cid in ids:
         if cid not in clients:
             continue
         c = clients[cid]
-        values: dict[str, Any] = {f: getattr(c, f) for f in _PROFILE}
-        parent = parents.get(c.parent_id) if c.parent_id else None
+        values: dict[str, Any] = {f: c[f] for f in _PROFILE}
+        parent = parents.get(c["parent_id"]) if c["parent_id"] else None
         values.update(
-            kind=KIND_NAMES.get(c.kind, c.kind),
-            status=look.statuses.get(c.status, c.status),
-            owner=look.users.get(c.owner_id) if c.owner_id else None,
+            kind=KIND_NAMES.get(c["kind"], c["kind"]),
+            status=look.statuses.get(c["status"], c["status"]),
+            owner=look.users.get(c["owner_id"]) if c["owner_id"] else None,
             tags=tags.get(cid),
             segments=segs.get(cid),
             parent=parent[0] if parent else None,
@@ -301,13 +311,13 @@ async def _page_rows(
             phones=own[cid]["phone"],
             emails=own[cid]["email"],
         )
-        for col in cols:
-            if col.field.startswith("custom:"):
-                values[col.field] = (c.custom or {}).get(col.field[7:])
-        rows.append([_plain(values.get(col.field)) for col in cols])
+        custom = c["custom"] or {}
+        for name, ckey in custom_cols:
+            values[name] = custom.get(ckey)
+        rows.append([_plain(values.get(f)) for f in fields])
         # The person rows: the client's key, then the person.
-        key: dict[str, Any] = {"name": c.name, "inn": c.inn, "kpp": c.kpp or None}
-        if not c.inn:
+        key: dict[str, Any] = {"name": c["name"], "inn": c["inn"], "kpp": c["kpp"] or None}
+        if not c["inn"]:
             if own[cid]["phone"]:
                 key["phones"] = own[cid]["phone"][:1]
             elif own[cid]["email"]:
@@ -318,7 +328,7 @@ async def _page_rows(
             pv["position"] = p.position
             pv["phones"] = [*pv.get("phones", []), *of_person[p.id]["phone"]]
             pv["emails"] = [*pv.get("emails", []), *of_person[p.id]["email"]]
-            rows.append([_plain(pv.get(col.field)) for col in cols])
+            rows.append([_plain(pv.get(f)) for f in fields])
     return rows
 
 
