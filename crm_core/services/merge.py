@@ -3,7 +3,7 @@
 :func:`merge_clients` keeps one client and folds the other into it, in the caller's one
 transaction: every row that points at the other client (its timeline, contact points,
 contact persons, leads, deals, tasks, tags, segment memberships, outbox commands,
-branches, import links, inbox events) is moved to the kept one, the kept client's empty
+branches, import links) is moved to the kept one, the kept client's empty
 fields are filled from the other (or each field is taken from the side chosen), the
 other is deleted and one audit entry records what moved.
 
@@ -35,7 +35,6 @@ from crm_core.models import (
     ContactPerson,
     ContactPoint,
     ImportLink,
-    InboxEvent,
     utcnow,
 )
 from crm_core.services.common import Invalid, NotFound, audit, jsonable
@@ -149,21 +148,12 @@ async def _move(s: AsyncSession, keep_id: int, other_id: int) -> dict[str, int]:
             if res.rowcount:
                 name = "branches" if table.name == "clients" else table.name
                 moved[name] = moved.get(name, 0) + res.rowcount
-    for label, stmt in (
-        (
-            "import_links",
-            update(ImportLink)
-            .where(ImportLink.entity == "client", ImportLink.entity_id == other_id)
-            .values(entity_id=keep_id),
-        ),
-        (
-            "inbox_events",
-            update(InboxEvent).where(InboxEvent.client_id == other_id).values(client_id=keep_id),
-        ),
-    ):
-        res = cast("CursorResult[Any]", await s.execute(stmt))
-        if res.rowcount:
-            moved[label] = res.rowcount
+    links = update(ImportLink).where(
+        ImportLink.entity == "client", ImportLink.entity_id == other_id
+    )
+    res = cast("CursorResult[Any]", await s.execute(links.values(entity_id=keep_id)))
+    if res.rowcount:
+        moved["import_links"] = res.rowcount
     return moved
 
 
