@@ -101,6 +101,9 @@ TAIL: tuple[tuple[str, str], ...] = (
     ("contact_name", "Контактное лицо"),
     ("position", "Должность"),
 )
+_WIDE = frozenset(
+    {"name", "full_name", "legal_address", "actual_address", "notes", "phones", "emails"}
+)
 KIND_NAMES = {"company": "Юридическое лицо", "person": "Физическое лицо"}
 _PROFILE = (
     "name",
@@ -434,6 +437,12 @@ class XlsxSink:
             self._ws.append(self._cells(row))
 
     async def header(self, cols: Sequence[Column]) -> None:
+        from openpyxl.utils import get_column_letter
+
+        self._ws.freeze_panes = "A2"  # the header stays on screen (set before any row)
+        for i, col in enumerate(cols, start=1):
+            width = 40 if col.field in _WIDE else max(12, len(col.header) + 2)
+            self._ws.column_dimensions[get_column_letter(i)].width = width
         self._append([[c.header for c in cols]])
 
     async def rows(self, rows: list[list[Any]]) -> None:
