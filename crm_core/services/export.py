@@ -22,6 +22,7 @@ prefixed with ``'``; in XLSX the cell is typed as a string and carries Excel's o
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections import defaultdict
@@ -294,6 +295,24 @@ async def _page_rows(
             of_person[cp.contact_person_id][cp.kind].append(text)
         elif cp.client_id is not None:
             own[cp.client_id][cp.kind].append(text)
+    # Shaping the cells is pure Python: a worker thread, so the event loop stays free.
+    return await asyncio.to_thread(
+        _assemble, ids, clients, parents, tags, segs, persons, own, of_person, cols, look
+    )
+
+
+def _assemble(
+    ids: list[int],
+    clients: dict[int, Any],
+    parents: dict[int, tuple[str, str | None]],
+    tags: dict[int, list[str]],
+    segs: dict[int, list[str]],
+    persons: dict[int, list[Any]],
+    own: dict[int, dict[str, list[str]]],
+    of_person: dict[int, dict[str, list[str]]],
+    cols: Sequence[Column],
+    look: _Lookups,
+) -> list[list[Any]]:
     rows: list[list[Any]] = []
     custom_cols = [(col.field, col.field[7:]) for col in cols if col.field.startswith("custom:")]
     fields = [col.field for col in cols]
@@ -446,11 +465,7 @@ class XlsxSink:
         self._append([[c.header for c in cols]])
 
     async def rows(self, rows: list[list[Any]]) -> None:
-        import asyncio
-
         await asyncio.to_thread(self._append, rows)
 
     async def close(self) -> None:
-        import asyncio
-
         await asyncio.to_thread(self._wb.save, str(self.path))
