@@ -436,19 +436,27 @@ class XlsxSink:
         self._ws = self._wb.create_sheet(sheet)
 
     def _cells(self, row: list[Any]) -> list[Any]:
+        """Plain values as they are (openpyxl types them); control characters that XML
+        cannot hold are dropped; a text that starts like a formula becomes a string cell
+        with Excel's quote prefix."""
         from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-        out: list[Any] = []
-        for value in row:
-            if isinstance(value, str):
+        out: list[Any] = row
+        for i, value in enumerate(row):
+            if not isinstance(value, str):
+                continue
+            clean: Any = ILLEGAL_CHARACTERS_RE.sub("", value)
+            if clean.startswith(_DANGEROUS):
                 cell = WriteOnlyCell(self._ws, None)
-                cell.value = value
-                cell.data_type = "s"  # never a formula, whatever it starts with
-                if value.startswith(_DANGEROUS):
-                    cell.quotePrefix = True
-                out.append(cell)
-            else:
-                out.append(value)
+                cell.value = clean
+                cell.data_type = "s"  # never a formula
+                cell.quotePrefix = True
+                clean = cell
+            if clean is not value:
+                if out is row:
+                    out = list(row)
+                out[i] = clean
         return out
 
     def _append(self, rows: list[list[Any]]) -> None:

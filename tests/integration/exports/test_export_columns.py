@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from crm_core.db import Database
 from crm_core.models import CustomField
-from crm_core.services.export import _phone, _plain, export_columns, safe_text
+from crm_core.services.export import (
+    Column,
+    XlsxSink,
+    _phone,
+    _plain,
+    export_columns,
+    safe_text,
+)
 
 
 async def test_custom_field_headers_do_not_collide(db: Database) -> None:
@@ -40,3 +48,16 @@ def test_cell_values() -> None:
     assert _plain(date(1980, 5, 17)) == "1980-05-17"
     assert _plain(["A", "C"]) == "A, C" and _plain([]) is None and _plain("") is None
     assert _plain(True) == "да" and _plain(7) == 7
+
+
+async def test_xlsx_cells_hold_control_characters_and_formulas(tmp_path: Path) -> None:
+    import openpyxl
+
+    sink = XlsxSink(tmp_path / "x.xlsx")
+    await sink.header([Column("name", "Наименование"), Column("notes", "Примечание")])
+    await sink.rows([["ООО\x07 Звонок", "=1+1"], ["\x01@cmd", 5]])
+    await sink.close()
+    ws = openpyxl.load_workbook(tmp_path / "x.xlsx").active
+    assert ws["A2"].value == "ООО Звонок" and ws["B2"].value == "=1+1"
+    assert ws["B2"].data_type == "s" and ws["B2"].quotePrefix
+    assert ws["A3"].value == "@cmd" and ws["A3"].quotePrefix and ws["B3"].value == 5
