@@ -8,7 +8,8 @@ export needs about the same memory for N/10 and N clients.  Baseline in the same
 a bare dump (one streamed ``SELECT`` of the clients table through ``csv.writer``, also
 a child process).  The last line is one JSON object: per backend ``<db>_csv_s``,
 ``<db>_xlsx_s``, ``<db>_bare_s``, ``<db>_csv_ratio`` / ``<db>_xlsx_ratio`` (bare time /
-export time), ``<db>_csv_rss_mb`` / ``<db>_xlsx_rss_mb`` at N and ``..._small_rss_mb``
+export time), ``<db>_*_cpu_s`` (CPU seconds of each child: steadier than wall time
+on a shared machine), ``<db>_csv_rss_mb`` / ``<db>_xlsx_rss_mb`` at N and ``..._small_rss_mb``
 at N/10, and ``clients``.
 
     .venv/bin/python bench/export.py [--clients 200000] [--only sqlite|pg]
@@ -146,13 +147,18 @@ async def grow(url: str, start: int, stop: int) -> None:
         await db.dispose()
 
 
-def child(args: list[str], url: str) -> tuple[float, float]:
-    """Run ``args`` as a child process; (seconds, its peak RSS in MB)."""
+CPU: dict[str, float] = {}  # CPU seconds of the last child, by label
+
+
+def child(args: list[str], url: str, label: str = "") -> tuple[float, float]:
+    """Run ``args`` as a child process; (seconds, its peak RSS in MB); its CPU seconds
+    (user + system: what a loaded machine does not inflate) go to ``CPU[label]``."""
     env = {**os.environ, "CRMHUB_DATABASE_URL": url, "CRMHUB_ROUTING_RULES_PATH": ""}
     started = time.monotonic()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
+    CPU[label] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{args} failed: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
     return seconds, usage.ru_maxrss / 1024
@@ -173,7 +179,7 @@ async def bare_dump(url: str, out: str) -> None:
 
 def export(url: str, fmt: str, out: Path) -> tuple[float, float]:
     cli = [sys.executable, "-m", "gateway.cli", "export", "clients", "--format", fmt]
-    return child([*cli, "-o", str(out)], url)
+    return child([*cli, "-o", str(out)], url, fmt)
 
 
 async def run(kind: str, n: int, tmp: Path) -> dict[str, Any]:
@@ -185,9 +191,15 @@ async def run(kind: str, n: int, tmp: Path) -> dict[str, Any]:
         _, out[f"{kind}_csv_small_rss_mb"] = export(url, "csv", tmp / "s.csv")
         _, out[f"{kind}_xlsx_small_rss_mb"] = export(url, "xlsx", tmp / "s.xlsx")
         await grow(url, small, n)
-        bare_s, _ = child([sys.executable, __file__, "--bare", url, str(tmp / "bare.csv")], url)
+        bare_s, _ = child(
+            [sys.executable, __file__, "--bare", url, str(tmp / "bare.csv")], url, "bare"
+        )
         csv_s, csv_rss = export(url, "csv", tmp / "c.csv")
+        csv_cpu = CPU["csv"]
         xlsx_s, xlsx_rss = export(url, "xlsx", tmp / "c.xlsx")
+        out[f"{kind}_bare_cpu_s"] = round(CPU["bare"], 2)
+        out[f"{kind}_csv_cpu_s"] = round(csv_cpu, 2)
+        out[f"{kind}_xlsx_cpu_s"] = round(CPU["xlsx"], 2)
         out.update(
             {
                 f"{kind}_bare_s": round(bare_s, 2),
