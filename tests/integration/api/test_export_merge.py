@@ -356,3 +356,25 @@ async def test_duplicates_by_phone_of_a_contact_person_and_visibility(api: Api) 
     assert {d["id"] for d in out["items"]} == {mine, hidden}
     status, _ = await api.as_("b1").get(f"/clients/{me}/duplicates")
     assert status == 404
+
+
+async def test_opposite_merges_at_once_keep_one_client(api: Api) -> None:
+    """A merges B while B merges A: the rows are locked in id order, so one wins, the
+    other finds its duplicate gone (404), nothing deadlocks and one client remains."""
+    import asyncio
+
+    a = await _client(api.db, api.users["a1"].id, "Первый")
+    b = await _client(api.db, api.users["a1"].id, "Второй")
+    await _phone(api.db, a, "+79160000021")
+    await _phone(api.db, b, "+79160000022")
+    caller = api.as_("a1")
+    results = await asyncio.gather(
+        caller.post(f"/clients/{a}/merge", {"other_id": b}),
+        caller.post(f"/clients/{b}/merge", {"other_id": a}),
+    )
+    assert sorted(status for status, _ in results) == [200, 404], results
+    assert await _n(api.db, Client) == 1
+    assert await _n(api.db, ContactPoint) == 2
+    async with api.db.sessions() as s:
+        owners = set(await s.scalars(select(ContactPoint.client_id)))
+    assert len(owners) == 1
