@@ -574,7 +574,10 @@ class Job(Base):
 
 class OutboxCommand(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_client_id", "client_id"),  # merging clients (0014_merge)
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(40))
@@ -696,6 +699,7 @@ class ImportLink(Base):
     point) or a field it filled (``filled``: ``field`` and ``value``)."""
 
     __tablename__ = "import_links"
+    __table_args__ = (Index("ix_import_links_entity", "entity", "entity_id"),)  # 0014_merge
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     batch_id: Mapped[int] = mapped_column(_fk("import_batches.id", "CASCADE"), index=True)
     entity: Mapped[str] = mapped_column(String(20))  # client | contact_person | contact_point

@@ -28,6 +28,7 @@ _ENTITY = {
     "import": "импорт",
     "pipeline": "воронка",
     "job": "задание",
+    "segment": "сегмент",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -286,6 +287,19 @@ _CATALOGUE: list[tuple[str, str]] = [
         r"(?P<f>[\w.]+) is required to enter the stage .*",
         "поле {f} обязательно для этого этапа",
     ),
+    # export and merge (crm_core/services/export.py, merge.py)
+    (
+        r"segment (?P<id>\d+) is a rule segment: export supports manual segments only",
+        "сегмент {id} задан правилами: выгрузка пока поддерживает только ручные сегменты",
+    ),
+    (
+        r"other_id must be another client than the one kept",
+        "other_id: нужен другой клиент, не тот, что остаётся",
+    ),
+    (r"the KPP follows the INN \(choose inn\)", "вместе с ИНН переносится и КПП (выберите inn)"),
+    (r"unknown field \(known: (?P<k>.*)\)", "неизвестное поле (допустимы: {k})"),
+    (r"must be 'this' or 'other'", "допустимы 'this' или 'other'"),
+    (r"filter: expected KEY=VALUE, got (?P<v>.*)", "filter: нужно КЛЮЧ=ЗНАЧЕНИЕ, а не {v}"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -17,8 +17,10 @@ from gateway.api import (
     deals,
     emails,
     forms,
+    export,
     imports,
     leads,
+    merge,
     messages,
     pipelines,
     recordings,
@@ -35,7 +37,9 @@ from gateway.openapi import API_PREFIX
 __all__ = ["API_PREFIX", "setup_api"]
 
 ROUTE_TABLES = (
+    export.ROUTES,  # /clients/export before /clients/{id}
     clients.ROUTES,
+    merge.ROUTES,
     leads.ROUTES,
     deals.ROUTES,
     pipelines.ROUTES,

@@ -5,8 +5,10 @@ import { callButton } from "./call.js";
 import { openClientForm } from "./clientform.js";
 import { openDealForm, stageName } from "./dealform.js";
 import { clear, field, fmtMoney, h } from "./dom.js";
+import { exportControls } from "./export.js";
 import { t, tOr } from "./i18n.js";
 import { segmentSelect } from "./segments.js";
+import { mergeButton } from "./merge.js";
 import { conversationCard } from "./timeline.js";
 import { ownerName } from "./state.js";
 
@@ -41,7 +43,8 @@ export async function renderClients(main, q) {
   const add = h("button", { type: "button", class: "primary", id: "client-new",
     onclick: () => openClientForm(null, (c) => { location.hash = `#/clients/${c.id}`; }) },
   t("clients.new"));
-  clear(main, h("div", { class: "view-head" }, h("h1", {}, t("clients.title")), form, add), body);
+  clear(main, h("div", { class: "view-head" }, h("h1", {}, t("clients.title")), form, add,
+    exportControls(() => searchQuery(lastSearch))), body);
   await load(body, form);
 }
 
@@ -100,8 +103,10 @@ export async function renderClientCard(main, id) {
         h("h1", { id: "client-name" }, client.name),
         h("div", { class: "row between" },
           h("span", { class: `badge cs-${client.status}` }, tOr(`cstatus.${client.status}`, client.status)),
-          h("button", { type: "button", class: "small", id: "client-edit",
-            onclick: () => openClientForm(client, reload) }, t("clients.edit"))),
+          h("div", { class: "actions" },
+            h("button", { type: "button", class: "small", id: "client-edit",
+              onclick: () => openClientForm(client, reload) }, t("clients.edit")),
+            mergeButton(client, reload))),
         h("dl", { class: "props" },
           client.inn ? [h("dt", {}, t("clients.inn")), h("dd", {}, client.inn)] : null,
           client.segment ? [h("dt", {}, t("clients.segment")), h("dd", {}, client.segment)] : null,
