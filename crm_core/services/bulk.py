@@ -52,6 +52,7 @@ from crm_core.services.common import (
     identity_value,
     jsonable,
 )
+from crm_core.services.segments import in_segment
 
 __all__ = [
     "BULK_ACTIONS",
@@ -115,25 +116,23 @@ def _filters_condition(s: AsyncSession, actor: Actor, filters: dict[str, Any]) -
     return conds
 
 
-def select_clients(s: AsyncSession, actor: Actor, selection: dict[str, Any]) -> Select[Any]:
+async def select_clients(s: AsyncSession, actor: Actor, selection: dict[str, Any]) -> Select[Any]:
     """``SELECT clients.id`` of the selected clients (not yet ordered), before the
     per-client permission check (which skips rather than hides).
 
     ``selection`` holds exactly one of ``client_ids`` (a list), ``segment_id`` or
     ``filters`` (the clients list's, see :data:`FILTER_KEYS`; already parsed).
 
-    Segments: manual segments through ``segment_clients``.  INTEGRATION POINT for rule
-    segments: where ``seg_kind == "rule"`` below, use the segments service's SQL
-    condition "client in segment N" (``crm_core.services.segments``).
+    Segments: manual ones through ``segment_clients``, rule ones through their compiled
+    SQL condition (``crm_core.services.segments.in_segment``).
     """
     query = select(Client.id)
     if selection.get("client_ids") is not None:
         return query.where(Client.id.in_(selection["client_ids"]))
     if selection.get("segment_id") is not None:
         seg_id = int(selection["segment_id"])
-        seg_kind = selection.get("segment_kind", "manual")
-        if seg_kind == "rule":
-            raise Invalid("rule segments cannot be selected yet", "segment_id")
+        if selection.get("segment_kind", "manual") == "rule":
+            return query.where(await in_segment(s, seg_id))  # the compiled rules
         members = select(SegmentClient.client_id).where(SegmentClient.segment_id == seg_id)
         return query.where(Client.id.in_(members))
     return query.where(*_filters_condition(s, actor, selection.get("filters") or {}))
@@ -143,7 +142,7 @@ async def job_total(
     s: AsyncSession, actor: Actor, selection: dict[str, Any]
 ) -> tuple[int, int | None, int]:
     """(clients selected, their highest id, ids given that name no client)."""
-    ids = select_clients(s, actor, selection).subquery()
+    ids = (await select_clients(s, actor, selection)).subquery()
     row = (await s.execute(select(func.count(), func.max(ids.c.id)))).one()
     total, max_id = int(row[0] or 0), row[1]
     missing = 0
@@ -234,7 +233,7 @@ async def queue_job(
                     f"Idempotency-Key {idempotency_key!r} is already used", "Idempotency-Key"
                 )
             return prev, False
-    select_clients(s, actor, selection)  # refuses a bad filter now, not in the runner
+    await select_clients(s, actor, selection)  # refuses a bad filter now, not in the runner
     job = Job(
         kind="bulk",
         action=action,
@@ -347,7 +346,7 @@ async def run_batch(s: AsyncSession, job: Job, actor: Actor, limit: int) -> Batc
     """Handle the next ``limit`` selected clients after ``job.cursor`` (up to
     ``job.max_id``) in the caller's transaction; the caller moves the job's counters."""
     res = BatchResult()
-    ids_q = select_clients(s, actor, job.selection)
+    ids_q = await select_clients(s, actor, job.selection)
     if job.cursor is not None:
         ids_q = ids_q.where(Client.id > job.cursor)
     if job.max_id is not None:

@@ -46,10 +46,9 @@ from crm_core.models import (
     ContactPoint,
     CustomField,
     Segment,
-    SegmentClient,
     User,
 )
-from crm_core.services.common import MAX_LIMIT, Invalid, ListFilter, NotFound
+from crm_core.services.common import MAX_LIMIT, ListFilter, NotFound
 
 __all__ = [
     "FORMATS",
@@ -188,20 +187,13 @@ def _plain(value: Any) -> Any:
 
 
 async def segment_filter(s: AsyncSession, segment_id: int | None) -> int | None:
-    """Check ``--segment``/``?segment=``: a segment that exists, with manual membership.
-
-    Membership is ``segment_clients`` (manual segments) plus the older single
-    ``clients.segment_id``; rule segments are not evaluated here yet."""
+    """Check ``--segment``/``?segment=``: a segment that exists (manual or by rules; the
+    list's own ``segment`` filter evaluates it)."""
     if segment_id is None:
         return None
     seg = await s.get(Segment, segment_id)
     if seg is None:
         raise NotFound(f"segment {segment_id} not found", "segment")
-    if seg.kind != "manual":
-        raise Invalid(
-            f"segment {segment_id} is a rule segment: export supports manual segments only",
-            "segment",
-        )
     return segment_id
 
 
@@ -244,26 +236,11 @@ async def _page_rows(
         .order_by(ClientTag.tag)
     ):
         tags[cid].append(tag)
-    segs: dict[int, list[str]] = defaultdict(list)
-    seg_ids = {c["segment_id"] for c in clients.values() if c["segment_id"]}
-    seg_names = (
-        dict(
-            (await s.execute(select(Segment.id, Segment.name).where(Segment.id.in_(seg_ids)))).all()
-        )
-        if seg_ids
-        else {}
-    )
-    for c in clients.values():
-        if c["segment_id"] in seg_names:
-            segs[c["id"]].append(seg_names[c["segment_id"]])
-    for cid, name in await s.execute(
-        select(SegmentClient.client_id, Segment.name)
-        .join(Segment, Segment.id == SegmentClient.segment_id)
-        .where(SegmentClient.client_id.in_(ids))
-        .order_by(Segment.name)
-    ):
-        if name not in segs[cid]:
-            segs[cid].append(name)
+    from crm_core.services.segments import segments_of
+
+    segs = {
+        cid: [name for _sid, name in found] for cid, found in (await segments_of(s, ids)).items()
+    }
     persons: dict[int, list[Any]] = defaultdict(list)
     for p in await s.execute(
         select(
@@ -369,22 +346,11 @@ async def export_rows(
     cols = await export_columns(s)
     look = await _lookups(s)
     flt = replace(flt, limit=page_size, offset=0, after=None)
+    if segment_id is not None:  # manual or by rules: the list's own segment filter
+        flt = replace(flt, extra={**flt.extra, "segment": segment_id})
     while True:
         page = await list_clients(s, actor, flt)
         ids = [int(item["id"]) for item in page.items]
-        if segment_id is not None and ids:
-            members = set(
-                await s.scalars(
-                    select(SegmentClient.client_id).where(
-                        SegmentClient.segment_id == segment_id, SegmentClient.client_id.in_(ids)
-                    )
-                )
-            ) | set(
-                await s.scalars(
-                    select(Client.id).where(Client.id.in_(ids), Client.segment_id == segment_id)
-                )
-            )
-            ids = [i for i in ids if i in members]
         if ids:
             yield len(ids), await _page_rows(s, ids, cols, look)
         if page.next_after is None:

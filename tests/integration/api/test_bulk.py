@@ -383,3 +383,27 @@ async def test_two_runners_claim_each_job_once(api: Api) -> None:
         done = await s.scalar(select(func.count()).where(Job.status == "done"))
         audits = await s.scalar(select(func.count()).where(AuditEntry.action == "bulk_tags"))
     assert done == 3 and audits == 12
+
+
+async def test_a_rule_segment_selects_by_its_rules(api: Api) -> None:
+    ids = await _clients(api, ["a1", "a1", "a2", None])
+    async with api.db.transaction() as s:
+        first = await s.get(Client, ids[0])
+        assert first is not None
+        first.status = "active"  # the rule below leaves it out
+        rule = Segment(
+            name="Холодные",
+            kind="rule",
+            rules={"all": [{"field": "status", "op": "eq", "value": "cold"}]},
+        )
+        s.add(rule)
+        await s.flush()
+        rule_id = rule.id
+    status, out = await _post(api, "admin", "status", {"segment_id": rule_id, "status": "thinking"})
+    assert status == 202, out
+    await _run(api)
+    job = await _job(api, "admin", out["job_id"])
+    assert (job["status"], job["total"], job["processed"]) == ("done", 3, 3)
+    async with api.db.sessions() as s:
+        got = dict((await s.execute(select(Client.id, Client.status))).all())
+    assert got == {ids[0]: "active", ids[1]: "thinking", ids[2]: "thinking", ids[3]: "thinking"}

@@ -99,7 +99,11 @@ async def test_export_applies_the_list_filters_and_segment(api: Api, base: dict[
     assert [r[0] for r in _csv_rows(body)[1:]] == ["Альфа А1"]
     async with api.db.transaction() as s:
         seg = Segment(name="Ключевые")
-        rule = Segment(name="По правилу", kind="rule", rules={"all": []})
+        rule = Segment(
+            name="По правилу",
+            kind="rule",
+            rules={"all": [{"field": "status", "op": "eq", "value": "active"}]},
+        )
         s.add_all([seg, rule])
         await s.flush()
         s.add(SegmentClient(segment_id=seg.id, client_id=base["a2"]))
@@ -112,8 +116,9 @@ async def test_export_applies_the_list_filters_and_segment(api: Api, base: dict[
     wb = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
     assert rows[0][0] == "Наименование" and {r[0] for r in rows[1:]} == {"Гамма А2", "Дельта Б1"}
-    status, _, body = await _download(api, "admin", segment=rule_id)
-    assert status == 422 and b"rule segment" in body
+    status, _, body = await _download(api, "admin", format="csv", segment=rule_id)
+    assert status == 200  # a rule segment is evaluated like the list's ?segment=
+    assert {r[0] for r in _csv_rows(body)[1:]} == {"Альфа А1", "Гамма А2", "Дельта Б1"}
     status, _, body = await _download(api, "admin", segment=999999)
     assert status == 404 and b"segment" in body
 
