@@ -131,6 +131,7 @@ async def requests_per_period(
                 "by_source": Counter(),
                 "refusals": 0,
                 "refusal_reasons": Counter(),
+                "refusals_by_source": Counter(),
                 "converted": 0,
             },
         )
@@ -139,13 +140,19 @@ async def requests_per_period(
         if status == "rejected":
             p["refusals"] += 1
             p["refusal_reasons"][reason or "—"] += 1
+            p["refusals_by_source"][source] += 1
         elif status == "converted":
             p["converted"] += 1
     items = []
     for key in sorted(periods):
         p = periods[key]
         items.append(
-            {**p, "by_source": dict(p["by_source"]), "refusal_reasons": dict(p["refusal_reasons"])}
+            {
+                **p,
+                "by_source": dict(p["by_source"]),
+                "refusal_reasons": dict(p["refusal_reasons"]),
+                "refusals_by_source": dict(p["refusals_by_source"]),
+            }
         )
     return {"group": group, "items": items}
 
@@ -170,29 +177,63 @@ async def manager_activity(
         for owner, status, n in await s.execute(q):
             stats[owner]["leads"] += n
             stats[owner][f"leads_{status}"] += n
-        q = _window(
+        rows = await s.execute(
+            _window(
+                select(
+                    Interaction.user_id,
+                    Interaction.channel,
+                    Interaction.direction,
+                    Interaction.outcome,
+                    Interaction.duration_s,
+                ).where(Interaction.user_id.in_(ids)),
+                Interaction.occurred_at,
+                start,
+                end,
+            )
+        )
+        for user_id, channel, direction, outcome, duration in rows:
+            if channel == "call":
+                stats[user_id]["calls"] += 1
+                stats[user_id]["talk_s"] += duration or 0
+                if direction == "out":
+                    stats[user_id]["calls_out"] += 1
+                if outcome == "answered":
+                    stats[user_id]["calls_answered"] += 1
+            elif direction == "out":
+                stats[user_id][f"{channel}_sent"] += 1
+        # First response: the earliest outbound interaction or answered call of each lead
+        # (from the interactions, not from the column the triggers keep).
+        leads = list(
+            await s.execute(
+                _window(
+                    select(Lead.id, Lead.owner_id, Lead.created_at).where(
+                        Lead.owner_id.in_(ids), visible_leads(actor)
+                    ),
+                    Lead.created_at,
+                    start,
+                    end,
+                )
+            )
+        )
+        first: dict[int, datetime] = {}
+        for lead_id, direction, outcome, at in await s.execute(
             select(
-                Interaction.user_id,
-                Interaction.channel,
+                Interaction.lead_id,
                 Interaction.direction,
                 Interaction.outcome,
-                func.count(),
-            )
-            .where(Interaction.user_id.in_(ids))
-            .group_by(
-                Interaction.user_id, Interaction.channel, Interaction.direction, Interaction.outcome
-            ),
-            Interaction.occurred_at,
-            start,
-            end,
-        )
-        for user_id, channel, direction, outcome, n in await s.execute(q):
-            if channel == "call":
-                stats[user_id]["calls"] += n
-                if outcome == "answered":
-                    stats[user_id]["calls_answered"] += n
-            elif direction == "out":
-                stats[user_id][f"{channel}_sent"] += n
+                Interaction.occurred_at,
+            ).where(Interaction.lead_id.is_not(None))
+        ):
+            if direction == "out" or outcome == "answered":
+                if lead_id not in first or at < first[lead_id]:
+                    first[lead_id] = at
+        waits: dict[int, list[float]] = defaultdict(list)
+        for lead_id, owner, created in leads:
+            if lead_id in first:
+                waits[owner].append(max(0.0, (first[lead_id] - created).total_seconds()))
+        for owner, w in waits.items():
+            stats[owner]["first_response_n"] += len(w)
+            stats[owner]["first_response_avg_s"] = round(sum(w) / len(w))
         q = _window(
             select(Task.assignee_id, Task.status, func.count())
             .where(Task.assignee_id.in_(ids), visible_tasks(actor))
