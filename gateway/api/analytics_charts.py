@@ -15,6 +15,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from crm_core.stages import stage_label
 from gateway.api.analytics_export import label, table_of
 
 __all__ = ["chart_svg"]
@@ -56,7 +57,7 @@ def _chart(kind: type[Any], title: str, **kw: Any) -> Any:
         js=[],
         disable_xml_declaration=True,
         width=kw.pop("width", 820),
-        height=kw.pop("height", 360),
+        height=kw.pop("height", 320),
         title=title,
         x_label_rotation=kw.pop("x_label_rotation", 30),
         legend_at_bottom=True,
@@ -150,8 +151,12 @@ def _generic(data: dict[str, Any], lang: str, title: str) -> Any:
     rows = table.rows[:MAX_BARS]
     if num_col is None:
         return chart
+    text = table.columns[text_col] if text_col is not None else ""
     chart.x_labels = [
-        str(r[text_col]) if text_col is not None else str(n) for n, r in enumerate(rows)
+        (stage_label(str(r[text_col]), lang) if text.endswith("stage") else str(r[text_col]))
+        if text_col is not None
+        else str(n)
+        for n, r in enumerate(rows)
     ]
     chart.add(label(table.columns[num_col], lang), [r[num_col] for r in rows])
     return chart

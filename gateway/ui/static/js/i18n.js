@@ -236,3 +236,8 @@ export function plural(n, key) {
   if (b >= 2 && b <= 4) return few;
   return many;
 }
+
+/** More strings from a view's own module ({ru: {...}, en: {...}}): one place per view. */
+export function addStrings(extra) {
+  for (const [code, strings] of Object.entries(extra)) Object.assign(STRINGS[code] ??= {}, strings);
+}

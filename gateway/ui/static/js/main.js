@@ -9,6 +9,7 @@ import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
+import { renderPlans } from "./plans.js";
 import { loadUsers, state } from "./state.js";
 import { renderTasks } from "./tasks.js";
 
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
+  [/^#\/plans$/, (m) => renderPlans(m)],
 ];
 
 function decoded(text) {
