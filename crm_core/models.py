@@ -443,6 +443,10 @@ class SalesPlan(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_entity", "entity", "entity_id", "at"),
+        Index("ix_audit_entries_user_at", "user_id", "at"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))

@@ -220,7 +220,14 @@ async def put_plans(
         if all(v is None for v in figures.values()):
             if found is not None:
                 await s.delete(found)
-                await audit(s, actor, "delete", "sales_plan", found.id, _changes(before, {}))
+                await audit(
+                    s,
+                    actor,
+                    "delete",
+                    "sales_plan",
+                    found.id,
+                    {"period": period.code, "subject": subject, "changes": _changes(before, {})},
+                )
             continue
         row = found or SalesPlan(period=period.code, subject=subject, user_id=user_id, team=team)
         s.add(row)
@@ -231,7 +238,12 @@ async def put_plans(
         changes = _changes(before, _figures(row))
         if changes:
             await audit(
-                s, actor, "update", "sales_plan", row.id, {"period": period.code, **changes}
+                s,
+                actor,
+                "update" if found is not None else "create",
+                "sales_plan",
+                row.id,
+                {"period": period.code, "subject": subject, "changes": changes},
             )
     await s.flush()
     return await get_plans(s, actor, period)

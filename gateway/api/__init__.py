@@ -11,6 +11,7 @@ from aiohttp import web
 from crm_core.db import Database
 from gateway.api import (
     analytics,
+    audit,
     calls,
     clients,
     deals,
@@ -43,6 +44,7 @@ ROUTE_TABLES = (
     analytics.ROUTES,
     recordings.ROUTES,
     imports.ROUTES,
+    audit.ROUTES,
 )
 
 

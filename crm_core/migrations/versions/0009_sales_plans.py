@@ -6,6 +6,7 @@
   the same triggers (rewritten here to carry it) and filled from the interactions.
 - ``leads.first_response_at``: the earliest outbound interaction on the lead or an
   answered call, kept by triggers on ``interactions`` and filled once.
+- indexes on ``audit_entries`` by (entity, entity_id, at) and (user_id, at).
 
 No existing row is removed; the downgrade restores the 0004 triggers.
 
@@ -167,6 +168,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("period", "subject", name=op.f("uq_sales_plans_period_subject")),
     )
     op.create_index(op.f("ix_sales_plans_user_id"), "sales_plans", ["user_id"])
+    # The audit log read by entity (a client's history) and by author.
+    op.create_index("ix_audit_entries_entity", "audit_entries", ["entity", "entity_id", "at"])
+    op.create_index("ix_audit_entries_user_at", "audit_entries", ["user_id", "at"])
 
     op.add_column(
         "interaction_monthly",
@@ -207,5 +211,7 @@ def downgrade() -> None:
     op.drop_column("leads", "first_response_at")
     _rollup_triggers(postgres, talk=False)
     op.drop_column("interaction_monthly", "talk_s")
+    op.drop_index("ix_audit_entries_user_at", table_name="audit_entries")
+    op.drop_index("ix_audit_entries_entity", table_name="audit_entries")
     op.drop_index(op.f("ix_sales_plans_user_id"), table_name="sales_plans")
     op.drop_table("sales_plans")
