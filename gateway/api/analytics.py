@@ -6,6 +6,7 @@ file, or with ``?format=svg`` its chart (``lang=ru|en`` for headers and labels).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -63,16 +64,16 @@ class PromisingQuery(ReportQuery):
     owner_id: Id | None = Field(None, description="one manager only")
 
 
-def report(request: web.Request, name: str, data: dict[str, Any], q: ReportQuery) -> web.Response:
-    """``data`` as JSON, or its table as CSV/XLSX, or its chart as SVG."""
+async def report(name: str, data: dict[str, Any], q: ReportQuery) -> web.Response:
+    """``data`` as JSON, or its table as CSV/XLSX, or its chart as SVG (files and charts
+    are built in a thread: the event loop keeps serving)."""
     if q.format == "csv":
         return csv_response(table_of(data), q.lang, name)
     if q.format == "xlsx":
-        return xlsx_response(table_of(data), q.lang, name)
+        return await asyncio.to_thread(xlsx_response, table_of(data), q.lang, name)
     if q.format == "svg":
-        return web.Response(
-            text=chart_svg(name, data, q.lang), content_type="image/svg+xml", charset="utf-8"
-        )
+        svg = await asyncio.to_thread(chart_svg, name, data, q.lang)
+        return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8")
     return ok(data)
 
 
@@ -85,7 +86,7 @@ def report(request: web.Request, name: str, data: dict[str, Any], q: ReportQuery
 async def get_funnel(request: web.Request) -> web.Response:
     q = read_query(request, PeriodQuery)
     async with database(request).sessions() as s:
-        return report(request, "funnel", await svc.funnel(s, actor(request), *q.window()), q)
+        return await report("funnel", await svc.funnel(s, actor(request), *q.window()), q)
 
 
 @operation(
@@ -98,7 +99,7 @@ async def get_requests(request: web.Request) -> web.Response:
     q = read_query(request, RequestsQuery)
     async with database(request).sessions() as s:
         data = await svc.requests_per_period(s, actor(request), *q.window(), q.group)
-    return report(request, "requests", data, q)
+    return await report("requests", data, q)
 
 
 @operation(
@@ -112,7 +113,7 @@ async def get_managers(request: web.Request) -> web.Response:
     q = read_query(request, PeriodQuery)
     async with database(request).sessions() as s:
         data = await svc.manager_activity(s, actor(request), *q.window())
-    return report(request, "managers", data, q)
+    return await report("managers", data, q)
 
 
 @operation(
@@ -125,7 +126,7 @@ async def get_sales(request: web.Request) -> web.Response:
     q = read_query(request, SalesQuery)
     async with database(request).sessions() as s:
         data = await svc.sales(s, actor(request), *q.window(), q.group)
-    return report(request, "sales", data, q)
+    return await report("sales", data, q)
 
 
 @operation(
@@ -139,7 +140,7 @@ async def get_plan_fact(request: web.Request) -> web.Response:
     period = plans_svc.parse_period(q.period)
     async with database(request).sessions() as s:
         data = await svc.plan_fact(s, actor(request), period)
-    return report(request, "plan-fact", data, q)
+    return await report("plan-fact", data, q)
 
 
 @operation(
@@ -154,7 +155,7 @@ async def get_promising(request: web.Request) -> web.Response:
         data = await svc.promising_clients(
             s, actor(request), datetime.now(UTC), limit=q.limit, owner_id=q.owner_id
         )
-    return report(request, "promising", data, q)
+    return await report("promising", data, q)
 
 
 class PlansQuery(Strict):

@@ -30,7 +30,11 @@ STYLE = Style(
     legend_font_size=11,
     title_font_size=14,
 )
+# pygal draws a node per bar (about a millisecond each): charts keep to a few dozen bars
+# (the table below a chart has every row); long time series are lines without dots.
 MAX_BARS = 40
+MAX_ROWS = 15
+MAX_POINTS = 400
 
 TITLES: dict[str, tuple[str, str]] = {
     "funnel": ("Воронка: дошли до этапа", "Funnel: reached the stage"),
@@ -73,21 +77,25 @@ def _tr(lang: str, ru: str, en: str) -> str:
 
 
 def _requests(data: dict[str, Any], lang: str, title: str) -> Any:
-    items = data.get("items", [])[-MAX_BARS:]
-    chart = _chart(pygal.Bar, title)
+    """A line per channel and one for the refusals (lines, not bars: a year of days is
+    one path per series, cheap to draw)."""
+    items = data.get("items", [])[-MAX_POINTS:]
+    chart = _chart(pygal.Line, title, show_dots=len(items) <= 31, x_labels_major_count=12,
+                   show_minor_x_labels=len(items) <= 31)  # fmt: skip
     chart.x_labels = [str(i["period"]) for i in items]
     sources = sorted({k for i in items for k in i.get("by_source", {})})
     for src in sources:
-        chart.add(src, [i.get("by_source", {}).get(src) or None for i in items])
-    chart.add(_tr(lang, "отказы", "refusals"), [i.get("refusals") or None for i in items])
+        chart.add(src, [i.get("by_source", {}).get(src, 0) for i in items])
+    chart.add(_tr(lang, "отказы", "refusals"), [i.get("refusals", 0) for i in items])
     return chart
 
 
 def _managers(data: dict[str, Any], lang: str, title: str) -> Any:
-    items = data.get("items", [])[:MAX_BARS]
-    chart = _chart(pygal.HorizontalBar, title, height=max(240, 40 + 26 * len(items)))
+    """The busiest managers (by calls made): calls made, answered, emails sent."""
+    items = sorted(data.get("items", []), key=lambda i: -(i.get("calls") or 0))[:MAX_ROWS]
+    chart = _chart(pygal.HorizontalBar, title, height=max(240, 60 + 30 * len(items)))
     chart.x_labels = [str(i.get("name") or f"#{i.get('user_id')}") for i in items]
-    for key in ("calls_out", "calls_answered", "email_sent", "tasks_done", "tasks_overdue"):
+    for key in ("calls_out", "calls_answered", "email_sent"):
         chart.add(label(key, lang), [i.get(key) or None for i in items])
     return chart
 
@@ -100,7 +108,14 @@ def _sales(data: dict[str, Any], lang: str, title: str) -> Any:
         for year in data.get("years", []):
             chart.add(year, [_num(i.get("by_year", {}).get(year)) for i in items])
         return chart
-    items = items[-MAX_BARS:] if data.get("group") in ("day", "week", "month") else items[:MAX_BARS]
+    if data.get("group") in ("day", "week", "month") and len(items) > MAX_BARS:
+        items = items[-MAX_POINTS:]
+        chart = _chart(pygal.Line, title, show_dots=False, show_minor_x_labels=False,
+                       x_labels_major_count=12)  # fmt: skip
+        chart.x_labels = [str(i["label"]) for i in items]
+        chart.add(label("amount", lang), [_num(i.get("amount")) for i in items])
+        return chart
+    items = items[:MAX_BARS]
     chart = _chart(pygal.Bar, title)
     chart.x_labels = [str(i["label"]) for i in items]
     chart.add(label("amount", lang), [_num(i.get("amount")) for i in items])
@@ -108,7 +123,7 @@ def _sales(data: dict[str, Any], lang: str, title: str) -> Any:
 
 
 def _plan_fact(data: dict[str, Any], lang: str, title: str) -> Any:
-    items = data.get("items", [])[:MAX_BARS]
+    items = data.get("items", [])[: MAX_BARS // 2]
     chart = _chart(pygal.Bar, title)
     chart.x_labels = [str(i.get("name")) for i in items]
     chart.add(_tr(lang, "план", "plan"), [_num(i.get("plan_amount")) for i in items])
@@ -117,7 +132,8 @@ def _plan_fact(data: dict[str, Any], lang: str, title: str) -> Any:
 
 
 def _promising(data: dict[str, Any], lang: str, title: str) -> Any:
-    items = data.get("items", [])[:MAX_BARS]
+    """The best-scored clients, their points stacked by reason."""
+    items = sorted(data.get("items", []), key=lambda i: -float(i.get("score") or 0))[:MAX_ROWS]
     chart = _chart(pygal.HorizontalStackedBar, title, height=max(260, 60 + 24 * len(items)))
     chart.x_labels = [f"{i.get('client_name')} ({i.get('owner_name') or ''})" for i in items]
     for part in ("activity", "deal", "purchases", "answers"):
