@@ -150,6 +150,9 @@ async def test_plans_grid_for_the_head_and_read_only_for_a_manager(page: Page, u
 
 async def test_analytics_and_plans_fit_a_phone(phone: Page, ui: UI) -> None:  # noqa: F811
     tokens = await _demo(ui)
+    _, clients = await api(ui, "GET", "/clients?limit=1", tokens["head"])
+    cid = clients["items"][0]["id"]
+    await api(ui, "PATCH", f"/clients/{cid}", tokens["head"], {"notes": "Длинная заметка " * 9})
     page = phone
     await page.goto(ui.at("/ui/"))
     await page.get_by_label("API-токен").fill(tokens["head"])
@@ -162,3 +165,34 @@ async def test_analytics_and_plans_fit_a_phone(phone: Page, ui: UI) -> None:  # 
     await go(page, "Планы")
     await expect(page.locator("#plans-table tbody tr").first).to_be_visible()
     await fits(page, "plans")
+    await go(page, "Журнал")
+    await expect(page.locator("#audit-table tbody tr").first).to_be_visible()
+    await fits(page, "audit")
+
+
+async def test_audit_page_shows_who_changed_what(page: Page, ui: UI) -> None:
+    tokens = await _demo(ui)
+    _, clients = await api(ui, "GET", "/clients?limit=1", tokens["head"])
+    client = clients["items"][0]
+    status, _ = await api(
+        ui, "PATCH", f"/clients/{client['id']}", tokens["head"], {"status": "permanent"}
+    )
+    assert status == 200
+
+    await sign_in(page, ui, tokens["head"])
+    await page.get_by_role("link", name="Журнал").click()
+    await page.get_by_label("Что").select_option("client")
+    await page.get_by_label("Номер записи").fill(str(client["id"]))
+    await page.get_by_role("button", name="Показать").click()
+    first = page.locator("#audit-table tbody tr").first
+    await expect(first).to_contain_text("Ольга Руководитель")
+    await expect(first).to_contain_text(f"клиент #{client['id']}")
+    await expect(first).to_contain_text(f"status: {client['status']} → permanent")
+    await shot(page, "audit")
+
+    # Managers have no audit log: no link, and the API says no.
+    await page.get_by_role("button", name="Выйти").click()
+    await sign_in(page, ui, tokens["petrov"])
+    await expect(page.locator('#nav a[data-view="audit"]')).to_be_hidden()
+    status, _ = await api(ui, "GET", "/audit", tokens["petrov"])
+    assert status == 403

@@ -1,5 +1,6 @@
 // Entry point: sign-in, navigation (hash routes), language switch, the live connection.
 import { renderAnalytics } from "./analytics.js";
+import { renderAudit } from "./audit.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
@@ -25,6 +26,7 @@ const ROUTES = [
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
   [/^#\/plans$/, (m) => renderPlans(m)],
+  [/^#\/audit$/, (m) => renderAudit(m)],
 ];
 
 function decoded(text) {
@@ -69,6 +71,8 @@ async function enter(token) {
   await loadUsers();
   $("signin").hidden = true;
   $("shell").hidden = false;
+  // The audit log is for admins and supervisors.
+  document.querySelector('#nav a[data-view="audit"]').hidden = me.role === "manager";
   renderMe();
   if (live) live.stop();
   live = new LiveClient({
