@@ -32,7 +32,7 @@ __all__ = [
 FIGURES = ("amount", "deals", "calls", "meetings")
 MAX_FIGURE = 10**9
 MAX_AMOUNT = Decimal("1e12")
-_PERIOD = re.compile(r"^(?P<y>\d{4})-(?:(?P<m>\d{2})|Q(?P<q>[1-4]))$")
+_PERIOD = re.compile(r"^(?P<y>\d{4})-(?:(?P<m>\d{2})|Q(?P<q>[1-4]))$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +198,7 @@ async def put_plans(
             subject = f"user:{user_id}"
         else:
             team = str(team).strip()
-            if not team or len(team) > 100:
+            if not team or len(team) > 100 or not team.isprintable():
                 raise Invalid(f"{where}.team must be a team name", f"{where}.team")
             if not _may_plan_team(actor, team):
                 raise Forbidden(f"you may not plan for team {team}", f"{where}.team")

@@ -236,13 +236,16 @@ async def test_plans_roles_and_plan_against_fact(api: Api) -> None:
         ({"user_id": u["a2"], "amount": "много"}, "items.1.amount"),
         ({"user_id": u["a2"], "team": "A"}, "items.1.user_id"),
         ({"user_id": u["admin"], "deals": 1}, "items.1.user_id"),
+        ({"team": "A\x00", "deals": 1}, "items.1.team"),
+        ({"user_id": u["a2"], "meetings": 2.5}, "items.1.meetings"),
     ):
         status, err = await admin.call(
             "PUT", "/plans", {"period": "2026-Q4", "items": [{"user_id": u["a2"], "deals": 3}, bad]}
         )
         assert status == 422 and err["field"] == field, (bad, err)
-    status, err = await admin.call("PUT", "/plans", {"period": "2026-13", "items": []})
-    assert status == 422 and err["field"] == "period" and "error_ru" in err
+    for period in ("2026-13", "２０２６-12", "2026-Q0", "26-12"):
+        status, err = await admin.call("PUT", "/plans", {"period": period, "items": []})
+        assert status == 422 and err["field"] == "period" and "error_ru" in err
     assert await count(api.db, SalesPlan) == before
 
     # The admin plans team B; a manager reads their own plan only.
