@@ -9,7 +9,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, case, func, literal, null, select, union_all
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -622,6 +633,49 @@ RECENT_DAYS = 30
 PROMISING_LIMIT = 10
 
 
+_RECENT = ("recent", "inbound", "last_at", "calls_out", "calls_answered", "ring_sum", "ring_n")
+_OPEN = ("open_rank", "open_amount", "open_deals")
+_WON = ("won_deals", "won_amount")
+_NULLABLE = ("last_at", "ring_sum")
+
+
+def _merge_parts(s: AsyncSession, recent: Any, open_deals: Any, won: Any) -> Any:
+    """The three per-client parts side by side, one row per client.
+
+    PostgreSQL: full outer joins (hash joins of three small aggregates).  SQLite: a
+    UNION ALL and a GROUP BY (its full join of materialized subqueries has no index to
+    use and goes quadratic)."""
+    r, o, w = recent.c, open_deals.c, won.c
+    if _is_postgres(s):
+        filled = [
+            (part.c[name] if name in _NULLABLE else func.coalesce(part.c[name], 0)).label(name)
+            for part, names in ((recent, _RECENT), (open_deals, _OPEN), (won, _WON))
+            for name in names
+        ]
+        joined = recent.join(open_deals, o.client_id == r.client_id, full=True).join(
+            won, w.client_id == func.coalesce(r.client_id, o.client_id), full=True
+        )
+        key = func.coalesce(r.client_id, o.client_id, w.client_id).label("client_id")
+        return select(key, *filled).select_from(joined).subquery("per_client")
+    every = (*_RECENT, *_OPEN, *_WON)
+
+    def padded(part: Any, names: tuple[str, ...]) -> Any:
+        cols = [
+            part.c[n] if n in names else (null() if n in _NULLABLE else literal(0)) for n in every
+        ]
+        return select(part.c.client_id, *(c.label(n) for c, n in zip(cols, every, strict=True)))
+
+    parts = union_all(
+        padded(recent, _RECENT), padded(open_deals, _OPEN), padded(won, _WON)
+    ).subquery("parts")
+    p = parts.c
+    merged = [
+        (func.max(p[n]) if n in ("last_at", "open_rank") else func.sum(p[n])).label(n)
+        for n in every
+    ]
+    return select(p.client_id, *merged).group_by(p.client_id).subquery("per_client")
+
+
 def _cap(x: Any, cap: float) -> Any:
     return case((x > cap, cap), else_=x)
 
@@ -644,7 +698,6 @@ async def promising_clients(
     mine = select(Client.id).where(visible_clients(actor))
     if owner_id is not None:
         mine = mine.where(Client.owner_id == owner_id)
-    z, none = literal(0), null()
     calls_out = and_(Interaction.channel == "call", Interaction.direction == "out")
 
     def scoped(q: Any, column: Any) -> Any:
@@ -680,79 +733,35 @@ async def promising_clients(
                     else_=0,
                 )
             ).label("ring_n"),
-            z.label("open_rank"),
-            z.label("open_amount"),
-            z.label("open_deals"),
-            z.label("won_deals"),
-            z.label("won_amount"),
         )
         .where(Interaction.occurred_at >= since, Interaction.client_id.is_not(None))
         .group_by(client_key),
         Interaction.client_id,
-    )
+    ).subquery("recent")
     open_rank = case({code: i for i, code in enumerate(OPEN_STAGES)}, value=Deal.stage, else_=0)
     deal_key = (Deal.client_id + 0).label("client_id")  # the stage index, as above
     open_deals = scoped(
         select(
             deal_key,
-            z,
-            z,
-            none,
-            z,
-            z,
-            z,
-            z,
-            func.max(open_rank),
-            func.sum(func.coalesce(Deal.amount, 0)),
-            func.count(),
-            z,
-            z,
+            func.max(open_rank).label("open_rank"),
+            func.sum(func.coalesce(Deal.amount, 0)).label("open_amount"),
+            func.count().label("open_deals"),
         )
         .where(Deal.stage.in_(OPEN_STAGES))
         .group_by(deal_key),
         Deal.client_id,
-    )
+    ).subquery("open_deals")
     won = scoped(
         select(
             deal_key,
-            z,
-            z,
-            none,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            func.count(),
-            func.sum(func.coalesce(Deal.amount, 0)),
+            func.count().label("won_deals"),
+            func.sum(func.coalesce(Deal.amount, 0)).label("won_amount"),
         )
         .where(Deal.stage == "won")
         .group_by(deal_key),
         Deal.client_id,
-    )
-    parts = union_all(recent, open_deals, won).subquery("parts")
-    p = parts.c
-    per_client = (
-        select(
-            p.client_id,
-            func.sum(p.recent).label("recent"),
-            func.sum(p.inbound).label("inbound"),
-            func.max(p.last_at).label("last_at"),
-            func.sum(p.calls_out).label("calls_out"),
-            func.sum(p.calls_answered).label("calls_answered"),
-            func.sum(p.ring_sum).label("ring_sum"),
-            func.sum(p.ring_n).label("ring_n"),
-            func.max(p.open_rank).label("open_rank"),
-            func.sum(p.open_amount).label("open_amount"),
-            func.sum(p.open_deals).label("open_deals"),
-            func.sum(p.won_deals).label("won_deals"),
-            func.sum(p.won_amount).label("won_amount"),
-        )
-        .group_by(p.client_id)
-        .subquery("per_client")
-    )
+    ).subquery("won")
+    per_client = _merge_parts(s, recent, open_deals, won)
     c = per_client.c
     pts_activity = _cap(c.recent, 10) * 3 + _cap(c.inbound, 5) * 2
     pts_deal = c.open_rank * 5 + _cap(func.cast(c.open_amount, Float) / 100000.0, 20.0)
@@ -801,6 +810,10 @@ async def promising_clients(
         .where(r.c.rank <= limit, r.c.score > 0)
         .order_by(User.name, r.c.owner_id, r.c.rank)
     )
+    if _is_postgres(s):
+        # The planner over-estimates the full joins' rows; above jit_above_cost it would
+        # spend seconds compiling a query that runs in milliseconds.
+        await s.execute(text("SET LOCAL jit = off"))
     stage_of = dict(enumerate(OPEN_STAGES))
     items = []
     for row in (await s.execute(q)).mappings():
