@@ -145,6 +145,7 @@ class _Gen:
                 "inn": _inn10(cid) if company else None,
                 "status": rng.choice(("cold", "thinking", "ready", "active", "regular", "lost")),
                 "owner_id": owner,
+                "segment_id": (None, 1, 2, 3, 4, 5)[cid % 6],
                 "created_at": _at(rng),
             }
 
@@ -302,6 +303,7 @@ class _Gen:
                 ),
                 "outcome": rng.choice(("answered", "missed")) if channel == "call" else None,
                 "duration_s": rng.randrange(0, 600) if channel == "call" else None,
+                "ring_s": iid % 25 if channel == "call" else None,
                 "body": "Добрый день, пришлите счёт" if channel != "call" else None,
                 "user_id": owner,
                 "occurred_at": _at(rng),
@@ -316,7 +318,7 @@ class _Gen:
             created = _at(rng)
             yield {
                 "id": tid,
-                "kind": rng.choice(("call_back", "send_offer", "check_payment", "send_documents")),
+                "kind": rng.choice(("call_back", "send_offer", "meeting", "send_documents")),
                 "title": f"Перезвонить {tid}",
                 "status": status,
                 "due_at": created + timedelta(days=2) if rng.random() < 0.8 else None,
@@ -325,6 +327,34 @@ class _Gen:
                 "created_at": created,
                 "closed_at": created + timedelta(days=1) if status != "open" else None,
             }
+
+    def plans(self) -> Iterator[dict[str, Any]]:
+        """A plan per manager and per team for each month of the last year."""
+        pid = 0
+        for month in range(1, 13):
+            period = f"2026-{month:02d}"
+            for uid in self.managers:
+                pid += 1
+                yield {
+                    "id": pid,
+                    "period": period,
+                    "subject": f"user:{uid}",
+                    "user_id": uid,
+                    "amount": Decimal(1_000_000 + uid * 1000),
+                    "deals": 3,
+                    "calls": 120,
+                    "meetings": 8,
+                }
+            for team in TEAMS:
+                pid += 1
+                yield {
+                    "id": pid,
+                    "period": period,
+                    "subject": f"team:{team}",
+                    "team": team,
+                    "amount": Decimal(10_000_000),
+                    "deals": 30,
+                }
 
 
 def _defaults(table: Any) -> dict[str, Any]:
@@ -431,11 +461,21 @@ class _PgWriter(_Writer):
 def _rollup_fill(month: str) -> str:
     key = "user_id, month, channel, direction, outcome"
     return (
-        f"INSERT INTO interaction_monthly ({key}, n) "
-        f"SELECT user_id, {month}, channel, direction, coalesce(outcome, ''), count(*) "
+        f"INSERT INTO interaction_monthly ({key}, n, talk_s) "
+        f"SELECT user_id, {month}, channel, direction, coalesce(outcome, ''), count(*), "
+        f"coalesce(sum(duration_s), 0) "
         f"FROM interactions WHERE user_id IS NOT NULL "
         f"GROUP BY user_id, {month}, channel, direction, coalesce(outcome, '')"
     )
+
+
+# What the first-response triggers (migration 0009) keep, filled once after the load.
+_FIRST_RESPONSE_FILL = (
+    "UPDATE leads SET first_response_at = f.at FROM ("
+    "SELECT lead_id, min(occurred_at) AS at FROM interactions WHERE lead_id IS NOT NULL "
+    "AND (direction = 'out' OR outcome = 'answered') GROUP BY lead_id) AS f "
+    "WHERE leads.id = f.lead_id"
+)
 
 
 async def _pause_triggers(pg: Any, writer: Any) -> list[str]:
@@ -456,12 +496,14 @@ async def _resume_triggers(pg: Any, writer: Any, triggers: list[str]) -> None:
     if pg is not None:
         await pg.execute("ALTER TABLE interactions ENABLE TRIGGER USER")
         await pg.execute(_rollup_fill("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"))
+        await pg.execute(_FIRST_RESPONSE_FILL)
         return
     for sql in triggers:
         writer.conn.execute(sql)
     for fts in ("clients_fts", "contact_persons_fts"):
         writer.conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
     writer.conn.execute(_rollup_fill("strftime('%Y-%m', occurred_at)"))
+    writer.conn.execute(_FIRST_RESPONSE_FILL)
     writer.conn.commit()
 
 
@@ -489,6 +531,8 @@ async def load(url: str, sizes: Sizes) -> Truth:
             u["token_hash"] = hashlib.sha256(token_of(u["id"]).encode()).hexdigest()
             users.append(u)
         await writer.write(m.User.__table__, iter(users))
+        segments = [{"id": i, "name": f"Сегмент {i}"} for i in range(1, 6)]
+        await writer.write(m.Segment.__table__, iter(segments))
         await writer.write(m.Client.__table__, gen.clients())
         await writer.write(m.ContactPerson.__table__, gen.persons())
         await writer.write(m.Lead.__table__, gen.leads())
@@ -515,6 +559,7 @@ async def load(url: str, sizes: Sizes) -> Truth:
         await writer.write(m.DealStageChange.__table__, gen.stage_changes(deals))
         await writer.write(m.Interaction.__table__, gen.interactions())
         await writer.write(m.Task.__table__, gen.tasks())
+        await writer.write(m.SalesPlan.__table__, gen.plans())
         form = {"id": 1, "key": "benchform", "name": "bench", "secret": "bench-secret-0123456789"}
         await writer.write(m.Form.__table__, iter([form]))
         await _resume_triggers(pg, writer, triggers)

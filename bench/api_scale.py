@@ -145,6 +145,21 @@ def endpoints(t: Truth, as_admin: bool) -> list[tuple[str, str]]:
         ("/analytics/requests?group=week", "/analytics/requests?group=week"),
         ("/analytics/requests?group=month", "/analytics/requests?group=month"),
         ("/analytics/managers", "/analytics/managers"),
+        (
+            "/analytics/managers?created_from=<mid-month>",
+            "/analytics/managers?created_from=2026-06-15",
+        ),
+        ("/analytics/sales?group=month", "/analytics/sales?group=month"),
+        ("/analytics/sales?group=manager", "/analytics/sales?group=manager"),
+        ("/analytics/sales?group=segment", "/analytics/sales?group=segment"),
+        ("/analytics/sales?group=season", "/analytics/sales?group=season"),
+        ("/analytics/plan-fact?period=2026-11", "/analytics/plan-fact?period=2026-11"),
+        ("/analytics/plan-fact?period=2026-Q4", "/analytics/plan-fact?period=2026-Q4"),
+        ("/analytics/promising", "/analytics/promising"),
+        ("/analytics/managers?format=xlsx", "/analytics/managers?format=xlsx"),
+        ("/analytics/sales?group=season&format=csv", "/analytics/sales?group=season&format=csv"),
+        ("/analytics/promising?format=svg", "/analytics/promising?format=svg"),
+        ("/plans?period=2026-11", "/plans?period=2026-11"),
     ]
     if not as_admin:
         paths.remove(("/users", "/users"))  # admins and supervisors only

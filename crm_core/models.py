@@ -56,6 +56,7 @@ __all__ = [
     "PipelineStage",
     "RoutingPointer",
     "RoutingRulesVersion",
+    "SalesPlan",
     "Segment",
     "SegmentClient",
     "SegmentManager",
@@ -284,6 +285,9 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The first answer to the request: the earliest outbound interaction on the lead or
+    # an answered call (kept by database triggers, migration 0009_sales_plans).
+    first_response_at: Mapped[datetime | None] = mapped_column()
 
 
 class ContactPoint(Base):
@@ -489,6 +493,7 @@ class InteractionMonthly(Base):
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+    talk_s: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # duration_s
 
 
 class AttachmentRow(Base):
@@ -640,8 +645,32 @@ class ConnectorStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SalesPlan(Base):
+    """A sales plan of one manager (``user_id``) or one team (``team``) for a month
+    (``2026-12``) or a quarter (``2026-Q4``); ``subject`` is ``user:<id>`` or
+    ``team:<name>``, unique per period.  A figure left empty is not planned."""
+
+    __tablename__ = "sales_plans"
+    __table_args__ = (UniqueConstraint("period", "subject"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    subject: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    team: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    deals: Mapped[int | None] = mapped_column(Integer)
+    calls: Mapped[int | None] = mapped_column(Integer)
+    meetings: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_entity", "entity", "entity_id", "at"),
+        Index("ix_audit_entries_user_at", "user_id", "at"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))

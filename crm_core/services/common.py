@@ -17,6 +17,7 @@ from crm_core.access import (
     visible_contact_persons,
     visible_leads,
 )
+from crm_core.audit_trail import take_changes
 from crm_core.identity import IdentityError, normalize_email, normalize_phone
 from crm_core.models import AuditEntry, Client, ContactPerson, ContactPoint, Lead, User
 
@@ -178,13 +179,19 @@ async def audit(
     entity_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """One audit entry; the row's old and new values changed since its last entry in this
+    session (flushed before the call) go in ``details["changes"]`` (``audit_trail``)."""
+    details = dict(details or {})
+    changes = take_changes(s.sync_session, entity, entity_id)
+    if changes and "changes" not in details:
+        details["changes"] = changes
     s.add(
         AuditEntry(
             user_id=actor.user_id if actor else None,
             action=action,
             entity=entity,
             entity_id=entity_id,
-            details=jsonable(details or {}),
+            details=jsonable(details),
         )
     )
 

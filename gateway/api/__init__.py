@@ -11,6 +11,7 @@ from aiohttp import web
 from crm_core.db import Database
 from gateway.api import (
     analytics,
+    audit,
     bulk,
     calls,
     clients,
@@ -55,6 +56,7 @@ ROUTE_TABLES = (
     forms.ROUTES,
     segments.ROUTES,
     bulk.ROUTES,
+    audit.ROUTES,
 )
 
 

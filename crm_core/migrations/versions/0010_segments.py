@@ -1,7 +1,7 @@
 """segments: clients.last_contact_at kept by the database, and filled for existing rows
 
 Revision ID: 0010_segments
-Revises: 0008_pipelines
+Revises: 0009_sales_plans
 
 Rule segments test "days since last contact" on ``clients.last_contact_at`` (indexed,
 added by 0006).  This migration:
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010_segments"
-down_revision: str | None = "0008_pipelines"
+down_revision: str | None = "0009_sales_plans"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,7 @@
 // Entry point: sign-in, navigation (hash routes), language switch, the live connection.
 import { renderAdmin } from "./admin.js";
 import { renderAnalytics } from "./analytics.js";
+import { renderAudit } from "./audit.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
@@ -11,6 +12,7 @@ import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
+import { renderPlans } from "./plans.js";
 import { loadUsers, state } from "./state.js";
 import { renderSegment, renderSegments } from "./segments.js";
 import { renderTasks } from "./tasks.js";
@@ -30,6 +32,8 @@ const ROUTES = [
   [/^#\/admin(?:\/(\w+))?$/, (m, tab) => renderAdmin(m, tab)],
   [/^#\/segments$/, (m) => renderSegments(m)],
   [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
+  [/^#\/plans$/, (m) => renderPlans(m)],
+  [/^#\/audit$/, (m) => renderAudit(m)],
 ];
 
 function decoded(text) {
@@ -78,6 +82,8 @@ async function enter(token) {
   await loadUsers();
   $("signin").hidden = true;
   $("shell").hidden = false;
+  // The audit log is for admins and supervisors.
+  document.querySelector('#nav a[data-view="audit"]').hidden = me.role === "manager";
   renderMe();
   $("nav-admin").hidden = !["admin", "supervisor"].includes(me.role);
   if (live) live.stop();
