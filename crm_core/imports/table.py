@@ -6,8 +6,8 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,16 @@ class Table:
     sheet: str | None
     fmt: str  # xlsx | csv
     detail: str = ""  # encoding and delimiter of a CSV
+    sheets: list[str] = field(default_factory=list)  # every sheet of a workbook
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop reading (closes the workbook of an XLSX, read or not)."""
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+        for closer in self.closers:
+            closer()
 
 
 def cell_text(value: Any) -> str:
@@ -152,7 +162,8 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
             wb.close()
             fh.close()
 
-    return Table(rows(), title, "xlsx")
+    sheets = [str(n) for n in wb.sheetnames]
+    return Table(rows(), title, "xlsx", sheets=sheets, closers=[wb.close, fh.close])
 
 
 def _too_many(title: str | None, limits: Limits) -> ImportFileError:
