@@ -146,6 +146,7 @@ class Sheet:
     detail: str
     columns: list[tuple[int, str, str | None]] = field(default_factory=list)
     sheets: list[str] = field(default_factory=list)
+    total: int | None = None  # data rows at most (for a progress bar), when known
 
 
 Columns = dict[int, tuple[str, str]]  # column index -> (field, header as written)
@@ -516,7 +517,8 @@ def read_clients(
     columns = [
         (i, cell, by_index[i][0] if i in by_index else None) for i, cell in enumerate(cells) if cell
     ]
-    return Sheet(header_row, report, rows, table.sheet, table.detail, columns, table.sheets)
+    total = table.last_row - header_row if table.last_row is not None else None
+    return Sheet(header_row, report, rows, table.sheet, table.detail, columns, table.sheets, total)
 
 
 def field_choices(catalog: Catalog) -> list[dict[str, str]]:
@@ -559,6 +561,7 @@ def preview_clients(
         "sheets": table.sheets,
         "detail": table.detail,
         "header_row": header_row,
+        "total": table.last_row - header_row if table.last_row is not None else None,
         "columns": [
             {"index": i, "header": cell, "field": by_index[i][0] if i in by_index else None}
             for i, cell in enumerate(cells)

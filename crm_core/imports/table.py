@@ -43,6 +43,7 @@ class Table:
     detail: str = ""  # encoding and delimiter of a CSV
     sheets: list[str] = field(default_factory=list)  # every sheet of a workbook
     closers: list[Callable[[], None]] = field(default_factory=list)
+    last_row: int | None = None  # the last row number, as the file declares it
 
     def close(self) -> None:
         """Stop reading (closes the workbook of an XLSX, read or not)."""
@@ -163,7 +164,8 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
             fh.close()
 
     sheets = [str(n) for n in wb.sheetnames]
-    return Table(rows(), title, "xlsx", sheets=sheets, closers=[wb.close, fh.close])
+    last = declared if isinstance(declared, int) else None
+    return Table(rows(), title, "xlsx", sheets=sheets, closers=[wb.close, fh.close], last_row=last)
 
 
 def _too_many(title: str | None, limits: Limits) -> ImportFileError:
@@ -246,4 +248,5 @@ def _open_csv(data: bytes, limits: Limits) -> Table:
             ) from None
 
     name = {",": "comma", ";": "semicolon", "\t": "tab"}[delimiter]
-    return Table(rows(), None, "csv", f"{encoding}, {name}")
+    last = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return Table(rows(), None, "csv", f"{encoding}, {name}", last_row=last)

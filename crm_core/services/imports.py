@@ -1021,6 +1021,7 @@ def _batch_dict(batch: ImportBatch) -> dict[str, Any]:
         "file_name": batch.file_name,
         "user_id": batch.user_id,
         "rows": batch.rows,
+        "total": (batch.params or {}).get("total"),
         "report": dict(batch.report or {}),
         "created_at": batch.created_at.isoformat(),
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
