@@ -61,6 +61,7 @@ from crm_core.services.common import NotFound, ServiceError
 
 __all__ = [
     "ImportReport",
+    "JobLost",
     "claim_import_job",
     "fail_import_job",
     "get_import",
@@ -865,6 +866,10 @@ async def import_clients(
 # --- jobs (API, browser): durable, resumable, claimed by one hub ---------------------
 
 
+class JobLost(RuntimeError):
+    """This hub's lease on a job ran out and another hub took the job over."""
+
+
 async def queue_import_job(
     db: Database,
     *,
@@ -980,7 +985,7 @@ async def run_import_job(
             async with db.transaction() as s:
                 live = await s.get(ImportBatch, batch.id, with_for_update=db.is_postgres)
                 if live is None or live.lease_owner != owner or live.status != "running":
-                    raise asyncio.CancelledError  # another hub took it over
+                    raise JobLost(f"import {batch.id} is now run by another hub")
                 writer = _Writer(s, live, users, owner_id, report)
                 await writer.chunk(rows)
                 live.rows = report.rows

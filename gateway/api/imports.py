@@ -41,6 +41,7 @@ from crm_core.imports.read import preview_clients, read_clients
 from crm_core.imports.table import Limits
 from crm_core.models import ImportBatch, User
 from crm_core.services.imports import (
+    JobLost,
     claim_import_job,
     fail_import_job,
     get_import,
@@ -189,8 +190,10 @@ class ImportRunner:
             await run_import_job(db, batch, sheet, owner=self.owner, lease=lease, progress=progress)
         except ImportFileError as exc:
             await fail_import_job(db, batch.id, exc.as_dict())
+        except JobLost:
+            finished = False  # our lease ran out and another hub took the job over
         except asyncio.CancelledError:
-            finished = False  # shutdown, or another hub took the job: it goes on there
+            finished = False  # shutdown: the job goes on after a restart (or elsewhere)
             raise
         except Exception as exc:
             log.exception("import_failed", import_id=batch.id)
