@@ -634,6 +634,11 @@ class _Writer:
             target.inn = target.filled["inn"]
         return changed
 
+    async def _many(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        """A Core executemany (no ORM bulk bookkeeping per row)."""
+        conn = await self.s.connection()
+        await conn.execute(insert(model.__table__), rows)
+
     async def _insert(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
         """One executemany INSERT with ids taken beforehand (in the order of ``rows``).
 
@@ -659,7 +664,7 @@ class _Writer:
             ids = list(range(top + 1, top + 1 + len(rows)))
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
-        await self.s.execute(insert(model), rows)
+        await self._many(model, rows)
         return [int(i) for i in ids]
 
     async def _apply_fills(self, targets: list[_Target]) -> None:
@@ -777,11 +782,11 @@ class _Writer:
             for first, n in _runs(point_ids)
         )
         if tags:
-            await self.s.execute(insert(ClientTag), tags)
+            await self._many(ClientTag, tags)
         if members:
-            await self.s.execute(insert(SegmentClient), members)
+            await self._many(SegmentClient, members)
         if links:
-            await self.s.execute(insert(ImportLink), links)
+            await self._many(ImportLink, links)
         self.links = []
 
     def _link(
