@@ -490,6 +490,8 @@ class _Writer:
             exact = next((t for t in same if t.kpp == kpp), None)
             if exact is None and not row.kpp:
                 exact = _head(same)
+            if exact is None:  # a client of this INN with no KPP recorded: it, KPP filled
+                exact = next((t for t in same if not t.kpp), None)
             if exact is not None:
                 matches.append((exact, "inn", row.inn))
             else:
@@ -612,8 +614,9 @@ class _Writer:
             wanted["segment_id"] = segment_ids[0]
         if row.notes:
             wanted["notes"] = row.notes
-        if row.kpp and not target.inn and not target.values.get("inn"):
+        if row.kpp and not target.kpp:
             wanted["kpp"] = row.kpp
+            target.kpp = row.kpp
         changed = False
         values = target.values
         for k, v in wanted.items():
