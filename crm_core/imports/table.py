@@ -144,7 +144,7 @@ def _open_xlsx(path: Path, sheet: str | None, limits: Limits) -> Table:
             f"sheet {title!r} is corrupt ({type(exc).__name__})",
             f"лист {title!r} повреждён ({type(exc).__name__})",
         ) from None
-    last = int(ws.total_height or 0)
+    last = int(ws.total_height or 0) + 1  # the last row's 0-based index + 1
     if last > limits.max_rows + 1:
         wb.close()
         raise _too_many(title, limits)

@@ -6,6 +6,7 @@ import { renderClientCard, renderClients } from "./clients.js";
 import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
+import { renderImport } from "./importer.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
+  [/^#\/import$/, (m) => renderImport(m)],
 ];
 
 function decoded(text) {
