@@ -96,7 +96,7 @@ def open_table(path: str | Path, *, sheet: str | None = None, limits: Limits = L
         )
     if head.startswith(_ZIP):
         return _open_xlsx(path, sheet, limits)
-    if _looks_utf16(head):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
         raise ImportFileError(
             "text in UTF-16 is not supported; save the CSV as UTF-8",
             "текст в UTF-16 не поддерживается; сохраните CSV в UTF-8",

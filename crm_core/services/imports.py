@@ -1118,9 +1118,10 @@ async def undo_import(db: Database, import_id: int) -> dict[str, Any]:
         batch = await s.get(ImportBatch, import_id, with_for_update=True)
         if batch is None:
             raise NotFound(f"import {import_id} not found", "import_id")
-        if batch.status != "done" or batch.dry_run:
-            what = "a dry run" if batch.dry_run else batch.status
-            raise ServiceError(f"import {import_id} is {what}, not done", "import_id")
+        if batch.dry_run:
+            raise ServiceError(f"import {import_id} is a dry run: nothing to undo", "import_id")
+        if batch.status != "done":
+            raise ServiceError(f"import {import_id} is {batch.status}, not done", "import_id")
         return await _take_back(s, batch)
 
 
