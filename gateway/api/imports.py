@@ -52,8 +52,9 @@ from crm_core.services.imports import (
     run_import_job,
     undo_import,
 )
-from gateway.api.common import actor, database, ok, path_id
+from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.keys import API_STATE
+from gateway.api.schemas import Empty
 from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
@@ -441,11 +442,14 @@ async def get_imports(request: web.Request) -> web.Response:
     summary="Undo an import: remove what it created, take back what it added, except "
     "clients changed since (admin, supervisor)",
     tag="imports",
+    body=Empty,
     errors=(401, 403, 404, 409, 422),
 )
 async def post_undo(request: web.Request) -> web.Response:
     _require_lead(request)
     batch_id = path_id(request)
+    if request.can_read_body:
+        await read_body(request, Empty)
     return ok(await undo_import(database(request), batch_id))
 
 
