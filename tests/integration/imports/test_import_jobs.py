@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crm_core.db import Database
+from crm_core.imports.errors import ImportFileError
 from crm_core.imports.read import read_clients
+from crm_core.imports.table import Limits
 from crm_core.models import Client, ContactPoint, ImportBatch, utcnow
 from crm_core.services.imports import (
     JobLost,
@@ -193,3 +195,23 @@ async def test_one_job_one_hub_and_a_lost_lease_stops_the_old_runner(
     async with db.sessions() as s:
         batch = await s.get(ImportBatch, batch_id)
         assert batch is not None and (batch.status, batch.done_row) == ("done", 31)
+
+
+async def test_a_file_error_midway_takes_back_what_the_job_wrote(
+    db: Database, tmp_path: Path
+) -> None:
+    path = _csv(tmp_path / "long.csv", 1600)
+    batch_id = await queue_import_job(
+        db, file_name="long.csv", path=str(path), user_id=None, params={}
+    )
+    lease = timedelta(seconds=60)
+    job = await claim_import_job(db, "hub-a", lease)
+    assert job is not None and job.id == batch_id
+    sheet = read_clients(path, limits=Limits(max_rows=1500))  # the header is fine
+    with pytest.raises(ImportFileError, match="more than 1500 rows"):
+        await run_import_job(db, job, sheet, owner="hub-a", lease=lease)
+    async with db.sessions() as s:
+        batch = await s.get(ImportBatch, batch_id)
+        assert batch is not None and batch.done_row > 0  # a chunk had been committed
+        assert await s.scalar(select(func.count()).select_from(Client)) == 0
+        assert await s.scalar(select(func.count()).select_from(ContactPoint)) == 0
