@@ -1035,7 +1035,7 @@ def _batch_dict(batch: ImportBatch) -> dict[str, Any]:
         "user_id": batch.user_id,
         "rows": batch.rows,
         "total": (batch.params or {}).get("total"),
-        "report": dict(batch.report or {}),
+        "report": {k: v for k, v in (batch.report or {}).items() if k not in ("path", "params")},
         "created_at": batch.created_at.isoformat(),
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
         "undone_at": batch.undone_at.isoformat() if batch.undone_at else None,
@@ -1099,15 +1099,20 @@ async def _referenced(
             if fk.column.table.name != "clients":
                 continue
             col = fk.parent
-            for part in [ids[i : i + 5000] for i in range(0, len(ids), 5000)]:
-                query = select(col).where(col.in_(part))
-                if table.name == "contact_points" and own_points:
-                    query = query.where(table.c.id.not_in(own_points))
-                if table.name == "contact_persons" and own_people:
-                    query = query.where(table.c.id.not_in(own_people))
-                if table.name == "clients":
-                    query = query.where(table.c.id.not_in(mine))
-                used |= {r for r in await s.scalars(query.distinct()) if r is not None}
+            own = {
+                "contact_points": own_points,
+                "contact_persons": own_people,
+                "clients": mine,
+            }.get(table.name)
+            has_id = "id" in table.c
+            for part in _chunked(ids):
+                if has_id and own:
+                    query = select(col, table.c.id).where(col.in_(part))
+                else:
+                    query = select(col, col).where(col.in_(part)).distinct()
+                for ref, row_id in await s.execute(query):
+                    if ref is not None and not (own and row_id in own):
+                        used.add(ref)
     return used
 
 
