@@ -146,7 +146,7 @@ async def bare(db: Database, path: Path) -> int:
             found = await conn.execute(
                 select(Client.inn, Client.id).where(Client.inn.in_([r[1] for r in fresh]))
             )
-            by_inn = dict(found.tuples().all())
+            by_inn = {inn: cid for inn, cid in found}
             await conn.execute(
                 insert(ContactPerson.__table__),
                 [

@@ -490,8 +490,9 @@ class _Writer:
             exact = next((t for t in same if t.kpp == kpp), None)
             if exact is None and not row.kpp:
                 exact = _head(same)
-            if exact is None:  # a client of this INN with no KPP recorded: it, KPP filled
-                exact = next((t for t in same if not t.kpp), None)
+            if exact is None:  # the same company with no KPP recorded: KPP filled in
+                name = header_key(row.name or "")
+                exact = next((t for t in same if not t.kpp and header_key(t.name) == name), None)
             if exact is not None:
                 matches.append((exact, "inn", row.inn))
             else:
@@ -691,9 +692,10 @@ class _Writer:
         await self._apply_fills(targets)
         new = [t for t in targets if t.new and t.id is None]
         # Head offices first: a branch of this chunk points at its head's new id.
-        heads = [t for t in new if t.parent is None]
-        branches = [t for t in new if t.parent is not None]
-        for group in (heads, branches):
+        while new:
+            group = [t for t in new if t.parent is None or t.parent.id is not None] or new
+            taken = {id(t) for t in group}
+            new = [t for t in new if id(t) not in taken]
             for t in group:
                 if t.parent is not None:
                     t.values["parent_id"] = t.parent.id

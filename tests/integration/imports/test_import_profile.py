@@ -333,3 +333,25 @@ async def test_bad_profile_values_are_row_errors_naming_the_column(
     async with db.sessions() as s:
         h = (await s.scalars(select(Client))).one()
         assert (h.name, h.status, h.birthday) == ("H", "vip", date(1990, 2, 1))
+
+
+async def test_a_holding_three_levels_deep_in_one_file(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "holding.csv"
+    path.write_text(
+        "Наименование;ИНН;КПП;Телефон;Головная компания\n"
+        "Холдинг;7730123456;;+79160000001;\n"
+        "Дочка;7712345671;;+79160000002;7730123456\n"
+        "Внучка;;;+79160000003;Дочка\n"
+        "Филиал холдинга;7730123456;165501001;+79160000004;\n",
+        encoding="utf-8",
+    )
+    report = await import_clients(db, read_clients(path))
+    assert (report.created, report.errors) == (4, [])
+    async with db.sessions() as s:
+        by_name = {c.name: c for c in await s.scalars(select(Client))}
+    assert by_name["Холдинг"].parent_id is None
+    assert by_name["Дочка"].parent_id == by_name["Холдинг"].id
+    assert by_name["Внучка"].parent_id == by_name["Дочка"].id
+    assert by_name["Филиал холдинга"].parent_id == by_name["Холдинг"].id
+    result = await undo_import(db, report.import_id or 0)
+    assert result["removed_clients"] == 4 and await _count(db, Client) == 0
