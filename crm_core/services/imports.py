@@ -947,6 +947,17 @@ async def renew_lease(db: Database, batch_id: int, owner: str, lease: timedelta)
         return bool(cast("CursorResult[Any]", res).rowcount)
 
 
+async def release_leases(db: Database, owner: str) -> None:
+    """On a clean shutdown: ``owner``'s running jobs may be taken at once (by the next
+    start or another hub), without waiting for the lease to run out."""
+    async with db.transaction() as s:
+        await s.execute(
+            update(ImportBatch)
+            .where(ImportBatch.lease_owner == owner, ImportBatch.status == "running")
+            .values(lease_until=None)
+        )
+
+
 async def run_import_job(
     db: Database,
     batch: ImportBatch,

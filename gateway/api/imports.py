@@ -48,6 +48,7 @@ from crm_core.services.imports import (
     list_imports,
     load_catalog,
     queue_import_job,
+    release_leases,
     renew_lease,
     run_import_job,
     undo_import,
@@ -150,7 +151,11 @@ class ImportRunner:
                 log.exception("import_claim_failed")
                 batch = None
             if batch is not None:
-                await self.run(batch, lease)
+                try:
+                    await self.run(batch, lease)
+                except Exception:  # the database went away: the lease runs out, retried
+                    log.exception("import_run_failed", import_id=batch.id)
+                    await asyncio.sleep(lease.total_seconds())
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(lease.total_seconds() / 2):
@@ -223,6 +228,8 @@ def setup_imports(app: web.Application) -> None:
             runner.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner.task
+            with contextlib.suppress(Exception):
+                await release_leases(runner.db, runner.owner)
 
     app.cleanup_ctx.append(ctx)
 

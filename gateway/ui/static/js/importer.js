@@ -292,9 +292,10 @@ function renderReport(result, job) {
   clear(result, h("section", { class: "card", id: "import-report",
     dataset: { status: job.status, dryRun: String(job.dry_run) } },
   h("h2", {}, tr(job.dry_run ? "dryTitle" : "doneTitle")),
-  h("dl", { class: "import-counts" }, counts.map((k) => [
-    h("dt", {}, tr(k)), h("dd", { dataset: { count: k } }, String(r[k] ?? 0))]),
-  h("dt", {}, tr("errors")), h("dd", { dataset: { count: "errors" } }, String(errors.length))),
+  h("dl", { class: "import-counts" }, counts.map((k) => h("div", {},
+    h("dt", {}, tr(k)), h("dd", { dataset: { count: k } }, String(r[k] ?? 0)))),
+  h("div", {}, h("dt", {}, tr("errors")),
+    h("dd", { dataset: { count: "errors" } }, String(errors.length)))),
   errors.length
     ? h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "import-errors" },
       h("thead", {}, h("tr", {}, ["row", "column", "value", "error"].map((k) =>
