@@ -912,16 +912,15 @@ async def claim_import_job(
     crash), for ``owner``.  On PostgreSQL the row is taken with ``FOR UPDATE SKIP
     LOCKED``, so two hubs never take the same job."""
     now = utcnow()
+    claimable = (
+        ImportBatch.status.in_(("queued", "running")),
+        or_(ImportBatch.lease_until.is_(None), ImportBatch.lease_until < now),
+    )
+    async with db.sessions() as s:  # a read first: no write transaction while idle
+        if await s.scalar(select(ImportBatch.id).where(*claimable).limit(1)) is None:
+            return None
     async with db.transaction() as s:
-        q = (
-            select(ImportBatch)
-            .where(
-                ImportBatch.status.in_(("queued", "running")),
-                or_(ImportBatch.lease_until.is_(None), ImportBatch.lease_until < now),
-            )
-            .order_by(ImportBatch.id)
-            .limit(1)
-        )
+        q = select(ImportBatch).where(*claimable).order_by(ImportBatch.id).limit(1)
         if batch_id is not None:
             q = q.where(ImportBatch.id == batch_id)
         if db.is_postgres:
@@ -950,12 +949,12 @@ async def renew_lease(db: Database, batch_id: int, owner: str, lease: timedelta)
 async def release_leases(db: Database, owner: str) -> None:
     """On a clean shutdown: ``owner``'s running jobs may be taken at once (by the next
     start or another hub), without waiting for the lease to run out."""
+    mine = (ImportBatch.lease_owner == owner, ImportBatch.status == "running")
+    async with db.sessions() as s:
+        if await s.scalar(select(ImportBatch.id).where(*mine).limit(1)) is None:
+            return
     async with db.transaction() as s:
-        await s.execute(
-            update(ImportBatch)
-            .where(ImportBatch.lease_owner == owner, ImportBatch.status == "running")
-            .values(lease_until=None)
-        )
+        await s.execute(update(ImportBatch).where(*mine).values(lease_until=None))
 
 
 async def run_import_job(

@@ -147,8 +147,8 @@ class ImportRunner:
         while True:
             try:
                 batch = await claim_import_job(self.db, self.owner, lease)
-            except Exception:
-                log.exception("import_claim_failed")
+            except Exception as exc:  # the store is busy or away: try again later
+                log.warning("import_claim_failed", error=f"{type(exc).__name__}: {exc}")
                 batch = None
             if batch is not None:
                 try:
