@@ -714,13 +714,21 @@ class ImportBatch(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="clients")
     file_name: Mapped[str] = mapped_column(String(300), default="")
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed|undone
+    # queued | running | done | failed | undone
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
     rows: Mapped[int] = mapped_column(Integer, default=0)  # processed so far (progress)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
     undone_at: Mapped[datetime | None] = mapped_column()
+    # A job (API, browser): the stored file and how to read it; the last row committed
+    # (a restarted job goes on after it); which hub runs it and until when (its lease).
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    done_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
 
 
 class ImportLink(Base):

@@ -236,6 +236,10 @@ _CATALOGUE: list[tuple[str, str]] = [
         "after должен быть значением next_after предыдущей страницы",
     ),
     (r"import (?P<id>\d+) is (?P<s>\w+), not done", "импорт {id} уже не в силе ({s})"),
+    (
+        r"import (?P<id>\d+) is a dry run: nothing to undo",
+        "импорт {id} был проверкой: отменять нечего",
+    ),
     (r"no user with email (?P<email>\S+)", "нет сотрудника с почтой {email}"),
     (r"file is required", "нужен файл (поле file)"),
     (r"the body must be multipart/form-data.*", "тело должно быть multipart/form-data"),

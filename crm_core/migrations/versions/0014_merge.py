@@ -6,7 +6,7 @@ columns are indexed already; ``import_links (entity, entity_id)`` and
 changes, on SQLite and PostgreSQL alike.
 
 Revision ID: 0014_merge
-Revises: 0011_tasks_bulk
+Revises: 0012_import_jobs
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_merge"
-down_revision: str | None = "0011_tasks_bulk"
+down_revision: str | None = "0012_import_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

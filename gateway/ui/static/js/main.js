@@ -9,6 +9,7 @@ import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
 import { renderDealCard } from "./dealcard.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
+import { renderImport } from "./importer.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
@@ -34,6 +35,7 @@ const ROUTES = [
   [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
   [/^#\/plans$/, (m) => renderPlans(m)],
   [/^#\/audit$/, (m) => renderAudit(m)],
+  [/^#\/import$/, (m) => renderImport(m)],
 ];
 
 function decoded(text) {
