@@ -44,6 +44,7 @@ __all__ = [
     "Lead",
     "LiveTicket",
     "OutboxCommand",
+    "RoutingCounter",
     "RoutingPointer",
     "Segment",
     "Task",
@@ -128,6 +129,7 @@ class Segment(Base):
 
 class Client(Base):
     __tablename__ = "clients"
+    __table_args__ = (Index("ix_clients_owner_id_id", "owner_id", "id"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # company | person
     name: Mapped[str] = mapped_column(String(300))
@@ -156,6 +158,7 @@ class Lead(Base):
         Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
         Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
         Index("ix_leads_status_owner", "status", "owner_id"),
+        Index("ix_leads_owner_id_id", "owner_id", "id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
@@ -203,7 +206,10 @@ class ContactPoint(Base):
 
 class Deal(Base):
     __tablename__ = "deals"
-    __table_args__ = (Index("ix_deals_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_deals_owner_created", "owner_id", "created_at"),
+        Index("ix_deals_owner_id_id", "owner_id", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
@@ -407,6 +413,16 @@ class RoutingPointer(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_user_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingCounter(Base):
+    """``load:<user id>``: the user's open leads (new, in progress) plus open tasks;
+    ``users``: bumped by every change to ``users``.  Kept by database triggers on leads,
+    tasks and users (migration 0007_scale_counters) in the writer's own transaction."""
+
+    __tablename__ = "routing_counters"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class ConnectorStateRow(Base):

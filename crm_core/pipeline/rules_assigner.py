@@ -1,9 +1,10 @@
 """Assignment by the routing rules (``routing_rules.decide``), inside the lead's transaction.
 
-All assignments take one lock row (``FOR UPDATE`` on PostgreSQL, the writer lock on
-SQLite), read the round-robin pointers and the managers' loads, decide, and write the
-pointers back before commit: under any number of concurrent new leads, across hub
-processes, round robin stays even.
+All assignments take one lock row (``FOR UPDATE`` on PostgreSQL; on SQLite the writer
+lock serializes them), read the round-robin pointers and the managers' loads (counters,
+see ``load_counters.py``; the users themselves are cached until their version moves),
+decide, and write the pointers back before commit: under any number of concurrent new
+leads, across hub processes, round robin stays even.
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import InboundEvent
-from crm_core.models import (
-    Client,
-    Lead,
-    RoutingPointer,
-    Segment,
-    Task,
-    User,
-    utcnow,
-)
+from crm_core.models import Client, RoutingPointer, Segment, User, utcnow
 from crm_core.pipeline.assign import Assignment, lock_pointer
+from crm_core.pipeline.load_counters import read_counters
 from crm_core.routing_context import context_from_event
 from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
 
-__all__ = ["RulesAssigner", "build_roster", "member_of"]
+__all__ = ["RosterCache", "RulesAssigner", "build_roster", "member_of"]
 
 log = structlog.get_logger("crmhub.routing")
 LOCK_KEY = "__assignment_lock__"
@@ -71,25 +65,37 @@ def member_of(u: User, load: int = 0) -> Member:
     )
 
 
-async def build_roster(s: AsyncSession) -> Roster:
-    users = list(await s.scalars(select(User).order_by(User.id)))
-    loads: dict[int | None, int] = {}
-    # Open leads and tasks per owner: seeks on the (status, owner) indexes of migration
-    # 0002 read only the open rows' index entries, however many closed ones there are.
-    for owner, n in await s.execute(
-        select(Lead.owner_id, func.count())
-        .where(Lead.status.in_(("new", "in_progress")), Lead.owner_id.is_not(None))
-        .group_by(Lead.owner_id)
-    ):
-        loads[owner] = loads.get(owner, 0) + int(n)
-    for owner, n in await s.execute(
-        select(Task.assignee_id, func.count())
-        .where(Task.status == "open", Task.assignee_id.is_not(None))
-        .group_by(Task.assignee_id)
-    ):
-        loads[owner] = loads.get(owner, 0) + int(n)
-    supervisors = {u.team: u.id for u in users if u.role == "supervisor" and u.team and u.active}
-    return Roster([member_of(u, loads.get(u.id, 0)) for u in users], supervisors)
+class RosterCache:
+    """The members as the rules engine sees them, rebuilt only when the ``users``
+    version in ``routing_counters`` moved (any insert, update or delete of a user, by
+    any process, bumps it in that writer's transaction); the loads are read fresh from
+    the same table every time."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.members: list[Member] = []
+        self.supervisors: dict[str, int] = {}
+
+    async def roster(self, s: AsyncSession) -> Roster:
+        version, loads = await read_counters(s)
+        if version == 0 or version != self.version:
+            users = list(await s.scalars(select(User).order_by(User.id)))
+            self.members = [member_of(u) for u in users]
+            self.supervisors = {
+                u.team: u.id for u in users if u.role == "supervisor" and u.team and u.active
+            }
+            self.version = version
+        members = [
+            replace(m, load=n) if (n := loads.get(m.user_id, 0)) else m for m in self.members
+        ]
+        return Roster(members, dict(self.supervisors))
+
+
+async def build_roster(s: AsyncSession, cache: RosterCache | None = None) -> Roster:
+    """Every user with their load: open leads (new, in progress) they own plus open
+    tasks assigned to them, kept as counters in the same transaction as the lead or
+    task (``routing_counters``, migration 0007), not recounted per event."""
+    return await (cache or RosterCache()).roster(s)
 
 
 async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | None:
@@ -143,6 +149,7 @@ class RulesAssigner:
         self.postgres = postgres
         self.clock = clock
         self._cache: _TxnCache | None = None
+        self.rosters = RosterCache()
 
     def invalidate(self) -> None:
         self._cache = None
@@ -151,10 +158,11 @@ class RulesAssigner:
         txn = s.sync_session.get_transaction()
         if self._cache is not None and self._cache.txn is txn and txn is not None:
             return self._cache
-        await lock_pointer(s, LOCK_KEY, postgres=self.postgres)  # serializes assignments
+        if self.postgres:  # serializes assignments (on SQLite the writer lock does)
+            await lock_pointer(s, LOCK_KEY, postgres=True)
         rows = list(await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY)))
         pointers = {p.key: int(p.last_user_id) for p in rows if p.last_user_id is not None}
-        self._cache = _TxnCache(txn, await build_roster(s), pointers)
+        self._cache = _TxnCache(txn, await self.rosters.roster(s), pointers)
         # Held for the transaction: the session's identity map keeps objects only weakly,
         # so without this ``s.get(RoutingPointer, key)`` below would read the row again.
         self._cache.rows = rows
