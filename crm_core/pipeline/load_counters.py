@@ -4,27 +4,37 @@ assignment reads one small table instead of recounting open leads and tasks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import RoutingCounter
 
-__all__ = ["USERS_KEY", "fill_counters_sql", "read_counters"]
+__all__ = ["USERS_KEY", "Counters", "fill_counters_sql", "parse_counters", "read_counters"]
 
 USERS_KEY = "users"
 LOAD_PREFIX = "load:"
 
 
-async def read_counters(s: AsyncSession) -> tuple[int, dict[int, int]]:
-    """(users version, open leads + open tasks per user id)."""
+Counters = tuple[int, dict[int, int]]  # (users version, open leads + tasks per user id)
+
+
+def parse_counters(rows: Iterable[tuple[str, int]]) -> Counters:
+    """``routing_counters`` rows (key, n) as (users version, loads per user id)."""
     version = 0
     loads: dict[int, int] = {}
-    for key, n in await s.execute(select(RoutingCounter.key, RoutingCounter.n)):
+    for key, n in rows:
         if key == USERS_KEY:
             version = int(n)
         elif key.startswith(LOAD_PREFIX):
             loads[int(key[len(LOAD_PREFIX) :])] = int(n)
     return version, loads
+
+
+async def read_counters(s: AsyncSession) -> Counters:
+    rows = await s.execute(select(RoutingCounter.key, RoutingCounter.n))
+    return parse_counters((key, n) for key, n in rows)
 
 
 def fill_counters_sql(*, postgres: bool) -> list[str]:

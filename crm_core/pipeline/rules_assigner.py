@@ -15,13 +15,14 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import InboundEvent
-from crm_core.models import Client, RoutingPointer, Segment, User, utcnow
+from crm_core.models import Client, RoutingCounter, RoutingPointer, Segment, User, utcnow
 from crm_core.pipeline.assign import Assignment, lock_pointer
-from crm_core.pipeline.load_counters import read_counters
+from crm_core.pipeline.load_counters import Counters, parse_counters, read_counters
 from crm_core.routing_context import context_from_event
 from routing_rules import Absence, ClientInfo, Member, Roster, RoutingState, RuleSet, decide
 
@@ -76,8 +77,8 @@ class RosterCache:
         self.members: list[Member] = []
         self.supervisors: dict[str, int] = {}
 
-    async def roster(self, s: AsyncSession) -> Roster:
-        version, loads = await read_counters(s)
+    async def roster(self, s: AsyncSession, counters: Counters | None = None) -> Roster:
+        version, loads = counters if counters is not None else await read_counters(s)
         if version == 0 or version != self.version:
             users = list(await s.scalars(select(User).order_by(User.id)))
             self.members = [member_of(u) for u in users]
@@ -111,10 +112,32 @@ async def _client_info(s: AsyncSession, client: Client | None) -> ClientInfo | N
     )
 
 
+# The round-robin pointers and the counters (loads, users version) in one read.
+_POINTERS_AND_COUNTERS: Any = union_all(
+    select(literal(0), RoutingPointer.key, RoutingPointer.last_user_id).where(
+        RoutingPointer.key != LOCK_KEY
+    ),
+    select(literal(1), RoutingCounter.key, RoutingCounter.n),
+)
+
+
+def _save_pointer(postgres: bool, key: str, user_id: int) -> Any:
+    """Insert or move a pointer in one statement (this transaction holds the lock)."""
+    now = utcnow()
+    insert = postgresql.insert if postgres else sqlite.insert
+    return (
+        insert(RoutingPointer)
+        .values(key=key, last_user_id=user_id, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=[RoutingPointer.key], set_={"last_user_id": user_id, "updated_at": now}
+        )
+    )
+
+
 class _TxnCache:
     """What one transaction already read: the lock is held, pointers and loads are known."""
 
-    __slots__ = ("loads", "members", "pointers", "rows", "supervisors", "txn")
+    __slots__ = ("loads", "members", "pointers", "supervisors", "txn")
 
     def __init__(self, txn: Any, roster: Roster, pointers: dict[str, int]) -> None:
         self.txn = txn
@@ -122,7 +145,6 @@ class _TxnCache:
         self.supervisors = dict(roster.supervisors)
         self.pointers = pointers
         self.loads: dict[int, int] = {}
-        self.rows: list[Any] = []
 
     def roster(self) -> Roster:
         return Roster(list(self.members.values()), self.supervisors)
@@ -160,12 +182,15 @@ class RulesAssigner:
             return self._cache
         if self.postgres:  # serializes assignments (on SQLite the writer lock does)
             await lock_pointer(s, LOCK_KEY, postgres=True)
-        rows = list(await s.scalars(select(RoutingPointer).where(RoutingPointer.key != LOCK_KEY)))
-        pointers = {p.key: int(p.last_user_id) for p in rows if p.last_user_id is not None}
-        self._cache = _TxnCache(txn, await self.rosters.roster(s), pointers)
-        # Held for the transaction: the session's identity map keeps objects only weakly,
-        # so without this ``s.get(RoutingPointer, key)`` below would read the row again.
-        self._cache.rows = rows
+        pointers: dict[str, int] = {}
+        counters: list[tuple[str, int]] = []
+        for src, key, n in await s.execute(_POINTERS_AND_COUNTERS):
+            if src == 1:
+                counters.append((key, n))
+            elif n is not None:
+                pointers[key] = int(n)
+        roster = await self.rosters.roster(s, parse_counters(counters))
+        self._cache = _TxnCache(txn, roster, pointers)
         return self._cache
 
     async def assign(
@@ -178,12 +203,7 @@ class RulesAssigner:
             now = now.replace(tzinfo=UTC)
         d = decide(ctx, self.rules(), cache.roster(), now, RoutingState(dict(cache.pointers)))
         for key, value in d.pointer_updates.items():
-            ptr = await s.get(RoutingPointer, key)
-            if ptr is None:
-                s.add(RoutingPointer(key=key, last_user_id=value, updated_at=utcnow()))
-            else:
-                ptr.last_user_id = value
-                ptr.updated_at = utcnow()
+            await s.execute(_save_pointer(self.postgres, key, value))
             cache.pointers[key] = value
         if d.user_id is not None:
             cache.assigned(d.user_id)

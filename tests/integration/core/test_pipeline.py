@@ -274,9 +274,8 @@ async def test_one_form_submission_costs_one_transaction(db: Database) -> None:
     assert seen.count("COMMIT") == 1, seen  # was 2 (inbox, then processing)
     assert "SAVEPOINT" not in seen, seen
     statements = [x for x in seen if x not in ("BEGIN", "COMMIT")]
-    # was 17 (claim UPDATE, SAVEPOINT, RELEASE, pointer), then 13, now 10 on PostgreSQL
-    # (the lock row), 9 on SQLite: no inbox re-read, no users, one counters read
-    assert len(statements) <= (10 if db.is_postgres else 9), seen
+    # was 17 (claim UPDATE, SAVEPOINT, RELEASE, pointer), then 13 in two transactions
+    assert len(statements) <= 9, " | ".join(seen)
 
 
 async def test_a_lone_event_that_fails_is_still_kept(db: Database) -> None:

@@ -146,3 +146,43 @@ async def test_pipeline_leads_count_and_the_cached_roster_sees_user_changes(
         assert await _counted(db) == await _naive(db)
     finally:
         await hub.stop()
+
+
+async def test_a_routed_lead_reads_no_users_and_recounts_nothing(db: Database) -> None:
+    """With the rules assigner (the service's), a lone submission after the first reads
+    neither the users nor leads or tasks to count them: one read of the pointers and
+    counters, in its one transaction."""
+    from sqlalchemy import event as sa_event
+
+    await _managers(db, 3)
+    rules = RuleSet.default()
+    hub = Hub(db, assigner=RulesAssigner(lambda: rules, postgres=db.is_postgres))
+    await hub.start()
+    seen: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        seen.append(" ".join(str(args[2]).split()))
+
+    def form(i: int) -> InboundEvent:
+        return InboundEvent(
+            channel=Channel.WEBFORM,
+            kind=EventKind.FORM_SUBMITTED,
+            external_id=f"rt-{i}",
+            occurred_at=datetime.now(UTC),
+            identities=(f"phone:+7914{i:07d}",),
+            source="site",
+        )
+
+    try:
+        await hub(form(0), wait=True)
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        try:
+            receipt = await hub(form(1), wait=True)
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    finally:
+        await hub.stop()
+    assert receipt.lead_id is not None
+    assert not [q for q in seen if "FROM users" in q or "count(" in q.lower()], seen
+    statements = [q for q in seen if q.split()[0].upper() not in ("BEGIN", "COMMIT")]
+    assert len(statements) <= (9 if db.is_postgres else 8), seen
