@@ -99,6 +99,7 @@ def endpoints(t: Truth, as_admin: bool) -> list[tuple[str, str]]:
     paths = [
         ("/clients", "/clients"),
         ("/clients?offset=5000", "/clients?offset=5000"),
+        ("/clients?after=<deep id> (keyset)", f"/clients?after={t.deep_client}"),
         ("/clients?q=<name fragment>", f"/clients?q={t.name_fragment}"),
         ("/clients?q=<INN>", f"/clients?q={t.inn}"),
         ("/clients?q=<phone 8 (9xx) ...>", f"/clients?q={t.phone_spelling}"),
@@ -110,6 +111,7 @@ def endpoints(t: Truth, as_admin: bool) -> list[tuple[str, str]]:
         ("/clients/<heavy>/contacts", f"/clients/{t.heavy_client}/contacts"),
         ("/leads", "/leads"),
         ("/leads?status=new", "/leads?status=new"),
+        ("/leads?after=<deep id> (keyset)", f"/leads?after={t.deep_lead}"),
         ("/leads/<id>", f"/leads/{t.manager_lead}"),
         ("/leads/<id>/timeline", f"/leads/{t.manager_lead}/timeline"),
         ("/deals", "/deals"),
@@ -220,7 +222,7 @@ async def run_base(kind: str, tmp: Path, tag: str, sizes: Sizes, args: argparse.
         t0 = time.perf_counter()
         truth = await load(url, sizes)
         load_s = time.perf_counter() - t0
-        print(f"[{kind} {tag}] loaded {sizes} in {load_s:.0f} s", flush=True)
+        print(f"[{kind} {tag}] loaded {sizes} in {load_s:.0f} s {truth.load_phases}", flush=True)
         srv = start_hub(url)
         try:
             await wait_http(srv.base + "/healthz", 60)
