@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,7 +70,7 @@ class RosterCache:
     """The members as the rules engine sees them, rebuilt only when the ``users``
     version in ``routing_counters`` moved (any insert, update or delete of a user, by
     any process, bumps it in that writer's transaction); the loads are read fresh from
-    the same table every time."""
+    the same table every time (a member is copied only when its load changed)."""
 
     def __init__(self) -> None:
         self.version = 0
@@ -86,10 +86,11 @@ class RosterCache:
                 u.team: u.id for u in users if u.role == "supervisor" and u.team and u.active
             }
             self.version = version
-        members = [
-            replace(m, load=n) if (n := loads.get(m.user_id, 0)) else m for m in self.members
+        self.members = [
+            m if m.load == (n := loads.get(m.user_id, 0)) else replace(m, load=n)
+            for m in self.members
         ]
-        return Roster(members, dict(self.supervisors))
+        return Roster(list(self.members), dict(self.supervisors))
 
 
 async def build_roster(s: AsyncSession, cache: RosterCache | None = None) -> Roster:
@@ -121,16 +122,16 @@ _POINTERS_AND_COUNTERS: Any = union_all(
 )
 
 
-def _save_pointer(postgres: bool, key: str, user_id: int) -> Any:
-    """Insert or move a pointer in one statement (this transaction holds the lock)."""
-    now = utcnow()
+def _pointer_upsert(postgres: bool) -> Any:
+    """Insert or move a pointer in one statement (the transaction holds the lock); built
+    once, run with ``key``, ``user_id`` and ``at``."""
     insert = postgresql.insert if postgres else sqlite.insert
-    return (
-        insert(RoutingPointer)
-        .values(key=key, last_user_id=user_id, updated_at=now)
-        .on_conflict_do_update(
-            index_elements=[RoutingPointer.key], set_={"last_user_id": user_id, "updated_at": now}
-        )
+    stmt = insert(RoutingPointer).values(
+        key=bindparam("key"), last_user_id=bindparam("user_id"), updated_at=bindparam("at")
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[RoutingPointer.key],
+        set_={"last_user_id": stmt.excluded.last_user_id, "updated_at": stmt.excluded.updated_at},
     )
 
 
@@ -172,6 +173,7 @@ class RulesAssigner:
         self.clock = clock
         self._cache: _TxnCache | None = None
         self.rosters = RosterCache()
+        self._save_pointer = _pointer_upsert(postgres)
 
     def invalidate(self) -> None:
         self._cache = None
@@ -203,7 +205,7 @@ class RulesAssigner:
             now = now.replace(tzinfo=UTC)
         d = decide(ctx, self.rules(), cache.roster(), now, RoutingState(dict(cache.pointers)))
         for key, value in d.pointer_updates.items():
-            await s.execute(_save_pointer(self.postgres, key, value))
+            await s.execute(self._save_pointer, {"key": key, "user_id": value, "at": utcnow()})
             cache.pointers[key] = value
         if d.user_id is not None:
             cache.assigned(d.user_id)
