@@ -209,6 +209,7 @@ class Deal(Base):
     __table_args__ = (
         Index("ix_deals_owner_created", "owner_id", "created_at"),
         Index("ix_deals_owner_id_id", "owner_id", "id"),
+        Index("ix_deals_stage_owner_closed", "stage", "owner_id", "closed_at", "amount"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
@@ -349,6 +350,8 @@ class Task(Base):
         Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
         Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
         Index("ix_tasks_status_assignee", "status", "assignee_id"),
+        Index("ix_tasks_status_due_order", "status", "due_at", "id"),
+        Index("ix_tasks_status_assignee_due", "status", "assignee_id", "due_at", "id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...

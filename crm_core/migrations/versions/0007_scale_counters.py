@@ -6,7 +6,8 @@ plus open tasks assigned) and ``users`` (bumped by every change to ``users``).  
 assigner reads this small table instead of recounting leads and tasks per event, and
 rebuilds its cached roster only when ``users`` moved.  Filled once from the existing
 rows (no row rewritten).  The ``(owner, id)`` indexes serve managers' lists ordered by
-id (built ``CONCURRENTLY`` on PostgreSQL).
+id; the tasks and deals indexes the open-task lists and the manager-activity counts
+(built ``CONCURRENTLY`` on PostgreSQL).
 
 Revision ID: 0007_scale_counters
 Revises: 0005_imports
@@ -27,6 +28,12 @@ INDEXES: tuple[tuple[str, str, list[str]], ...] = (
     ("ix_clients_owner_id_id", "clients", ["owner_id", "id"]),
     ("ix_leads_owner_id_id", "leads", ["owner_id", "id"]),
     ("ix_deals_owner_id_id", "deals", ["owner_id", "id"]),
+    # open tasks by due time (the admin's open list) and per assignee (a manager's open
+    # list, the overdue counts of the manager-activity report): no table lookups
+    ("ix_tasks_status_due_order", "tasks", ["status", "due_at", "id"]),
+    ("ix_tasks_status_assignee_due", "tasks", ["status", "assignee_id", "due_at", "id"]),
+    # deals won per owner and period (manager activity), covering the amount
+    ("ix_deals_stage_owner_closed", "deals", ["stage", "owner_id", "closed_at", "amount"]),
 )
 
 # (table, owner column, open condition on a row alias)
