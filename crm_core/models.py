@@ -159,6 +159,7 @@ class Lead(Base):
         Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
         Index("ix_leads_status_owner", "status", "owner_id"),
         Index("ix_leads_owner_id_id", "owner_id", "id"),
+        Index("ix_leads_status_created_reason", "status", "created_at", "loss_reason"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)

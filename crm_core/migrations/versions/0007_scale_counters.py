@@ -34,6 +34,8 @@ INDEXES: tuple[tuple[str, str, list[str]], ...] = (
     ("ix_tasks_status_assignee_due", "tasks", ["status", "assignee_id", "due_at", "id"]),
     # deals won per owner and period (manager activity), covering the amount
     ("ix_deals_stage_owner_closed", "deals", ["stage", "owner_id", "closed_at", "amount"]),
+    # refusals per period and reason (the requests report): a covering range of rejected
+    ("ix_leads_status_created_reason", "leads", ["status", "created_at", "loss_reason"]),
 )
 
 # (table, owner column, open condition on a row alias)
