@@ -54,6 +54,7 @@ __all__ = [
     "OutboxCommand",
     "Pipeline",
     "PipelineStage",
+    "RoutingCounter",
     "RoutingPointer",
     "RoutingRulesVersion",
     "SalesPlan",
@@ -204,7 +205,10 @@ class Client(Base):
     the INN is unique together with the KPP (``''`` for the head office)."""
 
     __tablename__ = "clients"
-    __table_args__ = (UniqueConstraint("inn", "kpp"),)
+    __table_args__ = (
+        UniqueConstraint("inn", "kpp"),
+        Index("ix_clients_owner_id_id", "owner_id", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # company | person
     name: Mapped[str] = mapped_column(String(300))
@@ -260,6 +264,8 @@ class Lead(Base):
         Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
         Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
         Index("ix_leads_status_owner", "status", "owner_id"),
+        Index("ix_leads_owner_id_id", "owner_id", "id"),
+        Index("ix_leads_status_created_reason", "status", "created_at", "loss_reason"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
@@ -356,6 +362,8 @@ class Deal(Base):
         Index("ix_deals_owner_created", "owner_id", "created_at"),
         Index("ix_deals_pipeline_stage", "pipeline_id", "stage", "id"),
         Index("ix_deals_pipeline_created", "pipeline_id", "created_at"),
+        Index("ix_deals_owner_id_id", "owner_id", "id"),
+        Index("ix_deals_stage_owner_closed", "stage", "owner_id", "closed_at", "amount"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
@@ -516,6 +524,8 @@ class Task(Base):
         Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
         Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
         Index("ix_tasks_status_assignee", "status", "assignee_id"),
+        Index("ix_tasks_status_due_order", "status", "due_at", "id"),
+        Index("ix_tasks_status_assignee_due", "status", "assignee_id", "due_at", "id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...
@@ -636,6 +646,16 @@ class RoutingRulesVersion(Base):
     source: Mapped[str] = mapped_column(String(10))
     created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingCounter(Base):
+    """``load:<user id>``: the user's open leads (new, in progress) plus open tasks;
+    ``users``: bumped by every change to ``users``.  Kept by database triggers on leads,
+    tasks and users (migration 0007_scale_counters) in the writer's own transaction."""
+
+    __tablename__ = "routing_counters"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class ConnectorStateRow(Base):
