@@ -15,6 +15,7 @@ from gateway.api import (
     clients,
     deals,
     emails,
+    fields,
     imports,
     leads,
     messages,
@@ -43,6 +44,7 @@ ROUTE_TABLES = (
     analytics.ROUTES,
     recordings.ROUTES,
     imports.ROUTES,
+    fields.ROUTES,
 )
 
 
