@@ -181,9 +181,7 @@ async def _check_parent(
     node: int | None = parent_id
     while node is not None and node not in seen:
         if node == client_id:
-            raise Invalid(
-                "parent_id would make a cycle (a company cannot own its owner)", "parent_id"
-            )
+            raise Invalid("parent_id would make a cycle of companies", "parent_id")
         seen.add(node)
         node = await s.scalar(select(Client.parent_id).where(Client.id == node))
 
@@ -508,7 +506,7 @@ async def list_clients(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
 def _cursor_value(column: Any, raw: Any) -> Any:
     if raw is None:
         return None
-    ptype = column.type.python_type
+    ptype = getattr(column.type, "impl", column.type).python_type  # UTCDateTime: datetime
     if ptype is datetime:
         return datetime.fromisoformat(raw)
     if ptype is Decimal:
