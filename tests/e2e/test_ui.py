@@ -241,7 +241,7 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Switch to English").click()
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Leads", "Clients", "Deals", "Tasks", "Analytics"]
+        ["Leads", "Clients", "Deals", "Tasks", "Analytics", "Settings"]
     )
     await expect(page.locator("main h1")).to_have_text("Leads")
     await expect(page.locator("#live-status")).to_have_text("● online")
@@ -252,7 +252,7 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Переключить на русский").click()
     await expect(page.locator("main h1")).to_have_text("Лиды")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Лиды", "Клиенты", "Сделки", "Задачи", "Аналитика"]
+        ["Лиды", "Клиенты", "Сделки", "Задачи", "Аналитика", "Настройки"]
     )
 
 

@@ -1,4 +1,5 @@
 // Strings of the operator UI: Russian by default, English on demand.
+import { PROFILE_STRINGS } from "./i18n_profile.js";
 
 const STRINGS = {
   ru: {
@@ -180,6 +181,8 @@ const STRINGS = {
     "cs.call_ended": "ended",
   },
 };
+
+for (const [code, table] of Object.entries(PROFILE_STRINGS)) Object.assign(STRINGS[code], table);
 
 export const LANGS = Object.keys(STRINGS);
 const KEY = "crmhub.lang";

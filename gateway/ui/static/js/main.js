@@ -8,6 +8,7 @@ import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
+import { renderSettings } from "./settings.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { loadUsers, state } from "./state.js";
 import { renderTasks } from "./tasks.js";
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^#\/deals$/, (m) => renderDeals(m)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
+  [/^#\/settings$/, (m) => renderSettings(m)],
 ];
 
 function decoded(text) {
@@ -91,6 +93,7 @@ function renderMe() {
     h("span", { class: "muted" }, ` · ${t(`role.${state.me.role}`)}`),
     state.me.extension ? h("span", { class: "muted" }, ` · ☎ ${state.me.extension}`) : null);
   $("me").title = $("me").textContent;
+  $("nav-settings").hidden = state.me.role !== "admin";
 }
 
 function signOut() {
