@@ -528,17 +528,19 @@ def _encode_cursor(column: Any, row: Client) -> str:
 async def _page_sorted(
     s: AsyncSession, query: Select[Any], flt: ListFilter, sort: str, dicts: Any
 ) -> Page:
-    """Keyset paging on ``(column IS NULL, column, id)``: empty values last in either
-    direction, ties broken by id in the same direction, on SQLite and PostgreSQL alike
-    (their own NULL orders differ, so the order is spelled out)."""
+    """Keyset paging on ``(column, id)``: empty values last in either direction (NULLS
+    LAST spelled out: SQLite and PostgreSQL differ by default), ties broken by id in the
+    same direction.  A column with an index (created_at, status, city, region, industry,
+    last_contact_at) is read in its order; the page stops at ``limit``."""
     desc = sort.startswith("-")
     column = SORT_FIELDS.get(sort.lstrip("-"))
     if column is None:
         raise Invalid(f"sort must be one of {', '.join(SORT_FIELDS)} (- for descending)", "sort")
     total = await count_capped(s, query, COUNT_CAP)
-    nulls_last = column.is_(None)
-    order = (column.desc(), Client.id.desc()) if desc else (column.asc(), Client.id.asc())
-    page_q = query.order_by(nulls_last.asc(), *order)
+    key = column.desc() if desc else column.asc()
+    if column.nullable:
+        key = key.nulls_last()
+    page_q = query.order_by(key, Client.id.desc() if desc else Client.id.asc())
     if flt.after is not None:
         try:
             raw, after_id = json.loads(flt.after)
@@ -551,7 +553,10 @@ async def _page_sorted(
             page_q = page_q.where(column.is_(None), later)
         else:
             beyond = column < value if desc else column > value
-            page_q = page_q.where(or_(column.is_(None), beyond, and_(column == value, later)))
+            after_row = [beyond, and_(column == value, later)]
+            if column.nullable:
+                after_row.append(column.is_(None))
+            page_q = page_q.where(or_(*after_row))
     rows = list(await s.scalars(page_q.limit(flt.limit).offset(flt.offset)))
     nxt = _encode_cursor(column, rows[-1]) if len(rows) == flt.limit else None
     return Page(await dicts(s, rows), total, flt.limit, flt.offset, nxt, total >= COUNT_CAP)
