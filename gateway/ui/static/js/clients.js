@@ -44,10 +44,12 @@ export function listQuery() {
   return query;
 }
 
-/** `q` (from the header's search box, #/clients?q=…) replaces the last search. */
+/** `q` (from the header's search box, #/clients?q=…) starts a fresh search: it replaces
+ *  the last search and clears the filters. */
 export async function renderClients(main, q) {
   if (q !== undefined) {
     list.q = q;
+    list.filters = {};
     list.cursors = [null];
   }
   clear(main, h("p", { class: "muted" }, t("loading")));
