@@ -182,6 +182,7 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"(?P<f>cf\.\w+) must be a value or a range a\.\.b", "{f}: значение или диапазон a..b"),
     (r"at most (?P<n>\d+) cf\. filters", "не больше {n} фильтров cf."),
     (r"(?P<f>\w+) must be a number", "{f}: нужно число"),
+    (r"must not contain the NUL character", "не должно содержать символ NUL (\\x00)"),
     (r"sort must be one of (?P<x>.*) \(- for descending\)", "sort: одно из {x} (- — по убыванию)"),
     (
         r"(?P<what>deal|lead|task) (?P<id>\d+) is already (?P<state>\w+)",

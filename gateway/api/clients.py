@@ -46,6 +46,8 @@ def client_list_filter(request: web.Request) -> ListFilter:
         if key.startswith(CF_PREFIX):
             if len(value) > 200:
                 raise ApiError(422, f"{key}: String should have at most 200 characters", key)
+            if "\x00" in value:
+                raise ApiError(422, f"{key}: must not contain the NUL character", key)
             custom[key[len(CF_PREFIX) :]] = value
         else:
             plain[key] = value

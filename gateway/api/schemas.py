@@ -74,6 +74,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL (``\\x00``): refused here, naming the field."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError("must not contain the NUL character")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+class Texts(Strict):
+    """A body whose strings (also inside lists and objects) are stored as text."""
+
+    _nul = field_validator("*", mode="before")(_no_nul)
+
+
 class Empty(Strict):
     """No fields."""
 
@@ -171,6 +192,8 @@ class ClientListQuery(ListQuery):
         None, max_length=1000, description="keyset cursor: the next_after of the previous page"
     )
 
+    _nul = field_validator("*", mode="before")(_no_nul)
+
     def extras(self) -> dict[str, Any]:
         out = super().extras()
         out.pop("after", None)
@@ -214,7 +237,7 @@ class TimelineQuery(PageQuery):
         )
 
 
-class ClientProfile(Strict):
+class ClientProfile(Texts):
     """The business profile, shared by create and change (null clears a field)."""
 
     full_name: str | None = Field(None, max_length=500, description="full legal name")
@@ -260,7 +283,7 @@ class ClientPatch(ClientProfile):
     custom: Custom | None = Field(None, description="sets the keys given; null removes one")
 
 
-class ContactCreate(Strict):
+class ContactCreate(Texts):
     name: Name
     position: str | None = Field(None, max_length=200)
     notes: str | None = Field(None, max_length=10000)
@@ -269,7 +292,7 @@ class ContactCreate(Strict):
     emails: Emails = []
 
 
-class ContactPatch(Strict):
+class ContactPatch(Texts):
     name: Name | None = None
     position: str | None = Field(None, max_length=200)
     notes: str | None = Field(None, max_length=10000)
@@ -278,7 +301,7 @@ class ContactPatch(Strict):
     emails: Emails | None = Field(None, description="replaces the person's emails")
 
 
-class StatusCreate(Strict):
+class StatusCreate(Texts):
     key: str = Field(min_length=1, max_length=20, pattern=r"^[a-z][a-z0-9_]*$")
     name_ru: str = Field(min_length=1, max_length=100)
     name_en: str = Field(min_length=1, max_length=100)
@@ -286,7 +309,7 @@ class StatusCreate(Strict):
     active: bool = True
 
 
-class StatusPatch(Strict):
+class StatusPatch(Texts):
     name_ru: str | None = Field(None, min_length=1, max_length=100)
     name_en: str | None = Field(None, min_length=1, max_length=100)
     position: int | None = Field(None, ge=0, le=10**6)
@@ -299,7 +322,7 @@ Options = Annotated[
 ]
 
 
-class CustomFieldCreate(Strict):
+class CustomFieldCreate(Texts):
     key: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$")
     label_ru: str = Field(min_length=1, max_length=200)
     label_en: str = Field("", max_length=200)
@@ -310,7 +333,7 @@ class CustomFieldCreate(Strict):
     active: bool = True
 
 
-class CustomFieldPatch(Strict):
+class CustomFieldPatch(Texts):
     label_ru: str | None = Field(None, min_length=1, max_length=200)
     label_en: str | None = Field(None, max_length=200)
     type: FieldType | None = Field(None, description="refused (409) while clients hold values")

@@ -472,3 +472,22 @@ async def test_the_list_sorts_and_pages_by_keyset(api: Api) -> None:
         assert len(seen) == 5
     status, err = await admin.get("/clients", sort="name", after="garbage")
     assert (status, err["field"]) == (422, "after")
+
+
+async def test_nul_characters_are_refused_naming_the_field(api: Api) -> None:
+    """PostgreSQL text cannot hold NUL: a 422 naming the field, never a 500 (schemathesis)."""
+    await _fields(api)
+    admin = api.as_("admin")
+    for path, body, field in (
+        ("/client-statuses", {"key": "x", "name_ru": "Х", "name_en": "X\x00"}, "name_en"),
+        ("/custom-fields", {"key": "y", "label_ru": "\x00", "type": "text"}, "label_ru"),
+        ("/clients", {"name": "A", "custom": {"note2": "a\x00b"}}, "custom"),
+        ("/clients", {"name": "A", "city": "\x00"}, "city"),
+    ):
+        status, err = await admin.post(path, body)
+        assert (status, err.get("field")) == (422, field), err
+        assert "NUL" in err["error_ru"]
+    for params, field in (({"city": "\x00"}, "city"), ({"cf.note2": "\x00"}, "cf.note2")):
+        status, err = await admin.get("/clients", **params)
+        assert (status, err.get("field")) == (422, field), err
+    assert await count(api.db, Client) == 0
