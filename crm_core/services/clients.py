@@ -47,7 +47,7 @@ from crm_core.services.requisites import (
 )
 from crm_core.services.search import client_ids_matching
 from crm_core.services.segments import segment_id_for, segment_names
-from crm_core.services.statuses import require_active_status
+from crm_core.services.statuses import default_status, require_active_status
 
 __all__ = [
     "CLIENT_KINDS",
@@ -364,7 +364,8 @@ async def create_client(s: AsyncSession, actor: Actor, data: dict[str, Any]) -> 
     not, so a new required field never blocks converting a lead)."""
     data = {k: v for k, v in data.items() if v is not None}
     data.setdefault("kind", "company")
-    data.setdefault("status", "cold")
+    if "status" not in data:
+        data["status"] = await default_status(s)
     if "name" not in data:
         raise Invalid("name is required", "name")
     _check_fields(data)

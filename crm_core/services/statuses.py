@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_STATUSES",
     "active_status_keys",
     "create_status",
+    "default_status",
     "delete_status",
     "list_statuses",
     "require_active_status",
@@ -87,6 +88,13 @@ async def active_status_keys(s: AsyncSession) -> list[str]:
         .order_by(ClientStatus.position, ClientStatus.key)
     )
     return list(rows)
+
+
+async def default_status(s: AsyncSession) -> str:
+    """A new client's status when none is given: ``cold`` while it is active, else the
+    first active status of the list."""
+    keys = await active_status_keys(s)
+    return "cold" if "cold" in keys or not keys else keys[0]
 
 
 async def require_active_status(s: AsyncSession, key: str) -> str:

@@ -266,7 +266,7 @@ class ClientProfile(Texts):
 class ClientCreate(ClientProfile):
     kind: ClientKind = "company"
     name: Name
-    status: ClientStatus = "cold"
+    status: ClientStatus | None = Field(None, description="default: cold (or the first active)")
     phones: Phones = []
     emails: Emails = []
     tags: Tags = []

@@ -227,6 +227,10 @@ async def test_statuses_are_the_admins_list(api: Api) -> None:
     await admin.post("/client-statuses", {"key": "tmp", "name_ru": "В", "name_en": "T"})
     status, _ = await admin.call("DELETE", "/client-statuses/tmp")
     assert status == 204
+    # Without "cold" a new client gets the first active status.
+    await admin.patch("/client-statuses/cold", {"active": False})
+    _, fresh = await a1.post("/clients", {"name": "Новый"})
+    assert fresh["status"] == "thinking"
 
 
 async def test_custom_fields_are_the_admins_and_types_do_not_change_under_values(
