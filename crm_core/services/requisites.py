@@ -19,7 +19,7 @@ __all__ = ["normalize_website", "validate_inn", "validate_kpp", "validate_ogrn"]
 _INN10 = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN11 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
-_KPP = re.compile(r"^\d{4}[0-9A-Z]{2}\d{3}$")
+_KPP = re.compile(r"^\d{4}[0-9A-Z]{2}\d{3}$", re.ASCII)
 _URL = TypeAdapter(AnyHttpUrl)
 
 
