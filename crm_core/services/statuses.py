@@ -77,7 +77,7 @@ async def list_statuses(s: AsyncSession, *, with_counts: bool = False) -> list[d
     counts: dict[str, int] = {}
     if with_counts:
         got = await s.execute(select(Client.status, func.count()).group_by(Client.status))
-        counts = {k: int(n) for k, n in got.tuples()}
+        counts = {k: int(n) for k, n in got}
     return [status_dict(r, counts.get(r.key, 0) if with_counts else None) for r in rows]
 
 
