@@ -47,10 +47,11 @@ from crm_core.services.requisites import (
 )
 from crm_core.services.search import client_ids_matching
 from crm_core.services.segments import segment_id_for, segment_names
-from crm_core.services.statuses import default_status, require_active_status
+from crm_core.services.statuses import DEFAULT_STATUSES, default_status, require_active_status
 
 __all__ = [
     "CLIENT_KINDS",
+    "CLIENT_STATUSES",
     "SORT_FIELDS",
     "TEXT_FIELDS",
     "client_dicts",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 CLIENT_KINDS = ("company", "person")
+# The default statuses' keys (the list itself is editable: services/statuses.py).
+CLIENT_STATUSES = tuple(key for key, *_ in DEFAULT_STATUSES)
 # Free-text profile fields and their longest length; an empty string clears them.
 TEXT_FIELDS = {
     "full_name": 500,
