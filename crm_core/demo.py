@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +14,10 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.models import (
     Client,
+    ClientTag,
     ContactPerson,
     ContactPoint,
+    CustomField,
     Deal,
     DealItem,
     DealStageChange,
@@ -165,6 +167,67 @@ async def _demo_pipelines(s: Any, admin: User) -> dict[str, Any]:
     return {"b2b": await load_funnel(s, b2b.id), "b2c": b2c}
 
 
+# The business profile of each client above, by name: the profile columns, tags, custom
+# field values and contact persons (name, position, phone, email, primary).
+PROFILES: dict[str, dict[str, Any]] = {
+    "ООО «Ромашка»": {
+        "full_name": "Общество с ограниченной ответственностью «Ромашка»",
+        "kpp": "773601001",
+        "ogrn": "1027700132195",
+        "legal_address": "119002, г. Москва, ул. Арбат, д. 10",
+        "city": "Москва",
+        "region": "Москва",
+        "industry": "Оптовая торговля",
+        "activity": "46.90 Торговля оптовая неспециализированная",
+        "headcount": 85,
+        "revenue": Decimal("120000000"),
+        "website": "https://romashka.example",
+        "source": "выставка",
+        "tags": ["опт", "vip"],
+        "custom": {"priority": "A", "brands": ["Север", "Юг"], "stores": 12},
+        "people": [
+            ("Анна Смирнова", "Закупки", "+79161112233", "anna@romashka.example", True),
+            ("Игорь Белов", "Финансовый директор", "+79162223344", "belov@romashka.example", False),
+        ],
+    },
+    "АО «Северный банк»": {
+        "full_name": "Акционерное общество «Северный банк»",
+        "kpp": "784201001",
+        "city": "Санкт-Петербург",
+        "region": "Санкт-Петербург",
+        "industry": "Банки",
+        "headcount": 1200,
+        "revenue": Decimal("950000000"),
+        "website": "https://sevbank.example",
+        "source": "рекомендация",
+        "tags": ["банк"],
+        "custom": {"priority": "A"},
+        "people": [
+            ("Дмитрий Орлов", "Начальник АХО", "+78122345679", "orlov@sevbank.example", True)
+        ],
+    },
+    "Клиника «Здоровье»": {
+        "city": "Химки",
+        "region": "Московская область",
+        "industry": "Медицина",
+        "headcount": 40,
+        "revenue": Decimal("60000000"),
+        "source": "сайт",
+        "tags": ["клиники"],
+        "custom": {"priority": "B", "stores": 2},
+        "people": [("Елена Кузнецова", "Главврач", None, "kuznetsova@zdorovie.example", True)],
+    },
+    "Мария Волкова": {"city": "Москва", "birthday": date(1988, 4, 12), "source": "сайт"},
+    "Алексей Новиков": {"city": "Тверь", "region": "Тверская область", "source": "звонок"},
+}
+# Two custom fields for the demo: (key, Russian, English, type, options).
+DEMO_FIELDS: tuple[tuple[str, str, str, str, list[str]], ...] = (
+    ("priority", "Приоритет", "Priority", "choice", ["A", "B", "C"]),
+    ("brands", "Бренды", "Brands", "multi", ["Север", "Юг", "Восток"]),
+    ("stores", "Магазинов", "Stores", "number", []),
+)
+
+
 async def load_demo(db: Database) -> dict[str, Any]:
     """Idempotent: a second run finds the demo users and adds nothing."""
     now = utcnow()
@@ -190,6 +253,19 @@ async def load_demo(db: Database) -> dict[str, Any]:
         funnels = await _demo_pipelines(s, users[0])
         managers = [u for u in users if u.role == "manager"]
         clients: list[Client] = []
+
+        for pos, (key, ru, en, ftype, options) in enumerate(DEMO_FIELDS):
+            if await s.scalar(select(CustomField.id).where(CustomField.key == key)) is None:
+                s.add(
+                    CustomField(
+                        key=key,
+                        label_ru=ru,
+                        label_en=en,
+                        type=ftype,
+                        options=options,
+                        position=(pos + 1) * 10,
+                    )
+                )
         segments: dict[str, Segment] = {}
         for i, row in enumerate(CLIENTS):
             kind, name, inn, seg, status, phone, email, person, stage, amount = row
@@ -198,12 +274,17 @@ async def load_demo(db: Database) -> dict[str, Any]:
                 s.add(segments[seg])
                 await s.flush()
             owner = managers[i % len(managers)]
+            profile = dict(PROFILES.get(name, {}))
+            tags = profile.pop("tags", [])
+            people = profile.pop("people", [])
             c = Client(
                 kind=kind,
                 name=name,
                 inn=inn,
                 status=status,
                 owner_id=owner.id,
+                last_contact_at=now - timedelta(days=2, hours=i),
+                **profile,
             )
             s.add(c)
             await s.flush()
@@ -211,8 +292,22 @@ async def load_demo(db: Database) -> dict[str, Any]:
             s.add(SegmentClient(segment_id=segments[seg].id, client_id=c.id))
             s.add(ContactPoint(kind="phone", value=phone, client_id=c.id))
             s.add(ContactPoint(kind="email", value=email, client_id=c.id))
-            if person:
+            s.add_all(ClientTag(client_id=c.id, tag=tag) for tag in tags)
+            if person and not people:
                 s.add(ContactPerson(client_id=c.id, name=person, position="Закупки"))
+            for p_name, position, p_phone, p_email, primary in people:
+                cp = ContactPerson(
+                    client_id=c.id, name=p_name, position=position, is_primary=primary
+                )
+                s.add(cp)
+                await s.flush()
+                for ckind, value in (("phone", p_phone), ("email", p_email)):
+                    if value:
+                        s.add(
+                            ContactPoint(
+                                kind=ckind, value=value, client_id=c.id, contact_person_id=cp.id
+                            )
+                        )
             d = Deal(
                 client_id=c.id,
                 pipeline_id=funnels["b2b"].id,

@@ -29,6 +29,8 @@ _ENTITY = {
     "pipeline": "воронка",
     "job": "задание",
     "segment": "сегмент",
+    "status": "статус",
+    "contact": "контактное лицо",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -39,6 +41,7 @@ _NOT_FOUND = {
     "письмо": "не найдено",
     "сообщение": "не найдено",
     "вложение": "не найдено",
+    "контактное лицо": "не найдено",
 }
 _ROLES = {"admins": "администратор", "supervisors": "руководитель", "managers": "менеджер"}
 _STATE = {
@@ -141,6 +144,73 @@ _CATALOGUE: list[tuple[str, str]] = [
     ),
     (r"inn (?P<inn>\S+) fails its checksum", "ИНН {inn} не проходит проверку контрольной суммы"),
     (r"inn must be 10 or 12 digits", "ИНН должен состоять из 10 или 12 цифр"),
+    # the business profile (services/clients.py, requisites.py, statuses.py, custom_fields.py)
+    (
+        r"inn (?P<inn>\S+) with kpp (?P<kpp>\S+) already belongs to another client",
+        "ИНН {inn} с КПП {kpp} уже принадлежит другому клиенту",
+    ),
+    (
+        r"kpp must be 9 characters: .*",
+        "КПП — 9 знаков: 4 цифры, 2 цифры или латинские буквы A-Z, 3 цифры",
+    ),
+    (r"kpp needs an inn", "КПП указывается вместе с ИНН"),
+    (r"kpp is only for an organisation.*", "КПП бывает только у организации (ИНН из 10 цифр)"),
+    (r"(?P<f>kpp|parent_id) is only for a company", "{f}: только для компании"),
+    (r"birthday is only for a person", "день рождения указывается только у человека"),
+    (r"birthday must be a date \(YYYY-MM-DD\)", "день рождения — дата ГГГГ-ММ-ДД"),
+    (
+        r"birthday must be a date between 1900 and today",
+        "день рождения — дата от 1900 года до сегодняшнего дня",
+    ),
+    (r"ogrn must be 13 digits.*", "ОГРН — 13 цифр (ОГРНИП — 15)"),
+    (r"ogrn (?P<v>\S+) fails its check digit", "ОГРН {v} не проходит проверку контрольной цифры"),
+    (r"website is not a web address", "сайт — не веб-адрес"),
+    (r"headcount must be a whole number, 0 or more", "численность — целое число от 0"),
+    (r"revenue must be a number, 0 or more", "выручка — число от 0"),
+    (r"tags must be a list of strings", "теги — список строк"),
+    (r"tags: a tag is longer than 100 characters", "теги: тег длиннее 100 символов"),
+    (r"tags: at most (?P<n>\d+)", "теги: не больше {n}"),
+    (r"parent_id: client (?P<id>\d+) not found", "parent_id: клиент {id} не найден"),
+    (r"parent_id must be a company", "головная организация должна быть компанией"),
+    (
+        r"parent_id would make a cycle of companies",
+        "головная организация создала бы цикл (компания не может владеть своим владельцем)",
+    ),
+    (r"status must be one of (?P<x>.*)", "статус должен быть одним из: {x}"),
+    (r"status (?P<k>\S+) already exists", "статус {k} уже есть"),
+    (
+        r"status (?P<k>\S+) is used by (?P<n>\d+) clients: .*",
+        "статус {k} есть у клиентов ({n}): его можно только отключить",
+    ),
+    (r"at least one status must stay active", "хотя бы один статус должен остаться активным"),
+    (r"key must be 1-(?P<n>\d+) characters .*", "ключ: 1-{n} символов a-z, 0-9, _ (с буквы)"),
+    (r"(?P<f>name_ru|name_en|label_ru) must not be empty", "{f}: нужно название"),
+    (r"(?P<f>name_ru|name_en|label_ru) is required", "{f}: нужно название"),
+    (r"custom field (?P<id>\S+) not found", "дополнительное поле {id} не найдено"),
+    (r"custom field (?P<k>\S+) already exists", "дополнительное поле {k} уже есть"),
+    (
+        r"custom field (?P<k>\S+) has values in (?P<n>\d+) clients: its type cannot change",
+        "поле {k} заполнено у клиентов ({n}): его тип менять нельзя",
+    ),
+    (
+        r"custom field (?P<k>\S+) has values in (?P<n>\d+) clients: deactivate it instead",
+        "поле {k} заполнено у клиентов ({n}): его можно только отключить",
+    ),
+    (r"type must be one of (?P<x>.*)", "тип должен быть одним из: {x}"),
+    (r"options must be a non-empty list of strings", "варианты — непустой список строк"),
+    (r"(?P<f>(?:custom|cf)\.\w+): no such custom field", "{f}: нет такого дополнительного поля"),
+    (r"(?P<f>custom\.\w+) is required", "{f}: обязательное поле"),
+    (r"(?P<f>custom\.\w+) must be text", "{f}: нужен текст"),
+    (r"(?P<f>custom\.\w+) must be a number", "{f}: нужно число"),
+    (r"(?P<f>custom\.\w+) must be a date \(YYYY-MM-DD\)", "{f}: нужна дата ГГГГ-ММ-ДД"),
+    (r"(?P<f>custom\.\w+) must be one of (?P<x>.*)", "{f}: одно из значений: {x}"),
+    (r"(?P<f>custom\.\w+) must be a list of (?P<x>.*)", "{f}: список из значений: {x}"),
+    (r"(?P<f>custom\.\w+) is longer than (?P<n>\d+) characters", "{f}: длиннее {n} символов"),
+    (r"(?P<f>cf\.\w+) must be a value or a range a\.\.b", "{f}: значение или диапазон a..b"),
+    (r"at most (?P<n>\d+) cf\. filters", "не больше {n} фильтров cf."),
+    (r"(?P<f>\w+) must be a number", "{f}: нужно число"),
+    (r"must not contain the NUL character", "не должно содержать символ NUL (\\x00)"),
+    (r"sort must be one of (?P<x>.*) \(- for descending\)", "sort: одно из {x} (- — по убыванию)"),
     (
         r"(?P<what>deal|lead|task) (?P<id>\d+) is already (?P<state>\w+)",
         "{what_ru} {id} уже {state_ru}",
@@ -344,6 +414,12 @@ _PYDANTIC: list[tuple[str, str]] = [
     (r"String should have at least (?P<n>\d+) characters?", "не короче {n} симв."),
     (r"String should have at most (?P<n>\d+) characters?", "не длиннее {n} симв."),
     (r"List should have at most (?P<n>\d+) items.*", "не больше {n} элементов"),
+    (r"Dictionary should have at most (?P<n>\d+) items.*", "не больше {n} элементов"),
+    (r"Input should be less than (?P<n>\S+)", "меньше {n}"),
+    (r"Input should be a valid dictionary.*", "нужен объект"),
+    (r"Input should be a valid decimal", "нужно число"),
+    (r"Decimal input should be .*", "нужно число"),
+    (r"String should match pattern .*", "неверный формат"),
 ]
 _PYD = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _PYDANTIC]
 _FIELD_MSG = re.compile(r"^(?P<field>[\w.\[\]-]+): (?P<rest>.+)$", re.DOTALL)

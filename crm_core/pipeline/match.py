@@ -31,6 +31,7 @@ def parse_our_message_id(ref: str) -> int | None:
 class Match:
     points: dict[str, ContactPoint] = field(default_factory=dict)  # identity -> point
     client: Client | None = None
+    person: ContactPerson | None = None  # the company's contact person whose point matched
     lead: Lead | None = None  # an open lead of the same identity
     deal_id: int | None = None  # from the thread or a subject token
     thread_id: str | None = None
@@ -67,12 +68,15 @@ async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
         if cp is None:
             continue
         client_id = cp.client_id
-        if client_id is None and cp.contact_person_id is not None:
+        person: ContactPerson | None = None
+        if cp.contact_person_id is not None:
             person = await s.get(ContactPerson, cp.contact_person_id)
-            client_id = person.client_id if person else None
+            client_id = person.client_id if person else client_id
         if client_id is not None and m.client is None:
             m.client = await s.get(Client, client_id)
             m.how = "contact_point"
+            if person is not None and person.client_id == client_id:
+                m.person = person
         if cp.lead_id is not None and m.lead is None:
             lead = await s.get(Lead, cp.lead_id)
             if lead is not None and lead.status in OPEN_LEAD_STATUSES:

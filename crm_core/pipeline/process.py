@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import Channel, Classification, Direction, EventKind, InboundEvent
@@ -242,6 +242,8 @@ async def process_event(
         s.add(inter)
         await s.flush()
         out.interaction_id = inter.id
+        if client is not None:
+            await _touch_last_contact(s, client.id, inter.occurred_at)
         await record_attachments(s, inter, event, cfg.attachments_dir)
         if out.client_id is None and link is not None:
             out.client_id = link.client_id
@@ -284,6 +286,9 @@ def _interaction(
     )
     if event.channel == Channel.CALL:
         message_key = event.external_id
+    if m.person is not None and m.client is not None:
+        # A company's contact person called or wrote: the company's timeline names them.
+        meta["contact_person"] = {"id": m.person.id, "name": m.person.name}
     if message_key and event.channel in (Channel.TELEGRAM, Channel.VK):
         message_key = f"{event.source or ''}:{message_key}"
     return Interaction(
@@ -308,6 +313,20 @@ def _interaction(
         event_id=event_id,
         meta=meta,
         occurred_at=event.occurred_at,
+    )
+
+
+async def _touch_last_contact(s: AsyncSession, client_id: int, at: Any) -> None:
+    """``clients.last_contact_at`` moves forward only; ``updated_at`` (profile edits)
+    stays as it was."""
+    await s.execute(
+        update(Client)
+        .where(
+            Client.id == client_id,
+            or_(Client.last_contact_at.is_(None), Client.last_contact_at < at),
+        )
+        .values(last_contact_at=at, updated_at=Client.updated_at)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -312,7 +312,12 @@ async def points_of(
     out: dict[int, dict[str, list[str]]] = {i: {"phones": [], "emails": []} for i in ids}
     if not ids:
         return out
-    rows = await s.scalars(select(ContactPoint).where(column.in_(ids)).order_by(ContactPoint.id))
+    query = select(ContactPoint).where(column.in_(ids))
+    if column is ContactPoint.client_id:
+        # A company's own points: its contact persons' (which carry the company's
+        # client_id too) are listed under each person.
+        query = query.where(ContactPoint.contact_person_id.is_(None))
+    rows = await s.scalars(query.order_by(ContactPoint.id))
     for cp in rows:
         key = {"phone": "phones", "email": "emails"}.get(cp.kind)
         owner = getattr(cp, column.key)

@@ -58,6 +58,7 @@ def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
             "lead_id": i.lead_id,
             "deal_id": i.deal_id,
             "meta": i.meta or {},
+            "contact_person": (i.meta or {}).get("contact_person"),
         }
         for i in rows
     ]

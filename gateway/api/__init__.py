@@ -18,6 +18,7 @@ from gateway.api import (
     deals,
     emails,
     export,
+    fields,
     forms,
     imports,
     leads,
@@ -57,6 +58,7 @@ ROUTE_TABLES = (
     segments.ROUTES,
     bulk.ROUTES,
     audit.ROUTES,
+    fields.ROUTES,
 )
 
 

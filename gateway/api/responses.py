@@ -12,6 +12,7 @@ __all__ = [
     "ClientOut",
     "ContactOut",
     "ConvertOut",
+    "CustomFieldOut",
     "DealItemOut",
     "DealOut",
     "DealWithHistoryOut",
@@ -22,6 +23,7 @@ __all__ = [
     "PipelineOut",
     "StageChangeOut",
     "StageOut",
+    "StatusOut",
     "TaskDoneOut",
     "TaskOut",
     "UserOut",
@@ -79,16 +81,59 @@ class SegmentRef(Out):
     name: str
 
 
+class ContactOut(Out):
+    id: int
+    client_id: int
+    name: str
+    position: str | None
+    notes: str
+    is_primary: bool
+    phones: list[str]
+    emails: list[str]
+    created_at: str | None
+
+
+class ClientRefOut(Out):
+    id: int
+    name: str | None = Field(description="null when you may not see that client")
+
+
+class BranchOut(Out):
+    id: int
+    name: str
+    kpp: str
+
+
 class ClientOut(Out):
     id: int
     kind: str
     name: str
+    full_name: str | None
     inn: str | None
     segment: str | None = Field(description="the first of ``segments`` (compatibility)")
     segments: list[SegmentRef] = Field(description="every segment the client is in")
+    kpp: str = Field(description="'' for a head office")
+    ogrn: str | None
     status: str
     owner_id: int | None
+    parent_id: int | None
+    parent: ClientRefOut | None
+    branches: list[BranchOut]
+    legal_address: str | None
+    actual_address: str | None
+    city: str | None
     region: str | None
+    industry: str | None
+    activity: str | None
+    headcount: int | None
+    revenue: str | None
+    website: str | None
+    birthday: str | None
+    source: str | None
+    tags: list[str]
+    custom: dict[str, Any]
+    contacts: list[ContactOut]
+    last_contact_at: str | None
     notes: str
     phones: list[str]
     emails: list[str]
@@ -96,13 +141,26 @@ class ClientOut(Out):
     updated_at: str | None
 
 
-class ContactOut(Out):
+class StatusOut(Out):
+    key: str
+    name_ru: str
+    name_en: str
+    position: int
+    active: bool
+    clients: int | None = Field(None, description="clients holding it (admins only)")
+
+
+class CustomFieldOut(Out):
     id: int
-    client_id: int
-    name: str
-    position: str | None
-    phones: list[str]
-    emails: list[str]
+    entity: str
+    key: str
+    label_ru: str
+    label_en: str
+    type: str
+    options: list[str]
+    required: bool
+    position: int
+    active: bool
     created_at: str | None
 
 
@@ -273,6 +331,9 @@ class InteractionOut(Out):
     lead_id: int | None
     deal_id: int | None
     meta: dict[str, Any]
+    contact_person: dict[str, Any] | None = Field(
+        None, description="the company's contact person who called or wrote: {id, name}"
+    )
 
 
 class StageOut(Out):

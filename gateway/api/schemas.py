@@ -24,6 +24,9 @@ __all__ = [
     "ClientListQuery",
     "ClientPatch",
     "ContactCreate",
+    "ContactPatch",
+    "CustomFieldCreate",
+    "CustomFieldPatch",
     "DealCreate",
     "DealItemIn",
     "DealListQuery",
@@ -41,6 +44,8 @@ __all__ = [
     "PageQuery",
     "PipelineCreate",
     "PipelinePatch",
+    "StatusCreate",
+    "StatusPatch",
     "TaskCreate",
     "TaskDone",
     "TaskListQuery",
@@ -56,7 +61,8 @@ Emails = Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length
 MAX_BIGINT = 2**63 - 1  # ids are BIGINT (PostgreSQL) / INTEGER (SQLite): 64-bit signed
 Id = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 ClientKind = Literal["company", "person"]
-ClientStatus = Literal["cold", "thinking", "ready", "active", "regular", "lost"]
+# A key of the admin-editable client_statuses list (checked by the service).
+ClientStatus = Annotated[str, Field(min_length=1, max_length=20)]
 TaskKind = Literal[
     "call_back",
     "send_offer",
@@ -70,10 +76,35 @@ TaskKind = Literal[
 # qualification, proposal, negotiation, contract, won, lost.
 Stage = Annotated[str, Field(min_length=1, max_length=30, pattern=r"^[a-z][a-z0-9_]*$")]
 Amount = Annotated[Decimal, Field(ge=0, lt=Decimal("1e12"), decimal_places=2)]
+Revenue = Annotated[Decimal, Field(ge=0, lt=Decimal("1e16"), allow_inf_nan=False)]
+Tags = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)]
+# Values of custom fields by key (checked against their definitions by the service).
+Custom = Annotated[dict[str, Any], Field(max_length=200)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL (``\\x00``): refused here, naming the field."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError("must not contain the NUL character")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+class Texts(Strict):
+    """A body whose strings (also inside lists and objects) are stored as text."""
+
+    _nul = field_validator("*", mode="before")(_no_nul)
 
 
 class Empty(Strict):
@@ -147,8 +178,39 @@ class ListQuery(PageQuery):
 
 
 class ClientListQuery(ListQuery):
+    """Filters on the profile (each one narrows the list) and ``sort``.  Custom fields
+    filter as ``cf.<key>=value`` (text: contains; number and date: a value or a range
+    ``a..b``; choice: equals; multi: contains), handled beside this model."""
+
     kind: ClientKind | None = None
     segment: Id | None = Field(None, description="only the clients in this segment")
+    city: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    industry: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=100)
+    tag: str | None = Field(None, max_length=100)
+    parent_id: Id | None = Field(None, description="the branches of this company")
+    headcount_min: int | None = Field(None, ge=0, le=10**9)
+    headcount_max: int | None = Field(None, ge=0, le=10**9)
+    revenue_min: Revenue | None = None
+    revenue_max: Revenue | None = None
+    sort: str | None = Field(
+        None,
+        max_length=30,
+        pattern=r"^-?[a-z_]+$",
+        description="name, created_at, updated_at, status, city, region, industry, headcount, "
+        "revenue, last_contact_at, inn, id; -key for descending (default -id: newest first)",
+    )
+    after: str | None = Field(
+        None, max_length=1000, description="keyset cursor: the next_after of the previous page"
+    )
+
+    _nul = field_validator("*", mode="before")(_no_nul)
+
+    def extras(self) -> dict[str, Any]:
+        out = super().extras()
+        out.pop("after", None)
+        return out
 
 
 class LeadListQuery(ListQuery):
@@ -200,37 +262,110 @@ class TimelineQuery(PageQuery):
         )
 
 
-class ClientCreate(Strict):
+class ClientProfile(Texts):
+    """The business profile, shared by create and change (null clears a field)."""
+
+    full_name: str | None = Field(None, max_length=500, description="full legal name")
+    inn: str | None = Field(None, max_length=20, description="10 or 12 digits, checksummed")
+    kpp: str | None = Field(
+        None, max_length=20, description="9 characters; empty for the head office"
+    )
+    ogrn: str | None = Field(None, max_length=20, description="OGRN (13) or OGRNIP (15)")
+    parent_id: Id | None = Field(None, description="the parent company (holding)")
+    legal_address: str | None = Field(None, max_length=2000)
+    actual_address: str | None = Field(None, max_length=2000)
+    city: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    industry: str | None = Field(None, max_length=200)
+    activity: str | None = Field(None, max_length=300, description="kind of activity")
+    headcount: int | None = Field(None, ge=0, le=10**9 - 1)
+    revenue: Revenue | None = Field(None, description="annual revenue, RUB")
+    website: str | None = Field(None, max_length=300)
+    birthday: str | None = Field(None, max_length=20, description="a person's, YYYY-MM-DD")
+    source: str | None = Field(None, max_length=100)
+    notes: str | None = Field(None, max_length=10000)
+    segment: str | None = Field(None, max_length=100)
+    owner_id: Id | None = None
+
+
+class ClientCreate(ClientProfile):
     kind: ClientKind = "company"
     name: Name
-    inn: str | None = Field(None, description="10 or 12 digits, checksummed")
-    segment: str | None = Field(None, max_length=100)
-    status: ClientStatus = "cold"
-    owner_id: Id | None = None
-    region: str | None = Field(None, max_length=100)
-    notes: str | None = Field(None, max_length=10000)
+    status: ClientStatus | None = Field(None, description="default: cold (or the first active)")
     phones: Phones = []
     emails: Emails = []
+    tags: Tags = []
+    custom: Custom = {}
 
 
-class ClientPatch(Strict):
+class ClientPatch(ClientProfile):
     kind: ClientKind | None = None
     name: Name | None = None
-    inn: str | None = None
-    segment: str | None = Field(None, max_length=100)
     status: ClientStatus | None = None
-    owner_id: Id | None = None
-    region: str | None = Field(None, max_length=100)
-    notes: str | None = Field(None, max_length=10000)
     phones: Phones | None = Field(None, description="added to the client's phones")
     emails: Emails | None = Field(None, description="added to the client's emails")
+    tags: Tags | None = Field(None, description="replaces the client's tags")
+    custom: Custom | None = Field(None, description="sets the keys given; null removes one")
 
 
-class ContactCreate(Strict):
+class ContactCreate(Texts):
     name: Name
     position: str | None = Field(None, max_length=200)
+    notes: str | None = Field(None, max_length=10000)
+    is_primary: bool = False
     phones: Phones = []
     emails: Emails = []
+
+
+class ContactPatch(Texts):
+    name: Name | None = None
+    position: str | None = Field(None, max_length=200)
+    notes: str | None = Field(None, max_length=10000)
+    is_primary: bool | None = None
+    phones: Phones | None = Field(None, description="replaces the person's phones")
+    emails: Emails | None = Field(None, description="replaces the person's emails")
+
+
+class StatusCreate(Texts):
+    key: str = Field(min_length=1, max_length=20, pattern=r"^[a-z][a-z0-9_]*$")
+    name_ru: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(min_length=1, max_length=100)
+    position: int | None = Field(None, ge=0, le=10**6)
+    active: bool = True
+
+
+class StatusPatch(Texts):
+    name_ru: str | None = Field(None, min_length=1, max_length=100)
+    name_en: str | None = Field(None, min_length=1, max_length=100)
+    position: int | None = Field(None, ge=0, le=10**6)
+    active: bool | None = None
+
+
+FieldType = Literal["text", "number", "date", "choice", "multi"]
+Options = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=200)
+]
+
+
+class CustomFieldCreate(Texts):
+    key: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$")
+    label_ru: str = Field(min_length=1, max_length=200)
+    label_en: str = Field("", max_length=200)
+    type: FieldType
+    options: Options = Field([], description="the choices of choice and multi")
+    required: bool = False
+    position: int | None = Field(None, ge=0, le=10**6)
+    active: bool = True
+
+
+class CustomFieldPatch(Texts):
+    label_ru: str | None = Field(None, min_length=1, max_length=200)
+    label_en: str | None = Field(None, max_length=200)
+    type: FieldType | None = Field(None, description="refused (409) while clients hold values")
+    options: Options | None = None
+    required: bool | None = None
+    position: int | None = Field(None, ge=0, le=10**6)
+    active: bool | None = None
 
 
 class LeadCreate(Strict):

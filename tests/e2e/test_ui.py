@@ -241,7 +241,19 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Switch to English").click()
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Leads", "Clients", "Deals", "Tasks", "Analytics", "Plans", "Audit"]
+        [
+            "Leads",
+            "Clients",
+            "Segments",
+            "Deals",
+            "Tasks",
+            "Analytics",
+            "Import",
+            "Plans",
+            "Audit",
+            "Admin",
+            "Settings",
+        ]
     )
     await expect(page.locator("main h1")).to_have_text("Leads")
     await expect(page.locator("#live-status")).to_have_text("● online")
@@ -252,7 +264,19 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Переключить на русский").click()
     await expect(page.locator("main h1")).to_have_text("Лиды")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Лиды", "Клиенты", "Сделки", "Задачи", "Аналитика", "Планы", "Журнал"]
+        [
+            "Лиды",
+            "Клиенты",
+            "Сегменты",
+            "Сделки",
+            "Задачи",
+            "Аналитика",
+            "Импорт",
+            "Планы",
+            "Журнал",
+            "Админ",
+            "Настройки",
+        ]
     )
 
 

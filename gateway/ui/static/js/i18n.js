@@ -1,4 +1,5 @@
 // Strings of the operator UI: Russian by default, English on demand.
+import { PROFILE_STRINGS } from "./i18n_profile.js";
 
 const STRINGS = {
   ru: {
@@ -302,6 +303,8 @@ const STRINGS = {
     "day.0": "Mon", "day.1": "Tue", "day.2": "Wed", "day.3": "Thu", "day.4": "Fri", "day.5": "Sat", "day.6": "Sun",
   },
 };
+
+for (const [code, table] of Object.entries(PROFILE_STRINGS)) Object.assign(STRINGS[code], table);
 
 export const LANGS = Object.keys(STRINGS);
 

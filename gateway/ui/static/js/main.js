@@ -12,6 +12,7 @@ import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
 import { renderImport } from "./importer.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
+import { renderSettings } from "./settings.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { renderPlans } from "./plans.js";
 import { loadUsers, state } from "./state.js";
@@ -36,6 +37,7 @@ const ROUTES = [
   [/^#\/plans$/, (m) => renderPlans(m)],
   [/^#\/audit$/, (m) => renderAudit(m)],
   [/^#\/import$/, (m) => renderImport(m)],
+  [/^#\/settings$/, (m) => renderSettings(m)],
 ];
 
 function decoded(text) {
@@ -111,6 +113,7 @@ function renderMe() {
     h("span", { class: "muted" }, ` · ${t(`role.${state.me.role}`)}`),
     state.me.extension ? h("span", { class: "muted" }, ` · ☎ ${state.me.extension}`) : null);
   $("me").title = $("me").textContent;
+  $("nav-settings").hidden = state.me.role !== "admin";
 }
 
 function signOut() {
