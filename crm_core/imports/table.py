@@ -54,6 +54,14 @@ class Table:
             closer()
 
 
+def _unquote(cell: str) -> str:
+    """A CSV cell that a spreadsheet export made formula-safe (OWASP: a ``'`` before
+    ``= + - @``, tab or CR, as ``crmhub export`` writes) reads back as it was."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r":
+        return cell[1:]
+    return cell
+
+
 def cell_text(value: Any) -> str:
     if value is None:
         return ""
@@ -242,7 +250,7 @@ def _open_csv(data: bytes, limits: Limits) -> Table:
             for n, record in enumerate(reader, start=1):
                 if n > limits.max_rows + 1:
                     raise _too_many(None, limits)
-                yield n, [c.strip() for c in record]
+                yield n, [_unquote(c.strip()) for c in record]
         except csv.Error as exc:
             raise ImportFileError(
                 f"CSV is malformed near row {reader.line_num}: {exc}",

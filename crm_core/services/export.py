@@ -238,8 +238,10 @@ async def _page_rows(
         tags[cid].append(tag)
     from crm_core.services.segments import segments_of
 
+    # "; " between names: the importer splits segments on ";" only (a name may hold a comma)
     segs = {
-        cid: [name for _sid, name in found] for cid, found in (await segments_of(s, ids)).items()
+        cid: "; ".join(name for _sid, name in found)
+        for cid, found in (await segments_of(s, ids)).items()
     }
     persons: dict[int, list[Any]] = defaultdict(list)
     for p in await s.execute(
@@ -340,12 +342,15 @@ async def export_rows(
     page_size: int = PAGE,
 ) -> AsyncIterator[tuple[int, list[list[Any]]]]:
     """Pages of (number of clients, rows) of the clients ``actor`` sees through ``flt``
-    (the list's filters; paging fields are ignored), newest client first."""
+    (the list's filters; paging fields are ignored), oldest client first."""
     from crm_core.services.clients import list_clients
 
     cols = await export_columns(s)
     look = await _lookups(s)
     flt = replace(flt, limit=page_size, offset=0, after=None)
+    # oldest first: a head office comes before its branches, so the file re-imports
+    # ("Головная компания" names a client already read)
+    flt = replace(flt, extra={**flt.extra, "sort": "id"})
     if segment_id is not None:  # manual or by rules: the list's own segment filter
         flt = replace(flt, extra={**flt.extra, "segment": segment_id})
     while True:

@@ -158,6 +158,8 @@ async def seed_base(db: Database) -> dict[str, int]:
                 ClientTag(client_id=sidorov.id, tag="vip"),
                 SegmentClient(segment_id=moscow.id, client_id=lutik.id),
                 SegmentClient(segment_id=retail.id, client_id=lutik.id),
+                # membership is segment_clients (0006); segment_id above is the old column
+                SegmentClient(segment_id=retail.id, client_id=romashka.id),
             ]
         )
         ivanov = ContactPerson(
