@@ -285,7 +285,7 @@ def _assemble(
     clients: dict[int, Any],
     parents: dict[int, tuple[str, str | None]],
     tags: dict[int, list[str]],
-    segs: dict[int, list[str]],
+    segs: dict[int, str],
     persons: dict[int, list[Any]],
     own: dict[int, dict[str, list[str]]],
     of_person: dict[int, dict[str, list[str]]],
