@@ -6,7 +6,7 @@ reasons already written on lost deals join the default catalogue, and each lost 
 points at its reason.
 
 Revision ID: 0008_pipelines
-Revises: 0007_scale_counters
+Revises: 0006_client_profile
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_pipelines"
-down_revision: str | None = "0007_scale_counters"
+down_revision: str | None = "0006_client_profile"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

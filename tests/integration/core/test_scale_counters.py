@@ -189,21 +189,20 @@ async def test_a_routed_lead_reads_no_users_and_recounts_nothing(db: Database) -
 
 
 async def test_migration_0007_fills_the_counters_from_existing_rows(db: Database) -> None:
-    """Down to 0005 (no counters, no triggers), rows written there, then up again: every
-    row is kept and the counters equal a recount of what was there before."""
-    from alembic import command
-
-    from crm_core.db import _alembic_config, migrate
+    """Down to the revision before the counters (no counters, no triggers), rows written
+    there, then up again: every row is kept and the counters equal a recount of what was
+    there before."""
+    from crm_core.db import downgrade_to, migrate
 
     a, b = await _managers(db, 2)
     async with db.transaction() as s:
         s.add_all(Lead(status="new", source="call", owner_id=a) for _ in range(2))
-    async with db.engine.connect() as conn:
-        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0005_imports"))
-        await conn.commit()
+    await downgrade_to(db, "0016_rules_in_db")
     async with db.engine.begin() as conn:
-        assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005_imports"
-    async with db.transaction() as s:  # no triggers at 0005: the counters know nothing
+        assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == (
+            "0016_rules_in_db"
+        )
+    async with db.transaction() as s:  # no triggers there: the counters know nothing
         s.add(Task(kind="call_back", title="t", assignee_id=b))
         s.add(Lead(status="in_progress", source="call", owner_id=a))
         await s.execute(update(Lead).where(Lead.status == "new").values(status="rejected"))

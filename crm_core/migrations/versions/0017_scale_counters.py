@@ -10,7 +10,7 @@ id; the tasks and deals indexes the open-task lists and the manager-activity cou
 (built ``CONCURRENTLY`` on PostgreSQL).
 
 Revision ID: 0007_scale_counters
-Revises: 0006_client_profile
+Revises: 0016_rules_in_db
 """
 
 from collections.abc import Sequence
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_scale_counters"
-down_revision: str | None = "0006_client_profile"
+down_revision: str | None = "0016_rules_in_db"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
