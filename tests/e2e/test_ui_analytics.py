@@ -175,7 +175,7 @@ async def test_audit_page_shows_who_changed_what(page: Page, ui: UI) -> None:
     _, clients = await api(ui, "GET", "/clients?limit=1", tokens["head"])
     client = clients["items"][0]
     status, _ = await api(
-        ui, "PATCH", f"/clients/{client['id']}", tokens["head"], {"status": "permanent"}
+        ui, "PATCH", f"/clients/{client['id']}", tokens["head"], {"status": "regular"}
     )
     assert status == 200
 

@@ -14,7 +14,7 @@ async def test_audit_shows_old_and_new_values_with_filters_and_roles(api: Api) -
     status, client = await a1.post("/clients", {"name": "ООО «Ромашка»", "status": "cold"})
     assert status == 201, client
     cid = client["id"]
-    status, _ = await a1.patch(f"/clients/{cid}", {"name": "ООО «Ромашка-2»", "status": "warm"})
+    status, _ = await a1.patch(f"/clients/{cid}", {"name": "ООО «Ромашка-2»", "status": "thinking"})
     assert status == 200
     status, _ = await sup.patch(f"/clients/{cid}", {"owner_id": u["a2"]})  # ownership
     assert status == 200
@@ -33,7 +33,7 @@ async def test_audit_shows_old_and_new_values_with_filters_and_roles(api: Api) -
     # Team B's client, changed by the admin: not the team A supervisor's business.
     status, other = await admin.post("/clients", {"name": "ИП Сидоров", "owner_id": u["b1"]})
     assert status == 201
-    status, _ = await admin.patch(f"/clients/{other['id']}", {"status": "hot"})
+    status, _ = await admin.patch(f"/clients/{other['id']}", {"status": "ready"})
     assert status == 200
 
     status, log = await admin.get("/audit", entity="client", entity_id=cid)
@@ -48,7 +48,7 @@ async def test_audit_shows_old_and_new_values_with_filters_and_roles(api: Api) -
     assert rename["user_id"] == u["a1"]
     assert rename["changes"] == {
         "name": ["ООО «Ромашка»", "ООО «Ромашка-2»"],
-        "status": ["cold", "warm"],
+        "status": ["cold", "thinking"],
     }
     assert created["changes"]["name"] == [None, "ООО «Ромашка»"]
     assert datetime.fromisoformat(owner["at"]) >= datetime.fromisoformat(created["at"])
@@ -76,7 +76,7 @@ async def test_audit_shows_old_and_new_values_with_filters_and_roles(api: Api) -
     _, theirs = await sup.get("/audit", entity="client", entity_id=other["id"])
     assert theirs["total"] == 0
     _, everything = await admin.get("/audit", entity="client", entity_id=other["id"])
-    assert everything["items"][0]["changes"] == {"status": ["cold", "hot"]}
+    assert everything["items"][0]["changes"] == {"status": ["cold", "ready"]}
 
     # Managers: not at all.  Bad filters: 422 naming the field.
     status, err = await a1.get("/audit")
