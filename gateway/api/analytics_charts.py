@@ -164,6 +164,8 @@ def _generic(data: dict[str, Any], lang: str, title: str) -> Any:
         ),
         None,
     )
+    if "reached" in table.columns:  # the funnel: how many deals reached each stage
+        num_col = table.columns.index("reached")
     rows = table.rows[:MAX_BARS]
     if num_col is None:
         return chart

@@ -187,7 +187,7 @@ async def test_audit_page_shows_who_changed_what(page: Page, ui: UI) -> None:
     first = page.locator("#audit-table tbody tr").first
     await expect(first).to_contain_text("Ольга Руководитель")
     await expect(first).to_contain_text(f"клиент #{client['id']}")
-    await expect(first).to_contain_text(f"status: {client['status']} → permanent")
+    await expect(first).to_contain_text(f"status: {client['status']} → regular")
     await shot(page, "audit")
 
     # Managers have no audit log: no link, and the API says no.
