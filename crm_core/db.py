@@ -80,6 +80,10 @@ def is_busy_error(exc: BaseException) -> bool:
     return "database is locked" in text_ or "database table is locked" in text_
 
 
+def _casefold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(busy_ms: int) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook emit BEGIN (so SAVEPOINTs work), not the driver.
@@ -93,6 +97,8 @@ def _sqlite_pragmas(busy_ms: int) -> Any:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.close()
+        # SQLite's lower() folds ASCII only: segments' "contains" needs Cyrillic too.
+        dbapi_conn.create_function("crm_casefold", 1, _casefold, deterministic=True)
 
     return on_connect
 

@@ -71,17 +71,20 @@ class Hub:
         self.writer = InboxWriter(db, on_persisted=self.processor.persisted)
         self.processor.intake_idle = self.writer.idle
         self._started = False
+        self._processing = False
 
     async def start(self, *, process: bool = True) -> None:
         self.writer.start()
         if process:
             self.processor.start()
+        self._processing = process
         self._started = True
 
     async def stop(self) -> None:
         await self.writer.stop()
         await self.processor.stop()
         self._started = False
+        self._processing = False
 
     async def _externalize(self, event: InboundEvent) -> InboundEvent:
         """Attachment bytes go to the content-addressed store before the inbox row, so
@@ -98,10 +101,37 @@ class Hub:
             atts.append(dataclasses.replace(a, sha256=digest, size=a.size or len(a.content)))
         return dataclasses.replace(event, attachments=tuple(atts))
 
+    def _alone(self) -> bool:
+        """Nothing else is being written or waits for processing in this hub."""
+        return (
+            self._processing
+            and self.processor.running
+            and self.processor.backlog == 0
+            and self.writer.idle.is_set()
+        )
+
     async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
-        """Persist (group commit) and, with ``wait``, wait for processing (bounded)."""
+        """Persist (group commit) and, with ``wait``, wait for processing (bounded).
+
+        A lone waiting submission is persisted and processed in one transaction
+        (``InboxProcessor.process_now``); when that does not work, nothing was written
+        and it takes the usual path."""
         try:
             event = await self._externalize(event)
+            if wait and self._alone():
+                done = await self.processor.process_now(event)
+                if done is not None:
+                    if self.on_received is not None:
+                        self.on_received(event.channel.value)
+                    return IngestReceipt(
+                        event_id=done.event_id,
+                        duplicate=False,
+                        status=done.status,
+                        lead_id=done.lead_id,
+                        client_id=done.client_id,
+                        interaction_id=done.interaction_id,
+                        error=done.error,
+                    )
             persisted = await self.writer.submit(event)
         except IngestUnavailable:
             raise

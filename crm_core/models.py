@@ -38,6 +38,7 @@ __all__ = [
     "ContactPoint",
     "CustomField",
     "Deal",
+    "DealItem",
     "DealStageChange",
     "Form",
     "ImportBatch",
@@ -45,12 +46,18 @@ __all__ = [
     "InboxEvent",
     "Interaction",
     "InteractionMonthly",
+    "Job",
     "Lead",
     "LiveEventRow",
     "LiveTicket",
+    "LossReason",
     "OutboxCommand",
+    "Pipeline",
+    "PipelineStage",
+    "RoutingCounter",
     "RoutingPointer",
     "RoutingRulesVersion",
+    "SalesPlan",
     "Segment",
     "SegmentClient",
     "SegmentManager",
@@ -198,7 +205,10 @@ class Client(Base):
     the INN is unique together with the KPP (``''`` for the head office)."""
 
     __tablename__ = "clients"
-    __table_args__ = (UniqueConstraint("inn", "kpp"),)
+    __table_args__ = (
+        UniqueConstraint("inn", "kpp"),
+        Index("ix_clients_owner_id_id", "owner_id", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # company | person
     name: Mapped[str] = mapped_column(String(300))
@@ -254,6 +264,8 @@ class Lead(Base):
         Index("ix_leads_report", "created_at", "source", "status", "loss_reason"),
         Index("ix_leads_owner_created", "owner_id", "status", "created_at"),
         Index("ix_leads_status_owner", "status", "owner_id"),
+        Index("ix_leads_owner_id_id", "owner_id", "id"),
+        Index("ix_leads_status_created_reason", "status", "created_at", "loss_reason"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
@@ -279,6 +291,9 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The first answer to the request: the earliest outbound interaction on the lead or
+    # an answered call (kept by database triggers, migration 0009_sales_plans).
+    first_response_at: Mapped[datetime | None] = mapped_column()
 
 
 class ContactPoint(Base):
@@ -299,9 +314,57 @@ class ContactPoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Pipeline(Base):
+    """A sales funnel ("B2B — оборудование"): its stages and its loss-reason catalogue."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PipelineStage(Base):
+    """A stage of a pipeline.  ``code`` is what ``deals.stage`` holds; every pipeline has
+    one ``won`` and one ``lost`` stage (kinds ``won``/``lost``, codes ``won``/``lost``)."""
+
+    __tablename__ = "pipeline_stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "code"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(_fk("pipelines.id", "CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    probability: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    kind: Mapped[str] = mapped_column(String(10), default="open")  # open | won | lost
+    required_fields: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class LossReason(Base):
+    """An entry of a pipeline's loss-reason catalogue; archived, never deleted once used."""
+
+    __tablename__ = "loss_reasons"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(_fk("pipelines.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str | None] = mapped_column(String(300))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class Deal(Base):
     __tablename__ = "deals"
-    __table_args__ = (Index("ix_deals_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_deals_owner_created", "owner_id", "created_at"),
+        Index("ix_deals_pipeline_stage", "pipeline_id", "stage", "id"),
+        Index("ix_deals_pipeline_created", "pipeline_id", "created_at"),
+        Index("ix_deals_owner_id_id", "owner_id", "id"),
+        Index("ix_deals_stage_owner_closed", "stage", "owner_id", "closed_at", "amount"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(_fk("clients.id", "CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(_fk("leads.id", "SET NULL"))
@@ -314,6 +377,25 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # NULL only on rows written around the services (raw loaders): read as the default.
+    pipeline_id: Mapped[int | None] = mapped_column(_fk("pipelines.id", "RESTRICT"))
+    loss_reason_id: Mapped[int | None] = mapped_column(_fk("loss_reasons.id"))
+    loss_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class DealItem(Base):
+    """A line of a deal: quantity x price less a discount (percent); their sum is the
+    deal's amount."""
+
+    __tablename__ = "deal_items"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(_fk("deals.id", "CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    unit: Mapped[str] = mapped_column(String(20), default="шт")
+    price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    discount: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))
 
 
 class DealStageChange(Base):
@@ -419,6 +501,7 @@ class InteractionMonthly(Base):
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+    talk_s: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # duration_s
 
 
 class AttachmentRow(Base):
@@ -441,6 +524,8 @@ class Task(Base):
         Index("ix_tasks_assignee_due_order", "assignee_id", "due_at", "id"),
         Index("ix_tasks_assignee_created", "assignee_id", "status", "created_at"),
         Index("ix_tasks_status_assignee", "status", "assignee_id"),
+        Index("ix_tasks_status_due_order", "status", "due_at", "id"),
+        Index("ix_tasks_status_assignee_due", "status", "assignee_id", "due_at", "id"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # call_back, send_offer, ...
@@ -459,13 +544,55 @@ class Task(Base):
     interaction_id: Mapped[int | None] = mapped_column(ID)  # no FK: avoids a cycle
     created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str | None] = mapped_column(Text)  # what came of it, recorded when done
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
+class Job(Base):
+    """A background job (today: a mass operation on clients, ``kind='bulk'``).
+
+    Queued by the API (unique per user and ``Idempotency-Key``), claimed by one runner
+    (``locked_by`` / ``locked_until``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), done in
+    batches: each batch commits its changes together with ``cursor`` (the last client id
+    handled), the counters and ``state``, so a restart resumes after the last batch."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_jobs_claim", "status", "locked_until"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="bulk")
+    action: Mapped[str] = mapped_column(String(20))  # tasks | owner | status | tags | segment
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued|running|done|failed
+    total: Mapped[int | None] = mapped_column(Integer)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    max_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class OutboxCommand(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_client_id", "client_id"),  # merging clients (0014_merge)
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(40))
@@ -521,6 +648,16 @@ class RoutingRulesVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RoutingCounter(Base):
+    """``load:<user id>``: the user's open leads (new, in progress) plus open tasks;
+    ``users``: bumped by every change to ``users``.  Kept by database triggers on leads,
+    tasks and users (migration 0007_scale_counters) in the writer's own transaction."""
+
+    __tablename__ = "routing_counters"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class ConnectorStateRow(Base):
     __tablename__ = "connector_state"
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
@@ -528,8 +665,32 @@ class ConnectorStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SalesPlan(Base):
+    """A sales plan of one manager (``user_id``) or one team (``team``) for a month
+    (``2026-12``) or a quarter (``2026-Q4``); ``subject`` is ``user:<id>`` or
+    ``team:<name>``, unique per period.  A figure left empty is not planned."""
+
+    __tablename__ = "sales_plans"
+    __table_args__ = (UniqueConstraint("period", "subject"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    subject: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    team: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    deals: Mapped[int | None] = mapped_column(Integer)
+    calls: Mapped[int | None] = mapped_column(Integer)
+    meetings: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_entity", "entity", "entity_id", "at"),
+        Index("ix_audit_entries_user_at", "user_id", "at"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
@@ -573,13 +734,21 @@ class ImportBatch(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="clients")
     file_name: Mapped[str] = mapped_column(String(300), default="")
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed|undone
+    # queued | running | done | failed | undone
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
     rows: Mapped[int] = mapped_column(Integer, default=0)  # processed so far (progress)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
     undone_at: Mapped[datetime | None] = mapped_column()
+    # A job (API, browser): the stored file and how to read it; the last row committed
+    # (a restarted job goes on after it); which hub runs it and until when (its lease).
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    done_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
 
 
 class ImportLink(Base):
@@ -587,6 +756,7 @@ class ImportLink(Base):
     point) or a field it filled (``filled``: ``field`` and ``value``)."""
 
     __tablename__ = "import_links"
+    __table_args__ = (Index("ix_import_links_entity", "entity", "entity_id"),)  # 0014_merge
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     batch_id: Mapped[int] = mapped_column(_fk("import_batches.id", "CASCADE"), index=True)
     entity: Mapped[str] = mapped_column(String(20))  # client | contact_person | contact_point

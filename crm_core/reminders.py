@@ -45,6 +45,7 @@ TASK_TITLES: dict[str, tuple[str, str]] = {
     "offer_discount": ("Предложить скидку", "Offer a discount"),
     "check_payment": ("Проверить оплату", "Check the payment"),
     "send_documents": ("Отправить документы", "Send the documents"),
+    "meeting": ("Встреча", "Meeting"),
     "first_reply": ("Ответить на заявку", "Reply to the request"),
     "other": ("Задача", "Task"),
 }

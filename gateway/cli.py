@@ -1,5 +1,5 @@
 """The ``crmhub`` command line: serve, migrate, users, forms, demo, inbox, ingest, rules,
-import."""
+import, export."""
 
 from __future__ import annotations
 
@@ -248,6 +248,12 @@ def _version() -> str:
         return "unknown"
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.export_cli import run_export
+
+    return run_export(args, settings, _print)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmhub", description="CRM with a communications hub")
     p.add_argument("--config", help="settings file (TOML); CRMHUB_* variables override it")
@@ -327,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.import_cli import add_import_parser
 
     add_import_parser(sub, cmd_import)
+    from gateway.export_cli import add_export_parser
+
+    add_export_parser(sub, cmd_export)
     return p
 
 

@@ -57,10 +57,13 @@ class ApiError(Exception):
         self.field = field
 
 
-def json_error(status: int, message: str, field: str | None = None) -> web.Response:
-    """``{"error", "error_ru" (when there is a Russian wording), "field"}``."""
+def json_error(
+    status: int, message: str, field: str | None = None, ru: str | None = None
+) -> web.Response:
+    """``{"error", "error_ru" (when there is a Russian wording), "field"}``; ``ru`` is
+    the Russian wording when the error brought its own (a stage's Russian name)."""
     body: dict[str, Any] = {"error": message}
-    ru = russian(message)
+    ru = ru or russian(message)
     if ru is not None:
         body["error_ru"] = ru
     if field is not None:
@@ -105,7 +108,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, exc.message, exc.field)
     except ServiceError as exc:
         status = next((v for k, v in _STATUS.items() if isinstance(exc, k)), 400)
-        return json_error(status, exc.message, exc.field)
+        return json_error(status, exc.message, exc.field, getattr(exc, "message_ru", None))
     except ValidationError as exc:
         field, message = validation_field(exc)
         return json_error(422, message, field)

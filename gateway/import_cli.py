@@ -81,12 +81,17 @@ def _clients(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             ) from None
         mapping = parse_mapping(raw)
     limits = Limits(max_bytes=settings.import_max_bytes, max_rows=settings.import_max_rows)
-    sheet = read_clients(args.file, sheet=args.sheet, mapping=mapping, limits=limits)
 
     async def write() -> dict[str, Any]:
+        from crm_core.services.imports import load_catalog
+
         db = Database(settings.database_url)
         try:
             await migrate(db)
+            catalog = await load_catalog(db)
+            sheet = read_clients(
+                args.file, sheet=args.sheet, mapping=mapping, limits=limits, catalog=catalog
+            )
             owner = await _owner_id(db, args.owner)
             report = await import_clients(
                 db, sheet, file_name=Path(args.file).name, owner_id=owner, dry_run=args.dry_run

@@ -104,7 +104,12 @@ def _operation(
         .replace("}", ""),
     }
     params = [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer"} if n.endswith("id") else {"type": "string"},
+        }
         for n in _PARAM.findall(path)
     ]
     if op.query is not None:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=10.0, ge=0)  # SIGTERM: finish persisted events
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)  # client base import file
     import_max_rows: int = Field(default=200_000, ge=1)  # rows of one sheet
+    # An import job's lease: a hub that stops renewing it (a crash) loses the job to the
+    # next hub (or itself after a restart) this many seconds later.
+    import_lease_seconds: float = Field(default=30.0, gt=0)
     webforms: WebformSettings = Field(default_factory=WebformSettings)
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)

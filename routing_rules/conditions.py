@@ -93,7 +93,7 @@ _FIELDS: dict[str, tuple[Getter, str, str, str]] = {
     "country": (lambda c: c.country, "caller's country", "страна звонящего", "exact"),
     "region": (lambda c: c.region, "caller's region", "регион звонящего", "exact"),
     "email_domain": (lambda c: c.email_domain, "email domain", "домен почты", "domain"),
-    "client_segment": (_client("segment"), "client segment", "сегмент клиента", "exact"),
+    "client_segment": (_client("all_segments"), "client segment", "сегмент клиента", "exact"),
     "client_status": (_client("status"), "client status", "статус клиента", "exact"),
     "client_kind": (_client("kind"), "client kind", "вид клиента", "exact"),
 }
@@ -156,6 +156,19 @@ def _leaf(key: str, values: list[str]) -> Cond:
         def test(ctx: RoutingContext, clock: Clock) -> bool:
             v = getattr(ctx, key)
             return v is not None and v.casefold() in wanted
+
+    elif key == "client_segment":  # a client may be in several segments: any of them
+
+        def test(ctx: RoutingContext, clock: Clock) -> bool:
+            c = ctx.client
+            if c is None:
+                return False
+            if c.segment is not None and matcher(c.segment):
+                return True
+            for v in c.segments:
+                if matcher(v):
+                    return True
+            return False
 
     else:
 

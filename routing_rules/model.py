@@ -31,9 +31,16 @@ class ClientInfo:
 
     id: int
     kind: str = "person"  # company | person
-    segment: str | None = None
+    segment: str | None = None  # one segment (older callers); ``segments`` holds them all
     status: str | None = None
     owner_id: int | None = None
+    segments: tuple[str, ...] = ()  # every segment the client is in (manual and by rules)
+
+    @property
+    def all_segments(self) -> tuple[str, ...]:
+        if self.segment is not None and self.segment not in self.segments:
+            return (self.segment, *self.segments)
+        return self.segments
 
 
 @dataclass(frozen=True, slots=True)

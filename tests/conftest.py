@@ -74,10 +74,13 @@ async def _reset_pg(db: Database) -> None:
     from sqlalchemy import text
 
     from crm_core.models import Base
+    from crm_core.services.statuses import seed_default_statuses
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with db.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    async with db.transaction() as s:  # what the migrations seed: the default statuses
+        await seed_default_statuses(s)
 
 
 _pg_migrated: set[str] = set()

@@ -3,9 +3,9 @@ cell becomes a value.
 
 Each :class:`FieldSpec` names a client field, the headers that mean it (Russian and
 English, compared case- and punctuation-insensitively) and how its cells are parsed.
-A field the model does not hold yet is registered with ``stored=False``: its column is
-recognized (and shown in the mapping) but not written.  Adding a business-profile
-field (KPP, OGRN, addresses...) is one more entry here plus its column in the writer.
+Custom fields defined by an admin are not in this registry: their headers (label in
+Russian or English, or key) come from the database in a
+:class:`~crm_core.imports.catalog.Catalog` and map to ``custom.<key>``.
 """
 
 from __future__ import annotations
@@ -13,22 +13,42 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["FIELDS", "FIELDS_BY_NAME", "FieldSpec", "header_key", "match_header"]
+__all__ = [
+    "CUSTOM_PREFIX",
+    "FIELDS",
+    "FIELDS_BY_NAME",
+    "FieldSpec",
+    "header_key",
+    "is_field",
+    "match_header",
+]
+
+CUSTOM_PREFIX = "custom."
 
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str
     headers: tuple[str, ...]
-    parse: str = "text"  # text | inn | phones | emails | kind | status
+    # text | inn | kpp | ogrn | phones | emails | kind | status | int | decimal | date
+    # | list (tags, segments) | persons | parent
+    parse: str = "text"
     multi: bool = False  # several columns add up (work + mobile phone)
     stored: bool = True
     max_len: int = 300
+    label_ru: str = ""
+    label_en: str = ""
+
+
+def _f(name: str, ru: str, en: str, headers: tuple[str, ...], **kw: object) -> FieldSpec:
+    return FieldSpec(name, headers, label_ru=ru, label_en=en, **kw)  # type: ignore[arg-type]
 
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec(
+    _f(
         "name",
+        "Наименование",
+        "Name",
         (
             "наименование",
             "название",
@@ -38,18 +58,46 @@ FIELDS: tuple[FieldSpec, ...] = (
             "клиент",
             "наименование контрагента",
             "название компании",
-            "полное наименование",
+            "краткое наименование",
             "name",
             "company",
             "company name",
             "client",
             "organization",
             "account name",
+            "short name",
         ),
     ),
-    FieldSpec("inn", ("инн", "инн контрагента", "inn", "tax id", "taxpayer id"), parse="inn"),
-    FieldSpec(
+    _f(
+        "full_name",
+        "Полное наименование",
+        "Full legal name",
+        (
+            "полное наименование",
+            "полное название",
+            "полное наименование организации",
+            "юридическое наименование",
+            "full legal name",
+            "legal name",
+            "full company name",
+        ),
+        max_len=500,
+    ),
+    _f(
+        "inn", "ИНН", "INN", ("инн", "инн контрагента", "inn", "tax id", "taxpayer id"), parse="inn"
+    ),
+    _f("kpp", "КПП", "KPP", ("кпп", "кпп контрагента", "kpp"), parse="kpp"),
+    _f(
+        "ogrn",
+        "ОГРН",
+        "OGRN",
+        ("огрн", "огрнип", "огрн огрнип", "ogrn", "ogrnip", "psrn"),
+        parse="ogrn",
+    ),
+    _f(
         "phones",
+        "Телефон",
+        "Phone",
         (
             "телефон",
             "телефоны",
@@ -68,13 +116,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         parse="phones",
         multi=True,
     ),
-    FieldSpec(
+    _f(
         "emails",
+        "E-mail",
+        "Email",
         (
             "e-mail",
             "email",
             "почта",
-            "эл. почта",
+            "эл почта",
             "электронная почта",
             "рабочий email",
             "рабочий e-mail",
@@ -86,8 +136,10 @@ FIELDS: tuple[FieldSpec, ...] = (
         parse="emails",
         multi=True,
     ),
-    FieldSpec(
+    _f(
         "owner",
+        "Ответственный",
+        "Owner",
         (
             "ответственный",
             "основной менеджер",
@@ -99,36 +151,167 @@ FIELDS: tuple[FieldSpec, ...] = (
             "account owner",
         ),
     ),
-    FieldSpec(
+    _f(
         "contact_name",
+        "Контактное лицо",
+        "Contact person",
         (
             "контактное лицо",
+            "контактные лица",
             "контакт",
             "фио",
             "фио контакта",
             "полное имя",
             "contact",
             "contact person",
+            "contact persons",
             "contact name",
             "full name",
         ),
+        parse="persons",
+        max_len=2000,
     ),
-    FieldSpec("position", ("должность", "position", "job title"), max_len=200),
-    FieldSpec("segment", ("сегмент", "группа клиентов", "segment"), max_len=100),
-    FieldSpec(
+    _f("position", "Должность", "Position", ("должность", "position", "job title"), max_len=200),
+    _f(
+        "segments",
+        "Сегмент",
+        "Segment",
+        ("сегмент", "сегменты", "группа клиентов", "segment", "segments"),
+        parse="list",
+        max_len=100,
+    ),
+    _f("tags", "Теги", "Tags", ("теги", "метки", "тэги", "tags", "labels"), parse="list"),
+    _f(
         "kind",
+        "Вид контрагента",
+        "Kind",
         ("вид контрагента", "тип контрагента", "тип клиента", "вид", "тип", "kind", "type"),
         parse="kind",
     ),
-    FieldSpec("status", ("статус", "status"), parse="status"),
-    FieldSpec("region", ("регион", "region"), max_len=100),
-    FieldSpec(
+    _f("status", "Статус", "Status", ("статус", "статус клиента", "status"), parse="status"),
+    _f(
+        "parent",
+        "Головная компания",
+        "Parent company",
+        (
+            "холдинг",
+            "головная компания",
+            "головная организация",
+            "материнская компания",
+            "головная компания холдинг",
+            "холдинг головная компания",
+            "parent",
+            "parent company",
+            "holding",
+            "head office",
+        ),
+        parse="parent",
+    ),
+    _f(
+        "legal_address",
+        "Юридический адрес",
+        "Legal address",
+        (
+            "юридический адрес",
+            "юр адрес",
+            "адрес юридический",
+            "legal address",
+            "registered address",
+        ),
+        max_len=2000,
+    ),
+    _f(
+        "actual_address",
+        "Фактический адрес",
+        "Actual address",
+        (
+            "фактический адрес",
+            "факт адрес",
+            "адрес фактический",
+            "адрес",
+            "почтовый адрес",
+            "actual address",
+            "address",
+            "office address",
+            "postal address",
+        ),
+        max_len=2000,
+    ),
+    _f("city", "Город", "City", ("город", "населенный пункт", "city", "town"), max_len=100),
+    _f("region", "Регион", "Region", ("регион", "область", "субъект рф", "region"), max_len=100),
+    _f("industry", "Отрасль", "Industry", ("отрасль", "сфера", "industry", "sector"), max_len=200),
+    _f(
+        "activity",
+        "Вид деятельности",
+        "Kind of activity",
+        (
+            "вид деятельности",
+            "деятельность",
+            "основной вид деятельности",
+            "оквэд",
+            "activity",
+            "kind of activity",
+            "business activity",
+        ),
+    ),
+    _f(
+        "headcount",
+        "Численность",
+        "Headcount",
+        (
+            "численность",
+            "численность сотрудников",
+            "количество сотрудников",
+            "кол во сотрудников",
+            "сотрудников",
+            "headcount",
+            "employees",
+            "number of employees",
+        ),
+        parse="int",
+    ),
+    _f(
+        "revenue",
+        "Выручка",
+        "Revenue",
+        (
+            "выручка",
+            "годовая выручка",
+            "выручка руб",
+            "оборот",
+            "revenue",
+            "annual revenue",
+            "turnover",
+        ),
+        parse="decimal",
+    ),
+    _f(
+        "website",
+        "Сайт",
+        "Website",
+        ("сайт", "веб сайт", "website", "web site", "site", "www", "url"),
+    ),
+    _f(
+        "birthday",
+        "Дата рождения",
+        "Birthday",
+        ("дата рождения", "день рождения", "birthday", "date of birth", "birth date", "dob"),
+        parse="date",
+    ),
+    _f(
+        "source",
+        "Источник",
+        "Source",
+        ("источник", "источник клиента", "source", "lead source"),
+        max_len=100,
+    ),
+    _f(
         "notes",
+        "Примечание",
+        "Notes",
         ("примечание", "комментарий", "заметки", "notes", "note", "comment", "comments"),
         max_len=10_000,
     ),
-    # Recognized, not stored yet (the client has no tags today).
-    FieldSpec("tags", ("теги", "метки", "tags", "labels"), stored=False),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -143,11 +326,17 @@ def header_key(text: object) -> str:
 
 
 _BY_HEADER: dict[str, str] = {}
-for _f in FIELDS:
-    for _h in _f.headers:
-        _BY_HEADER[header_key(_h)] = _f.name
+for _f_ in FIELDS:
+    for _h in _f_.headers:
+        _BY_HEADER[header_key(_h)] = _f_.name
 
 
 def match_header(text: object) -> str | None:
-    """The field a header means, or None."""
+    """The built-in field a header means, or None."""
     return _BY_HEADER.get(header_key(text))
+
+
+def is_field(name: str) -> bool:
+    """A built-in field name or ``custom.<key>`` (whether the key exists is checked
+    against the database's custom fields when the sheet is read)."""
+    return name in FIELDS_BY_NAME or (name.startswith(CUSTOM_PREFIX) and len(name) > 7)

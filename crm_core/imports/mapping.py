@@ -8,6 +8,7 @@
       "Клиент (полное)": name
       "Телефон для SMS": phones
       "Служебная колонка": null   # ignored
+      "Канал продаж": custom.channel  # a custom field by its key
 
 Parsed with ``yaml.safe_load``; anchors and aliases are refused before parsing (an
 alias bomb expands to gigabytes from a few lines).
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from crm_core.imports.errors import ImportFileError
-from crm_core.imports.fields import FIELDS_BY_NAME, header_key
+from crm_core.imports.fields import FIELDS_BY_NAME, header_key, is_field
 
 __all__ = ["MAX_MAPPING_BYTES", "Mapping", "parse_mapping"]
 
@@ -74,8 +75,8 @@ def parse_mapping(text: str | bytes) -> Mapping:
         raise _fail("columns must map a header to a field", "columns: заголовок -> поле")
     out = Mapping()
     for header, name in columns.items():
-        if name is not None and (not isinstance(name, str) or name not in FIELDS_BY_NAME):
-            allowed = ", ".join(FIELDS_BY_NAME)
+        if name is not None and (not isinstance(name, str) or not is_field(name)):
+            allowed = ", ".join(FIELDS_BY_NAME) + ", custom.<key>"
             raise _fail(
                 f"column {header!r}: unknown field {name!r} (known: {allowed})",
                 f"колонка {header!r}: неизвестное поле {name!r} (известны: {allowed})",

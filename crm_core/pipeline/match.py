@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import Channel, InboundEvent
@@ -29,6 +31,7 @@ def parse_our_message_id(ref: str) -> int | None:
 class Match:
     points: dict[str, ContactPoint] = field(default_factory=dict)  # identity -> point
     client: Client | None = None
+    person: ContactPerson | None = None  # the company's contact person whose point matched
     lead: Lead | None = None  # an open lead of the same identity
     deal_id: int | None = None  # from the thread or a subject token
     thread_id: str | None = None
@@ -40,17 +43,23 @@ class Match:
         return self.client is not None or self.lead is not None
 
 
+@functools.lru_cache(maxsize=32)
+def _points_query(n: int) -> Any:
+    """Contact points of ``n`` (kind, value) pairs, ``k0``/``v0`` ...: ORs of equalities,
+    one seek each on the (kind, value) unique index on both databases (SQLite runs a
+    row-value IN as a scan of that index).  Built once per ``n``."""
+    cp = ContactPoint
+    pairs = ((cp.kind == bindparam(f"k{i}")) & (cp.value == bindparam(f"v{i}")) for i in range(n))
+    return select(cp).where(or_(*pairs))
+
+
 async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
     m = Match()
     pairs = [tuple(i.split(":", 1)) for i in event.identities if ":" in i]
     if pairs:
-        # ORs of equalities: one seek each on the (kind, value) unique index on both
-        # databases (SQLite runs a row-value IN as a scan of that index).
-        rows = await s.scalars(
-            select(ContactPoint).where(
-                or_(*((ContactPoint.kind == k) & (ContactPoint.value == v) for k, v in pairs))
-            )
-        )
+        params = {f"k{i}": k for i, (k, _) in enumerate(pairs)}
+        params.update({f"v{i}": v for i, (_, v) in enumerate(pairs)})
+        rows = await s.scalars(_points_query(len(pairs)), params)
         for point in rows:
             m.points[f"{point.kind}:{point.value}"] = point
     # Identities in the event's order: the sender's address before signature phones.
@@ -59,12 +68,15 @@ async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
         if cp is None:
             continue
         client_id = cp.client_id
-        if client_id is None and cp.contact_person_id is not None:
+        person: ContactPerson | None = None
+        if cp.contact_person_id is not None:
             person = await s.get(ContactPerson, cp.contact_person_id)
-            client_id = person.client_id if person else None
+            client_id = person.client_id if person else client_id
         if client_id is not None and m.client is None:
             m.client = await s.get(Client, client_id)
             m.how = "contact_point"
+            if person is not None and person.client_id == client_id:
+                m.person = person
         if cp.lead_id is not None and m.lead is None:
             lead = await s.get(Lead, cp.lead_id)
             if lead is not None and lead.status in OPEN_LEAD_STATUSES:

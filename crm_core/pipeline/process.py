@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events import Channel, Classification, Direction, EventKind, InboundEvent
 from crm_core.models import (
+    Client,
     ContactPoint,
     InboxEvent,
     Interaction,
@@ -35,6 +36,7 @@ from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
 from crm_core.pipeline.replies import close_first_reply, logged_reply
+from crm_core.services.segments import segment_owner
 
 __all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
 
@@ -181,7 +183,7 @@ async def process_event(
     new_request = client is not None and event.kind in REQUEST_KINDS and lead is None
     assignment: Assignment | None = None
     if wants_lead and (lead is None and (client is None or new_request)):
-        assignment = await assigner.assign(s, event, client)
+        assignment = await _segment_assignment(s, client) or await assigner.assign(s, event, client)
         lead = Lead(
             status="new",
             source=event.channel.value,
@@ -240,6 +242,8 @@ async def process_event(
         s.add(inter)
         await s.flush()
         out.interaction_id = inter.id
+        if client is not None:
+            await _touch_last_contact(s, client.id, inter.occurred_at)
         await record_attachments(s, inter, event, cfg.attachments_dir)
         if out.client_id is None and link is not None:
             out.client_id = link.client_id
@@ -256,6 +260,18 @@ async def process_event(
     return out
 
 
+async def _segment_assignment(s: AsyncSession, client: Client | None) -> Assignment | None:
+    """A known client in a segment with managers: the lead goes to its owner among them
+    (given one now if it has no owner); see ``crm_core.services.segments``."""
+    if client is None:
+        return None
+    found = await segment_owner(s, client)
+    if found is None:
+        return None
+    user_id, name = found
+    return Assignment(user_id, "segment_owner", f"client's owner in segment {name}")
+
+
 def _interaction(
     event: InboundEvent, event_id: int, m: Match, lead: Lead | None, link: OutboxCommand | None
 ) -> Interaction:
@@ -270,6 +286,9 @@ def _interaction(
     )
     if event.channel == Channel.CALL:
         message_key = event.external_id
+    if m.person is not None and m.client is not None:
+        # A company's contact person called or wrote: the company's timeline names them.
+        meta["contact_person"] = {"id": m.person.id, "name": m.person.name}
     if message_key and event.channel in (Channel.TELEGRAM, Channel.VK):
         message_key = f"{event.source or ''}:{message_key}"
     return Interaction(
@@ -294,6 +313,20 @@ def _interaction(
         event_id=event_id,
         meta=meta,
         occurred_at=event.occurred_at,
+    )
+
+
+async def _touch_last_contact(s: AsyncSession, client_id: int, at: Any) -> None:
+    """``clients.last_contact_at`` moves forward only; ``updated_at`` (profile edits)
+    stays as it was."""
+    await s.execute(
+        update(Client)
+        .where(
+            Client.id == client_id,
+            or_(Client.last_contact_at.is_(None), Client.last_contact_at < at),
+        )
+        .values(last_contact_at=at, updated_at=Client.updated_at)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -24,7 +24,7 @@ from crm_core.events import InboundEvent
 from crm_core.live import LiveHub
 from crm_core.models import InboxEvent, utcnow
 from crm_core.pipeline.assign import Assigner
-from crm_core.pipeline.inbox import Persisted
+from crm_core.pipeline.inbox import Persisted, inbox_row
 from crm_core.pipeline.process import Outcome, PipelineConfig, process_event
 
 __all__ = ["InboxProcessor", "ProcessorStats", "backoff_seconds"]
@@ -190,6 +190,45 @@ class InboxProcessor:
             if outcome is not None:
                 for kind, payload, user_ids, owner in outcome.live:
                     await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
+
+    @property
+    def running(self) -> bool:
+        return self._bg.running
+
+    async def process_now(self, event: InboundEvent) -> Persisted | None:
+        """Persist and process one event in a single transaction (the inbox row is
+        written already processed): the path of a lone submission that waits for its
+        lead while nothing else is queued.  One commit instead of two, and no hand-over
+        between the inbox writer and this worker.  None when that did not work (a
+        duplicate delivery, an event that fails, a busy store): nothing was written, and
+        the caller takes the usual path (inbox first, then processing with retries)."""
+        started = time.perf_counter()
+        row_id: int | None = None
+        try:
+            async with self.db.transaction() as s:
+                row = InboxEvent(**inbox_row(event))
+                s.add(row)
+                await s.flush()
+                row_id = row.id
+                self._events[row_id] = event
+                persisted, outcome = await self._one(s, row, careful=False)
+        except Exception as exc:
+            self._invalidate()
+            log.debug("process_now_fell_back", error=str(exc)[:200])
+            return None
+        finally:
+            if row_id is not None:
+                self._events.pop(row_id, None)
+        self.stats.batches += 1
+        self._after_commit(persisted)
+        self._finish(persisted.event_id, persisted)
+        if outcome is not None:
+            if outcome.follow_up:
+                self.persisted(outcome.follow_up)
+            for kind, payload, user_ids, owner in outcome.live:
+                await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
+        log.debug("process_now_done", ms=round((time.perf_counter() - started) * 1000, 1))
+        return persisted
 
     async def _batch(
         self, ids: list[int], *, careful: bool = False, pending_only: bool = False

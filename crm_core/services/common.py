@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import (
@@ -17,6 +17,7 @@ from crm_core.access import (
     visible_contact_persons,
     visible_leads,
 )
+from crm_core.audit_trail import take_changes
 from crm_core.identity import IdentityError, normalize_email, normalize_phone
 from crm_core.models import AuditEntry, Client, ContactPerson, ContactPoint, Lead, User
 
@@ -166,7 +167,14 @@ async def page_by_id(
 async def count_capped(s: AsyncSession, query: Select[Any], cap: int) -> int:
     """The number of rows of ``query``, counting no further than ``cap`` (a total of
     ``cap`` means "``cap`` or more"): a bounded count whatever the table's size."""
-    inner = query.order_by(None).limit(cap).subquery()
+    # Only a constant is selected (the FROMs stay): the database may count index entries
+    # (a covering index, an index-only scan) instead of reading whole rows.
+    inner = (
+        query.order_by(None)
+        .with_only_columns(literal_column("1"), maintain_column_froms=True)
+        .limit(cap)
+        .subquery()
+    )
     return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
 
 
@@ -178,13 +186,19 @@ async def audit(
     entity_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """One audit entry; the row's old and new values changed since its last entry in this
+    session (flushed before the call) go in ``details["changes"]`` (``audit_trail``)."""
+    details = dict(details or {})
+    changes = take_changes(s.sync_session, entity, entity_id)
+    if changes and "changes" not in details:
+        details["changes"] = changes
     s.add(
         AuditEntry(
             user_id=actor.user_id if actor else None,
             action=action,
             entity=entity,
             entity_id=entity_id,
-            details=jsonable(details or {}),
+            details=jsonable(details),
         )
     )
 
@@ -298,7 +312,12 @@ async def points_of(
     out: dict[int, dict[str, list[str]]] = {i: {"phones": [], "emails": []} for i in ids}
     if not ids:
         return out
-    rows = await s.scalars(select(ContactPoint).where(column.in_(ids)).order_by(ContactPoint.id))
+    query = select(ContactPoint).where(column.in_(ids))
+    if column is ContactPoint.client_id:
+        # A company's own points: its contact persons' (which carry the company's
+        # client_id too) are listed under each person.
+        query = query.where(ContactPoint.contact_person_id.is_(None))
+    rows = await s.scalars(query.order_by(ContactPoint.id))
     for cp in rows:
         key = {"phone": "phones", "email": "emails"}.get(cp.kind)
         owner = getattr(cp, column.key)

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_leads
-from crm_core.models import Client, ContactPoint, Deal, DealStageChange, Interaction, Lead, Task
+from crm_core.models import Client, ContactPoint, Interaction, Lead, Task
 from crm_core.models import utcnow as _now
 from crm_core.services.clients import client_dicts, create_client, get_client
 from crm_core.services.common import (
@@ -30,8 +30,8 @@ from crm_core.services.common import (
     page_by_id,
     points_of,
 )
-from crm_core.services.deals import deal_dicts, parse_amount
-from crm_core.stages import FIRST_STAGE
+from crm_core.services.deals import deal_dicts, new_deal
+from crm_core.services.segments import assign_entering
 
 __all__ = [
     "LEAD_STATUSES",
@@ -249,6 +249,8 @@ async def convert_lead(
                 "owner_id": data.get("owner_id") or lead.owner_id or actor.user_id,
             },
         )
+        if data.get("owner_id") is None:  # managers of a segment it enters take it over
+            await assign_entering(s, actor, client)
     await s.execute(
         update(ContactPoint)
         .where(
@@ -258,21 +260,18 @@ async def convert_lead(
         )
         .values(client_id=client.id)
     )
-    deal = Deal(
+    deal = await new_deal(
+        s,
+        actor,
         client_id=client.id,
         lead_id=lead.id,
         title=(data.get("deal_title") or lead.title or f"Сделка по заявке #{lead.id}")[:300],
-        stage=FIRST_STAGE,
-        amount=parse_amount(data.get("amount")),
-        currency=data.get("currency") or "RUB",
         owner_id=lead.owner_id or client.owner_id or actor.user_id,
-    )
-    s.add(deal)
-    await s.flush()
-    s.add(
-        DealStageChange(
-            deal_id=deal.id, from_stage=None, to_stage=FIRST_STAGE, user_id=actor.user_id
-        )
+        pipeline_id=data.get("pipeline_id"),
+        stage=data.get("stage"),
+        amount=data.get("amount"),
+        currency=data.get("currency"),
+        items=data.get("items"),
     )
     await s.execute(
         update(Interaction).where(Interaction.lead_id == lead.id).values(client_id=client.id)

@@ -13,11 +13,13 @@ from crm_core.access import Actor
 from crm_core.models import Deal, Interaction, Lead
 from crm_core.services.clients import get_client
 from crm_core.services.common import Invalid, ListFilter, Page, count_capped, iso
+from crm_core.services.deals import get_deal
 from crm_core.services.leads import get_lead
 
 __all__ = [
     "TIMELINE_COUNT_CAP",
     "client_timeline",
+    "deal_timeline",
     "interaction_dicts",
     "lead_timeline",
     "recording_href",
@@ -56,6 +58,7 @@ def interaction_dicts(rows: list[Interaction]) -> list[dict[str, Any]]:
             "lead_id": i.lead_id,
             "deal_id": i.deal_id,
             "meta": i.meta or {},
+            "contact_person": (i.meta or {}).get("contact_person"),
         }
         for i in rows
     ]
@@ -89,6 +92,17 @@ async def lead_timeline(s: AsyncSession, actor: Actor, lead_id: int, flt: ListFi
     parts = [select(Interaction.id).where(Interaction.lead_id == lead.id)]
     if lead.client_id is not None:
         parts += _of_client(lead.client_id)
+    return await _page(s, parts, flt)
+
+
+async def deal_timeline(s: AsyncSession, actor: Actor, deal_id: int, flt: ListFilter) -> Page:
+    """The deal must be visible to ``actor``: its own calls, mail and chats (an email sent
+    from the deal carries its ``[#D-id]`` token, so the client's reply joins it), and
+    the conversation of the lead it came from."""
+    deal = await get_deal(s, actor, deal_id)
+    parts = [select(Interaction.id).where(Interaction.deal_id == deal.id)]
+    if deal.lead_id is not None:
+        parts.append(select(Interaction.id).where(Interaction.lead_id == deal.lead_id))
     return await _page(s, parts, flt)
 
 

@@ -11,16 +11,23 @@ from aiohttp import web
 from crm_core.db import Database
 from gateway.api import (
     analytics,
+    audit,
+    bulk,
     calls,
     clients,
     deals,
     emails,
+    export,
+    fields,
     forms,
     imports,
     leads,
+    merge,
     messages,
+    pipelines,
     recordings,
     rules,
+    segments,
     tasks,
     users,
 )
@@ -32,9 +39,12 @@ from gateway.openapi import API_PREFIX
 __all__ = ["API_PREFIX", "setup_api"]
 
 ROUTE_TABLES = (
+    export.ROUTES,  # /clients/export before /clients/{id}
     clients.ROUTES,
+    merge.ROUTES,
     leads.ROUTES,
     deals.ROUTES,
+    pipelines.ROUTES,
     tasks.ROUTES,
     users.ROUTES,
     calls.ROUTES,
@@ -45,6 +55,10 @@ ROUTE_TABLES = (
     recordings.ROUTES,
     imports.ROUTES,
     forms.ROUTES,
+    segments.ROUTES,
+    bulk.ROUTES,
+    audit.ROUTES,
+    fields.ROUTES,
 )
 
 
@@ -58,6 +72,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
     imports.setup_imports(app)
+    segments.setup_segments(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:
             if method == "GET":

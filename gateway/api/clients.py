@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from crm_core.services import clients as svc
-from crm_core.services.contacts import contact_dicts, create_contact, list_contacts
+from crm_core.services.common import ListFilter
+from crm_core.services.contacts import (
+    contact_dicts,
+    create_contact,
+    delete_contact,
+    list_contacts,
+    update_contact,
+)
 from crm_core.services.timeline import client_timeline
 from gateway.api.common import actor, database, ok, path_id, read_body, read_query
 from gateway.api.responses import ClientOut, ContactOut, InteractionOut
@@ -14,9 +21,11 @@ from gateway.api.schemas import (
     ClientListQuery,
     ClientPatch,
     ContactCreate,
+    ContactPatch,
     PageQuery,
     TimelineQuery,
 )
+from gateway.errors import ApiError
 from gateway.openapi import operation
 
 __all__ = ["ROUTES"]
@@ -24,11 +33,41 @@ __all__ = ["ROUTES"]
 W = (401, 403, 404, 409, 422)
 
 
+CF_PREFIX = "cf."
+MAX_CF_FILTERS = 10
+
+
+def client_list_filter(request: web.Request) -> ListFilter:
+    """The list's query: ``cf.<key>=value`` (custom fields) beside the model's filters."""
+    plain: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    for key in request.query:
+        value = request.query.getall(key)[-1]
+        if key.startswith(CF_PREFIX):
+            if len(value) > 200:
+                raise ApiError(422, f"{key}: String should have at most 200 characters", key)
+            if "\x00" in value:
+                raise ApiError(422, f"{key}: must not contain the NUL character", key)
+            custom[key[len(CF_PREFIX) :]] = value
+        else:
+            plain[key] = value
+    if len(custom) > MAX_CF_FILTERS:
+        raise ApiError(422, f"at most {MAX_CF_FILTERS} cf. filters", "cf")
+    flt = ClientListQuery.model_validate(plain).to_filter()
+    if custom:
+        flt.extra["cf"] = custom
+    return flt
+
+
 @operation(
-    summary="List clients", tag="clients", query=ClientListQuery, response=ClientOut, many=True
+    summary="List clients: filters on the profile, cf.<key>=value on custom fields, ?sort=",
+    tag="clients",
+    query=ClientListQuery,
+    response=ClientOut,
+    many=True,
 )
 async def list_clients(request: web.Request) -> web.Response:
-    flt = read_query(request, ClientListQuery).to_filter()
+    flt = client_list_filter(request)
     async with database(request).sessions() as s:
         page = await svc.list_clients(s, actor(request), flt)
     return ok(page.as_dict())
@@ -45,16 +84,18 @@ async def list_clients(request: web.Request) -> web.Response:
 async def create_client(request: web.Request) -> web.Response:
     body = await read_body(request, ClientCreate)
     async with database(request).transaction() as s:
-        client = await svc.create_client(s, actor(request), body.model_dump())
-        out = (await svc.client_dicts(s, [client]))[0]
+        who = actor(request)
+        client = await svc.create_client(s, who, body.model_dump())
+        out = (await svc.client_dicts(s, [client], who))[0]
     return ok(out, 201)
 
 
 @operation(summary="Get a client", tag="clients", response=ClientOut)
 async def get_client(request: web.Request) -> web.Response:
     async with database(request).sessions() as s:
-        client = await svc.get_client(s, actor(request), path_id(request))
-        out = (await svc.client_dicts(s, [client]))[0]
+        who = actor(request)
+        client = await svc.get_client(s, who, path_id(request))
+        out = (await svc.client_dicts(s, [client], who))[0]
     return ok(out)
 
 
@@ -63,10 +104,9 @@ async def patch_client(request: web.Request) -> web.Response:
     client_id = path_id(request)
     body = await read_body(request, ClientPatch)
     async with database(request).transaction() as s:
-        client = await svc.update_client(
-            s, actor(request), client_id, body.model_dump(exclude_unset=True)
-        )
-        out = (await svc.client_dicts(s, [client]))[0]
+        who = actor(request)
+        client = await svc.update_client(s, who, client_id, body.model_dump(exclude_unset=True))
+        out = (await svc.client_dicts(s, [client], who))[0]
     return ok(out)
 
 
@@ -117,6 +157,37 @@ async def post_contact(request: web.Request) -> web.Response:
     return ok(out, 201)
 
 
+@operation(
+    summary="Change a contact person (phones/emails given replace theirs)",
+    tag="clients",
+    body=ContactPatch,
+    response=ContactOut,
+    errors=W,
+)
+async def patch_contact(request: web.Request) -> web.Response:
+    person_id = path_id(request)
+    body = await read_body(request, ContactPatch)
+    async with database(request).transaction() as s:
+        person = await update_contact(
+            s, actor(request), person_id, body.model_dump(exclude_unset=True)
+        )
+        out = (await contact_dicts(s, [person]))[0]
+    return ok(out)
+
+
+@operation(
+    summary="Remove a contact person and their phones and emails",
+    tag="clients",
+    status=204,
+    errors=(401, 404),
+)
+async def remove_contact(request: web.Request) -> web.Response:
+    person_id = path_id(request)
+    async with database(request).transaction() as s:
+        await delete_contact(s, actor(request), person_id)
+    return web.Response(status=204)
+
+
 ROUTES = [
     ("GET", "/clients", list_clients),
     ("POST", "/clients", create_client),
@@ -125,4 +196,6 @@ ROUTES = [
     ("GET", "/clients/{id}/timeline", timeline),
     ("GET", "/clients/{id}/contacts", get_contacts),
     ("POST", "/clients/{id}/contacts", post_contact),
+    ("PATCH", "/contacts/{id}", patch_contact),
+    ("DELETE", "/contacts/{id}", remove_contact),
 ]

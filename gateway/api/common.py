@@ -93,7 +93,29 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "the body must be a JSON object")
     if _deeper_than(data, MAX_JSON_DEPTH):
         raise ApiError(400, TOO_DEEP)
+    nul = _nul_at(data)
+    if nul is not None:  # PostgreSQL text cannot hold it: refused here, never a 500 there
+        raise ApiError(400, f"{nul}: text must not contain NUL (\\u0000) characters", nul)
     return data
+
+
+def _nul_at(data: Any) -> str | None:
+    """The path (``a.0.b``) of the first key or string holding a NUL character, if any."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path or "body"
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                where = f"{path}.{k}" if path else str(k)
+                if "\x00" in k:
+                    return where
+                stack.append((v, where))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node))
+    return None
 
 
 def _deeper_than(data: Any, limit: int) -> bool:

@@ -8,17 +8,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BoardOut",
     "ClientOut",
     "ContactOut",
     "ConvertOut",
+    "CustomFieldOut",
+    "DealItemOut",
     "DealOut",
     "DealWithHistoryOut",
     "FormOut",
     "InteractionOut",
     "LeadOut",
     "LiveTicketOut",
+    "PipelineOut",
     "StageChangeOut",
     "StageOut",
+    "StatusOut",
+    "TaskDoneOut",
     "TaskOut",
     "UserOut",
     "UserTokenOut",
@@ -70,20 +76,9 @@ class LiveTicketOut(Out):
     expires_in: int = Field(description="seconds")
 
 
-class ClientOut(Out):
+class SegmentRef(Out):
     id: int
-    kind: str
     name: str
-    inn: str | None
-    segment: str | None
-    status: str
-    owner_id: int | None
-    region: str | None
-    notes: str
-    phones: list[str]
-    emails: list[str]
-    created_at: str | None
-    updated_at: str | None
 
 
 class ContactOut(Out):
@@ -91,8 +86,81 @@ class ContactOut(Out):
     client_id: int
     name: str
     position: str | None
+    notes: str
+    is_primary: bool
     phones: list[str]
     emails: list[str]
+    created_at: str | None
+
+
+class ClientRefOut(Out):
+    id: int
+    name: str | None = Field(description="null when you may not see that client")
+
+
+class BranchOut(Out):
+    id: int
+    name: str
+    kpp: str
+
+
+class ClientOut(Out):
+    id: int
+    kind: str
+    name: str
+    full_name: str | None
+    inn: str | None
+    segment: str | None = Field(description="the first of ``segments`` (compatibility)")
+    segments: list[SegmentRef] = Field(description="every segment the client is in")
+    kpp: str = Field(description="'' for a head office")
+    ogrn: str | None
+    status: str
+    owner_id: int | None
+    parent_id: int | None
+    parent: ClientRefOut | None
+    branches: list[BranchOut]
+    legal_address: str | None
+    actual_address: str | None
+    city: str | None
+    region: str | None
+    industry: str | None
+    activity: str | None
+    headcount: int | None
+    revenue: str | None
+    website: str | None
+    birthday: str | None
+    source: str | None
+    tags: list[str]
+    custom: dict[str, Any]
+    contacts: list[ContactOut]
+    last_contact_at: str | None
+    notes: str
+    phones: list[str]
+    emails: list[str]
+    created_at: str | None
+    updated_at: str | None
+
+
+class StatusOut(Out):
+    key: str
+    name_ru: str
+    name_en: str
+    position: int
+    active: bool
+    clients: int | None = Field(None, description="clients holding it (admins only)")
+
+
+class CustomFieldOut(Out):
+    id: int
+    entity: str
+    key: str
+    label_ru: str
+    label_en: str
+    type: str
+    options: list[str]
+    required: bool
+    position: int
+    active: bool
     created_at: str | None
 
 
@@ -122,21 +190,80 @@ class LeadOut(Out):
     closed_at: str | None
 
 
+class DealItemOut(Out):
+    id: int
+    name: str
+    quantity: str
+    unit: str
+    price: str | None
+    discount: str
+    total: str | None
+
+
 class DealOut(Out):
     id: int
     client_id: int
+    client_name: str | None
     lead_id: int | None
+    pipeline_id: int
     title: str
     stage: str
     stage_label: str
     stage_label_en: str
+    stage_kind: str
+    probability: int | None
     amount: str | None
     currency: str
     owner_id: int | None
     loss_reason: str | None
+    loss_reason_id: int | None
+    loss_comment: str | None
+    items: list[DealItemOut]
     created_at: str | None
     updated_at: str | None
     closed_at: str | None
+
+
+class PipelineStageOut(Out):
+    id: int
+    code: str
+    name: str
+    name_en: str
+    position: int
+    probability: int
+    kind: str
+    closed: bool
+    required_fields: list[str]
+
+
+class LossReasonOut(Out):
+    id: int
+    name: str
+    name_en: str
+    position: int
+    active: bool
+
+
+class PipelineOut(Out):
+    id: int
+    name: str
+    name_en: str
+    is_default: bool
+    position: int
+    stages: list[PipelineStageOut]
+    loss_reasons: list[LossReasonOut]
+
+
+class BoardColumnOut(Out):
+    stage: str
+    count: int
+    amount: str
+    items: list[DealOut]
+
+
+class BoardOut(Out):
+    pipeline: PipelineOut
+    columns: list[BoardColumnOut]
 
 
 class StageChangeOut(Out):
@@ -159,6 +286,8 @@ class ConvertOut(Out):
 class TaskOut(Out):
     id: int
     kind: str
+    kind_title_ru: str
+    kind_title_en: str
     title: str
     status: str
     due_at: str | None
@@ -173,8 +302,13 @@ class TaskOut(Out):
     deal_id: int | None
     created_by: int | None
     note: str
+    result: str | None
     created_at: str | None
     closed_at: str | None
+
+
+class TaskDoneOut(TaskOut):
+    next_task: TaskOut | None = None
 
 
 class InteractionOut(Out):
@@ -197,6 +331,9 @@ class InteractionOut(Out):
     lead_id: int | None
     deal_id: int | None
     meta: dict[str, Any]
+    contact_person: dict[str, Any] | None = Field(
+        None, description="the company's contact person who called or wrote: {id, name}"
+    )
 
 
 class StageOut(Out):

@@ -36,8 +36,10 @@ from gateway.api.common import (
     ok,
     parse_body,
     path_id,
+    read_body,
     read_capped,
 )
+from gateway.api.schemas import Empty
 from gateway.errors import ApiError, json_dumps
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
@@ -292,10 +294,12 @@ async def rules_version(request: web.Request) -> web.Response:
     summary="Make an older version of the routing rules current again (admin): saved as a "
     "new version",
     tag="rules",
+    body=Empty,
     errors=(401, 403, 404, 422),
 )
 async def restore_rules_version(request: web.Request) -> web.Response:
     _require(request, "admin")
+    await read_body(request, Empty)
     store = _store(request)
     row = await store.get(path_id(request)) if store is not None else None
     if row is None:

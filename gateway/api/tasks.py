@@ -6,8 +6,15 @@ from aiohttp import web
 
 from crm_core.services import tasks as svc
 from gateway.api.common import actor, database, ok, path_id, read_body, read_query
-from gateway.api.responses import TaskOut
-from gateway.api.schemas import TaskCreate, TaskDone, TaskListQuery, TaskPatch, TaskSnooze
+from gateway.api.responses import TaskDoneOut, TaskOut
+from gateway.api.schemas import (
+    TaskCreate,
+    TaskDone,
+    TaskListQuery,
+    TaskPatch,
+    TaskReassign,
+    TaskSnooze,
+)
 from gateway.openapi import operation
 
 __all__ = ["ROUTES"]
@@ -16,7 +23,8 @@ W = (401, 403, 404, 409, 422)
 
 
 @operation(
-    summary="List tasks (filters: assignee_id, status, due_before, links)",
+    summary="List tasks (filters: assignee_id, status, due=today|week|overdue, due_from, "
+    "due_before, links)",
     tag="tasks",
     query=TaskListQuery,
     response=TaskOut,
@@ -59,18 +67,28 @@ async def patch_task(request: web.Request) -> web.Response:
     return ok(out)
 
 
-@operation(summary="Mark a task done", tag="tasks", body=TaskDone, response=TaskOut, errors=W)
+@operation(
+    summary="Mark a task done: its result, and optionally the next task",
+    tag="tasks",
+    body=TaskDone,
+    response=TaskDoneOut,
+    errors=W,
+)
 async def done_task(request: web.Request) -> web.Response:
     task_id = path_id(request)
     body = await read_body(request, TaskDone)
+    nxt = body.next.model_dump() if body.next is not None else None
     async with database(request).transaction() as s:
-        task = await svc.complete_task(s, actor(request), task_id, body.note)
+        task, following = await svc.complete_task(
+            s, actor(request), task_id, body.note, result=body.result, next_task=nxt
+        )
         out = (await svc.task_dicts(s, [task]))[0]
+        out["next_task"] = (await svc.task_dicts(s, [following]))[0] if following else None
     return ok(out)
 
 
 @operation(
-    summary="Snooze a task: until a time, or for some minutes",
+    summary="Snooze a task: until a time, for some minutes or by a preset",
     tag="tasks",
     body=TaskSnooze,
     response=TaskOut,
@@ -87,7 +105,24 @@ async def snooze_task(request: web.Request) -> web.Response:
             until=body.until,
             minutes=body.minutes,
             until_local=body.until_local,
+            preset=body.preset,
         )
+        out = (await svc.task_dicts(s, [task]))[0]
+    return ok(out)
+
+
+@operation(
+    summary="Give a task to someone else (a supervisor: their team)",
+    tag="tasks",
+    body=TaskReassign,
+    response=TaskOut,
+    errors=W,
+)
+async def reassign_task(request: web.Request) -> web.Response:
+    task_id = path_id(request)
+    body = await read_body(request, TaskReassign)
+    async with database(request).transaction() as s:
+        task = await svc.reassign_task(s, actor(request), task_id, body.assignee_id)
         out = (await svc.task_dicts(s, [task]))[0]
     return ok(out)
 
@@ -99,4 +134,5 @@ ROUTES = [
     ("PATCH", "/tasks/{id}", patch_task),
     ("POST", "/tasks/{id}/done", done_task),
     ("POST", "/tasks/{id}/snooze", snooze_task),
+    ("POST", "/tasks/{id}/reassign", reassign_task),
 ]

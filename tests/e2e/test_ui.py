@@ -241,7 +241,19 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Switch to English").click()
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Leads", "Clients", "Deals", "Tasks", "Analytics"]
+        [
+            "Leads",
+            "Clients",
+            "Segments",
+            "Deals",
+            "Tasks",
+            "Analytics",
+            "Import",
+            "Plans",
+            "Audit",
+            "Admin",
+            "Settings",
+        ]
     )
     await expect(page.locator("main h1")).to_have_text("Leads")
     await expect(page.locator("#live-status")).to_have_text("● online")
@@ -252,7 +264,19 @@ async def test_language_switch(page: Page, ui: UI) -> None:
     await page.locator("#shell").get_by_role("button", name="Переключить на русский").click()
     await expect(page.locator("main h1")).to_have_text("Лиды")
     await expect(page.locator("#nav a")).to_have_text(
-        ["Лиды", "Клиенты", "Сделки", "Задачи", "Аналитика"]
+        [
+            "Лиды",
+            "Клиенты",
+            "Сегменты",
+            "Сделки",
+            "Задачи",
+            "Аналитика",
+            "Импорт",
+            "Планы",
+            "Журнал",
+            "Админ",
+            "Настройки",
+        ]
     )
 
 
@@ -296,6 +320,7 @@ async def test_deal_board_and_tasks_with_demo_data(page: Page, ui: UI) -> None:
     await shot(page, "tasks")
     if count:
         await tasks.first.get_by_role("button", name="Готово").click()
+        await page.locator("dialog#modal").get_by_role("button", name="Завершить").click()
         await expect(page.locator("#toasts")).to_contain_text("Задача выполнена")
         await expect(tasks).to_have_count(count - 1)
 

@@ -131,6 +131,7 @@ async def requests_per_period(
                 "by_source": Counter(),
                 "refusals": 0,
                 "refusal_reasons": Counter(),
+                "refusals_by_source": Counter(),
                 "converted": 0,
             },
         )
@@ -139,13 +140,19 @@ async def requests_per_period(
         if status == "rejected":
             p["refusals"] += 1
             p["refusal_reasons"][reason or "—"] += 1
+            p["refusals_by_source"][source] += 1
         elif status == "converted":
             p["converted"] += 1
     items = []
     for key in sorted(periods):
         p = periods[key]
         items.append(
-            {**p, "by_source": dict(p["by_source"]), "refusal_reasons": dict(p["refusal_reasons"])}
+            {
+                **p,
+                "by_source": dict(p["by_source"]),
+                "refusal_reasons": dict(p["refusal_reasons"]),
+                "refusals_by_source": dict(p["refusals_by_source"]),
+            }
         )
     return {"group": group, "items": items}
 
@@ -170,29 +177,63 @@ async def manager_activity(
         for owner, status, n in await s.execute(q):
             stats[owner]["leads"] += n
             stats[owner][f"leads_{status}"] += n
-        q = _window(
+        rows = await s.execute(
+            _window(
+                select(
+                    Interaction.user_id,
+                    Interaction.channel,
+                    Interaction.direction,
+                    Interaction.outcome,
+                    Interaction.duration_s,
+                ).where(Interaction.user_id.in_(ids)),
+                Interaction.occurred_at,
+                start,
+                end,
+            )
+        )
+        for user_id, channel, direction, outcome, duration in rows:
+            if channel == "call":
+                stats[user_id]["calls"] += 1
+                stats[user_id]["talk_s"] += duration or 0
+                if direction == "out":
+                    stats[user_id]["calls_out"] += 1
+                if outcome == "answered":
+                    stats[user_id]["calls_answered"] += 1
+            elif direction == "out":
+                stats[user_id][f"{channel}_sent"] += 1
+        # First response: the earliest outbound interaction or answered call of each lead
+        # (from the interactions, not from the column the triggers keep).
+        leads = list(
+            await s.execute(
+                _window(
+                    select(Lead.id, Lead.owner_id, Lead.created_at).where(
+                        Lead.owner_id.in_(ids), visible_leads(actor)
+                    ),
+                    Lead.created_at,
+                    start,
+                    end,
+                )
+            )
+        )
+        first: dict[int, datetime] = {}
+        for lead_id, direction, outcome, at in await s.execute(
             select(
-                Interaction.user_id,
-                Interaction.channel,
+                Interaction.lead_id,
                 Interaction.direction,
                 Interaction.outcome,
-                func.count(),
-            )
-            .where(Interaction.user_id.in_(ids))
-            .group_by(
-                Interaction.user_id, Interaction.channel, Interaction.direction, Interaction.outcome
-            ),
-            Interaction.occurred_at,
-            start,
-            end,
-        )
-        for user_id, channel, direction, outcome, n in await s.execute(q):
-            if channel == "call":
-                stats[user_id]["calls"] += n
-                if outcome == "answered":
-                    stats[user_id]["calls_answered"] += n
-            elif direction == "out":
-                stats[user_id][f"{channel}_sent"] += n
+                Interaction.occurred_at,
+            ).where(Interaction.lead_id.is_not(None))
+        ):
+            if direction == "out" or outcome == "answered":
+                if lead_id not in first or at < first[lead_id]:
+                    first[lead_id] = at
+        waits: dict[int, list[float]] = defaultdict(list)
+        for lead_id, owner, created in leads:
+            if lead_id in first:
+                waits[owner].append(max(0.0, (first[lead_id] - created).total_seconds()))
+        for owner, w in waits.items():
+            stats[owner]["first_response_n"] += len(w)
+            stats[owner]["first_response_avg_s"] = round(sum(w) / len(w))
         q = _window(
             select(Task.assignee_id, Task.status, func.count())
             .where(Task.assignee_id.in_(ids), visible_tasks(actor))
@@ -239,3 +280,183 @@ async def manager_activity(
             for u in users
         ]
     }
+
+
+# --- issue 13: sales, plan against fact, most promising clients (rows into Python) ---
+
+
+def _month_of(moment: datetime) -> tuple[int, int]:
+    return moment.year, moment.month
+
+
+async def sales(
+    s: AsyncSession, actor: Actor, start: datetime | None, end: datetime | None, group: str
+) -> dict[str, Any]:
+    from decimal import Decimal
+
+    from crm_core.models import Client, Segment
+
+    rows = list(
+        await s.execute(
+            _window(
+                select(Deal.owner_id, Deal.amount, Deal.closed_at, Deal.client_id).where(
+                    Deal.stage == "won", Deal.closed_at.is_not(None), visible_deals(actor)
+                ),
+                Deal.closed_at,
+                start,
+                end,
+            )
+        )
+    )
+    names = {u.id: u.name for u in await s.scalars(select(User))}
+    segment_of = {c.id: c.segment_id for c in await s.scalars(select(Client))}
+    segment_name = {g.id: g.name for g in await s.scalars(select(Segment))}
+    groups: dict[Any, list[Any]] = {}
+    for owner, amount, closed, client in rows:
+        if group in ("day", "week", "month"):
+            key: Any = _bucket(closed, group)
+        elif group == "manager":
+            key = owner
+        elif group == "segment":
+            key = segment_of.get(client)
+        else:
+            key = _month_of(closed)
+        g = groups.setdefault(key, [0, Decimal(0)])
+        g[0] += 1
+        g[1] += Decimal(amount or 0)
+    out: dict[str, Any] = {"group": group}
+    if group in ("day", "week", "month"):
+        items = [
+            {"key": k, "label": k, "deals": n, "amount": str(a)}
+            for k, (n, a) in sorted(groups.items())
+        ]
+    elif group in ("manager", "segment"):
+        label = (
+            (lambda k: names.get(k) or ("—" if k is None else f"#{k}"))
+            if group == "manager"
+            else (lambda k: segment_name.get(k) or "—")
+        )
+        items = [
+            {"key": k, "label": label(k), "deals": n, "amount": str(a)}
+            for k, (n, a) in groups.items()
+        ]
+        items.sort(key=lambda i: (-Decimal(i["amount"]), str(i["label"])))
+    else:
+        years = sorted({y for y, _m in groups})
+        items = []
+        for m in range(1, 13):
+            by_year = {str(y): str(groups[(y, m)][1]) for y in years if (y, m) in groups}
+            n = sum(groups[(y, m)][0] for y in years if (y, m) in groups)
+            a = sum((groups[(y, m)][1] for y in years if (y, m) in groups), Decimal(0))
+            items.append(
+                {"key": m, "label": f"{m:02d}", "deals": n, "amount": str(a), "by_year": by_year}
+            )
+        out["years"] = [str(y) for y in years]
+    out["deals"] = sum(i["deals"] for i in items)
+    out["amount"] = str(sum((Decimal(i["amount"]) for i in items), Decimal(0)))
+    out["items"] = items
+    return {k: out[k] for k in ("group", "deals", "amount", "items", "years") if k in out}
+
+
+async def plan_fact_figures(
+    s: AsyncSession, actor: Actor, start: datetime, end: datetime
+) -> dict[int, dict[str, Any]]:
+    """Per visible user: amount and deals won, calls made, meetings held in [start, end)."""
+    from decimal import Decimal
+
+    users = [
+        u
+        for u in await s.scalars(select(User).where(visible_users(actor)))
+        if u.active and u.role in ("manager", "supervisor")
+    ]
+    ids = {u.id for u in users}
+    fact: dict[int, dict[str, Any]] = {
+        i: {"amount": Decimal(0), "deals": 0, "calls": 0, "meetings": 0} for i in ids
+    }
+    for owner, amount, closed in await s.execute(
+        select(Deal.owner_id, Deal.amount, Deal.closed_at).where(
+            Deal.stage == "won", visible_deals(actor)
+        )
+    ):
+        if owner in ids and closed is not None and start <= closed < end:
+            fact[owner]["deals"] += 1
+            fact[owner]["amount"] += Decimal(amount or 0)
+    for user_id, channel, direction, at in await s.execute(
+        select(
+            Interaction.user_id, Interaction.channel, Interaction.direction, Interaction.occurred_at
+        )
+    ):
+        if user_id in ids and channel == "call" and direction == "out" and start <= at < end:
+            fact[user_id]["calls"] += 1
+    for user_id, kind, status, closed in await s.execute(
+        select(Task.assignee_id, Task.kind, Task.status, Task.closed_at).where(visible_tasks(actor))
+    ):
+        if user_id in ids and kind == "meeting" and status == "done" and closed is not None:
+            if start <= closed < end:
+                fact[user_id]["meetings"] += 1
+    return fact
+
+
+async def promising_clients(
+    s: AsyncSession, actor: Actor, now: datetime, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The ranking of docs/analytics.md, counted client by client."""
+    from crm_core.access import visible_clients
+    from crm_core.models import Client
+
+    open_order = [st.code for st in STAGES if st.code not in ("won", "lost")]
+    clients = {c.id: c for c in await s.scalars(select(Client).where(visible_clients(actor)))}
+    since = now - timedelta(days=30)
+    part: dict[int, Counter[str]] = defaultdict(Counter)
+    last: dict[int, datetime] = {}
+    rings: dict[int, list[int]] = defaultdict(list)
+    for i in await s.scalars(select(Interaction).where(Interaction.client_id.is_not(None))):
+        if i.occurred_at < since or i.client_id not in clients:
+            continue
+        p = part[i.client_id]
+        p["recent"] += 1
+        p["inbound"] += i.direction == "in"
+        last[i.client_id] = max(last.get(i.client_id, i.occurred_at), i.occurred_at)
+        if i.channel == "call" and i.direction == "out":
+            p["calls_out"] += 1
+            if i.outcome == "answered":
+                p["calls_answered"] += 1
+                if i.ring_s is not None:
+                    rings[i.client_id].append(i.ring_s)
+    open_rank: dict[int, int] = {}
+    open_amount: dict[int, float] = defaultdict(float)
+    won_amount: dict[int, float] = defaultdict(float)
+    for d in await s.scalars(select(Deal)):
+        if d.client_id not in clients:
+            continue
+        if d.stage in open_order:
+            part[d.client_id]["open_deals"] += 1
+            open_rank[d.client_id] = max(open_rank.get(d.client_id, 0), open_order.index(d.stage))
+            open_amount[d.client_id] += float(d.amount or 0)
+        elif d.stage == "won":
+            part[d.client_id]["won_deals"] += 1
+            won_amount[d.client_id] += float(d.amount or 0)
+    scored = []
+    for cid, p in part.items():
+        c = clients[cid]
+        if c.owner_id is None:
+            continue
+        activity = min(p["recent"], 10) * 3 + min(p["inbound"], 5) * 2
+        deal = open_rank.get(cid, 0) * 5 + min(open_amount[cid] / 100000.0, 20.0)
+        purchases = min(p["won_deals"], 5) * 4
+        rate = p["calls_answered"] / p["calls_out"] if p["calls_out"] else None
+        ring = sum(rings[cid]) / len(rings[cid]) if rings[cid] else None
+        answers = (rate * 15 if rate is not None else 0) + (
+            5 if ring is not None and ring <= 10 else 0
+        )
+        score = activity + deal + purchases + answers
+        if score > 0:
+            scored.append((c.owner_id, -score, cid, round(score, 1)))
+    scored.sort()
+    out: list[dict[str, Any]] = []
+    rank: Counter[int] = Counter()
+    for owner, _neg, cid, score in scored:
+        rank[owner] += 1
+        if rank[owner] <= limit:
+            out.append({"owner_id": owner, "client_id": cid, "rank": rank[owner], "score": score})
+    return out

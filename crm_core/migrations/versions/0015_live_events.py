@@ -1,7 +1,7 @@
 """live events shared between hub processes on PostgreSQL (NOTIFY carries the row id)
 
 Revision ID: 0015_live_events
-Revises: 0006_client_profile
+Revises: 0014_merge
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_live_events"
-down_revision: str | None = "0006_client_profile"
+down_revision: str | None = "0014_merge"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,6 +19,11 @@ _KNOWN = (
     ("remove_table", "_fts"),
     ("remove_index", "_name_trgm"),
     ("add_fk", "fk_leads_deal_id_deals"),
+    # SQLite only: deals' pipeline and loss-reason keys (0008_pipelines) would need a
+    # rebuild of deals, whose drop fires ON DELETE on leads, tasks and interactions; the
+    # services keep them consistent there (PostgreSQL has the real constraints)
+    ("add_fk", "fk_deals_pipeline_id_pipelines"),
+    ("add_fk", "fk_deals_loss_reason_id_loss_reasons"),
 )
 
 

@@ -240,10 +240,11 @@ async def test_one_failing_event_in_a_batch_does_not_hold_back_the_others(db: Da
     assert await count(db, Lead) == 2
 
 
-async def test_one_form_submission_costs_two_transactions(db: Database) -> None:
-    """Persist (group commit) and process: the processing transaction takes the pending
-    row itself (no claiming transaction), one event needs no savepoint, and the routing
-    pointers read once are not read again."""
+async def test_one_form_submission_costs_one_transaction(db: Database) -> None:
+    """A lone submission that waits for its lead is persisted and processed in one
+    transaction (the inbox row is written, then marked processed, before the one commit);
+    no savepoint; the routing pointers read once are not read again; the users are
+    cached (their version and the owners' loads are one read of ``routing_counters``)."""
     from sqlalchemy import event as sa_event
 
     await add_users(db)
@@ -270,7 +271,35 @@ async def test_one_form_submission_costs_two_transactions(db: Database) -> None:
     finally:
         await hub.stop()
     assert receipt.status == "processed" and receipt.lead_id is not None
-    assert seen.count("COMMIT") == 2, seen
+    assert seen.count("COMMIT") == 1, seen  # was 2 (inbox, then processing)
     assert "SAVEPOINT" not in seen, seen
     statements = [x for x in seen if x not in ("BEGIN", "COMMIT")]
-    assert len(statements) <= 13, seen  # was 17 (claim UPDATE, SAVEPOINT, RELEASE, pointer)
+    # was 17 (claim UPDATE, SAVEPOINT, RELEASE, pointer), then 13 in two transactions
+    assert len(statements) <= 9, " | ".join(seen)
+
+
+async def test_a_lone_event_that_fails_is_still_kept(db: Database) -> None:
+    """The one-transaction path rolls back with the event; the event then takes the
+    usual path: persisted, processed carefully, recorded as failed for a retry."""
+    await add_users(db)
+    hub = Hub(db, poll_interval=600)
+    await hub.start()
+    try:
+        bad = InboundEvent(
+            channel=Channel.TELEGRAM,
+            kind=EventKind.MESSAGE_EDITED,
+            external_id="bot:7:7:1",
+            occurred_at=datetime.now(UTC),
+            identities=("telegram:7",),
+            meta={"message_key": "7:7"},
+            source="bot",
+        )
+        receipt = await hub(bad, wait=True)
+        again = await hub(bad, wait=True)
+    finally:
+        await hub.stop()
+    assert receipt.status == "failed" and not receipt.duplicate
+    assert again.duplicate and again.event_id == receipt.event_id
+    async with db.sessions() as s:
+        rows = list(await s.scalars(select(InboxEvent)))
+    assert [(r.external_id, r.status, r.attempts) for r in rows] == [("bot:7:7:1", "failed", 1)]

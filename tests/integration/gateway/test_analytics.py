@@ -48,7 +48,7 @@ async def test_funnel_requests_and_managers(
     assert r.status == 200, await r.text()
     f = await (await client.get("/api/v1/analytics/funnel", headers=admin)).json()
     proposal = next(s for s in f["stages"] if s["stage"] == "proposal")
-    assert proposal["lost_here"] == 1 and proposal["loss_reasons"] == {"дорого": 1}
+    assert proposal["lost_here"] == 1 and proposal["loss_reasons"] == {"Дорого": 1}
     assert f["lost"] == 1
 
     r = await client.get("/api/v1/analytics/requests?group=month", headers=admin)

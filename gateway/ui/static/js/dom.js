@@ -96,8 +96,12 @@ export function toast(text, kind = "info") {
 /** Show an API error next to the form field it names (or at the form's foot). */
 export function showError(form, err) {
   clearErrors(form);
-  const field = err && err.field ? String(err.field).split(".")[0] : null;
-  const input = field ? form.querySelector(`[name="${CSS.escape(field)}"]`) : null;
+  const named = (name) => (name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null);
+  // "custom.size" names its own input; "phones.0" the input "phones".
+  const input = err && err.field
+    ? named(String(err.field)) || named(String(err.field).split(".")[0]) : null;
+  const fold = input ? input.closest("details") : null;
+  if (fold) fold.open = true;
   const message = (err && err.message) || String(err);
   let slot = input ? document.getElementById(input.getAttribute("aria-describedby") || "") : null;
   if (input) input.setAttribute("aria-invalid", "true");

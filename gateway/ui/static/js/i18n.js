@@ -1,4 +1,5 @@
 // Strings of the operator UI: Russian by default, English on demand.
+import { PROFILE_STRINGS } from "./i18n_profile.js";
 
 const STRINGS = {
   ru: {
@@ -13,6 +14,7 @@ const STRINGS = {
     "search.label": "Поиск клиентов", "search.placeholder": "Клиент, телефон, ИНН…",
     "nav.leads": "Лиды", "nav.clients": "Клиенты", "nav.deals": "Сделки", "nav.tasks": "Задачи",
     "nav.analytics": "Аналитика",
+    "nav.import": "Импорт",
     "an.title": "Аналитика", "an.from": "С", "an.to": "По", "an.group": "Период",
     "an.day": "по дням", "an.week": "по неделям", "an.month": "по месяцам",
     "an.funnel": "Воронка продаж",
@@ -77,6 +79,38 @@ const STRINGS = {
     "tkind.call_back": "Перезвонить", "tkind.send_offer": "Отправить КП",
     "tkind.offer_discount": "Предложить скидку", "tkind.check_payment": "Проверить оплату",
     "tkind.send_documents": "Отправить документы", "tkind.other": "Другое",
+    "tkind.meeting": "Встреча",
+    "tasks.view": "Вид", "tasks.view.day": "Мой день", "tasks.view.week": "Моя неделя",
+    "tasks.view.open": "Все открытые", "tasks.assignee": "Исполнитель", "tasks.everyone": "Все",
+    "tasks.new": "Новая задача", "tasks.newTitle": "Новая задача", "tasks.editTitle": "Изменить задачу",
+    "tasks.create": "Создать", "tasks.created": "Задача создана", "tasks.saved": "Задача сохранена",
+    "tasks.edit": "Изменить", "tasks.kind": "Тип", "tasks.titleLabel": "Что сделать",
+    "tasks.remind": "Напомнить", "tasks.remind0": "в срок", "tasks.remind15": "за 15 минут",
+    "tasks.remind60": "за час", "tasks.remind1440": "за день", "tasks.remindAt": "Напоминание",
+    "tasks.link": "Связана с", "tasks.linkClient": "Клиент", "tasks.linkLead": "Лид",
+    "tasks.linkDeal": "Сделка", "tasks.linkId": "Номер (ID)", "tasks.note": "Заметка",
+    "tasks.email": "Написать", "tasks.noEmail": "Нет адреса, чтобы написать",
+    "tasks.completeTitle": "Завершить задачу", "tasks.complete": "Завершить",
+    "tasks.result": "Результат", "tasks.planNext": "Запланировать следующую задачу",
+    "tasks.markedNext": "Задача выполнена, следующая запланирована",
+    "tasks.snoozeTitle": "Отложить задачу", "tasks.snoozeUntil": "До",
+    "tasks.preset.15m": "на 15 минут", "tasks.preset.1h": "на час", "tasks.preset.3h": "на 3 часа",
+    "tasks.preset.tomorrow": "на завтра, 10:00", "tasks.preset.next_week": "на понедельник, 10:00",
+    "tasks.preset.pick": "выбрать время…",
+    "bulk.title": "Массовые действия", "bulk.selected": "Выбрано: {n}",
+    "bulk.all": "Все по фильтру ({n})", "bulk.page": "Выбрать всех на странице",
+    "bulk.pick": "Выбрать: {name}", "bulk.action": "Действие", "bulk.apply": "Применить…",
+    "bulk.run": "Запустить", "bulk.progress": "Выполнение",
+    "bulk.action.tasks": "Запланировать задачи", "bulk.action.owner": "Сменить ответственного",
+    "bulk.action.status": "Поставить статус", "bulk.action.tag_add": "Добавить метку",
+    "bulk.action.tag_remove": "Убрать метку", "bulk.action.segment_add": "Добавить в сегмент",
+    "bulk.action.segment_remove": "Убрать из сегмента",
+    "bulk.startDate": "Начиная с", "bulk.perDay": "Не больше задач на менеджера в день",
+    "bulk.assignee": "Исполнитель", "bulk.eachOwner": "Ответственный каждого клиента",
+    "bulk.tag": "Метка",
+    "bulk.status.queued": "В очереди…", "bulk.status.running": "Выполняется: {processed} из {total}",
+    "bulk.status.done": "Готово: обработано {processed} из {total}, пропущено {skipped}",
+    "bulk.status.failed": "Ошибка: обработано {processed} из {total}",
     "call.button": "Позвонить", "call.number": "Номер",
     "call.started": "Звоним: сначала ваш телефон, затем клиент",
     "live.title": "События", "live.notify": "Включить уведомления",
@@ -130,6 +164,7 @@ const STRINGS = {
     "search.label": "Search clients", "search.placeholder": "Client, phone, INN…",
     "nav.leads": "Leads", "nav.clients": "Clients", "nav.deals": "Deals", "nav.tasks": "Tasks",
     "nav.analytics": "Analytics",
+    "nav.import": "Import",
     "an.title": "Analytics", "an.from": "From", "an.to": "To", "an.group": "Period",
     "an.day": "by day", "an.week": "by week", "an.month": "by month",
     "an.funnel": "Sales funnel",
@@ -194,6 +229,38 @@ const STRINGS = {
     "tkind.call_back": "Call back", "tkind.send_offer": "Send an offer",
     "tkind.offer_discount": "Offer a discount", "tkind.check_payment": "Check payment",
     "tkind.send_documents": "Send documents", "tkind.other": "Other",
+    "tkind.meeting": "Meeting",
+    "tasks.view": "View", "tasks.view.day": "My day", "tasks.view.week": "My week",
+    "tasks.view.open": "All open", "tasks.assignee": "Assignee", "tasks.everyone": "Everyone",
+    "tasks.new": "New task", "tasks.newTitle": "New task", "tasks.editTitle": "Edit the task",
+    "tasks.create": "Create", "tasks.created": "Task created", "tasks.saved": "Task saved",
+    "tasks.edit": "Edit", "tasks.kind": "Kind", "tasks.titleLabel": "What to do",
+    "tasks.remind": "Remind", "tasks.remind0": "at the due time", "tasks.remind15": "15 minutes before",
+    "tasks.remind60": "an hour before", "tasks.remind1440": "a day before", "tasks.remindAt": "Reminder",
+    "tasks.link": "Linked to", "tasks.linkClient": "Client", "tasks.linkLead": "Lead",
+    "tasks.linkDeal": "Deal", "tasks.linkId": "Number (ID)", "tasks.note": "Note",
+    "tasks.email": "Email", "tasks.noEmail": "No address to write to",
+    "tasks.completeTitle": "Complete the task", "tasks.complete": "Complete",
+    "tasks.result": "Result", "tasks.planNext": "Plan the next task",
+    "tasks.markedNext": "Task done, the next one planned",
+    "tasks.snoozeTitle": "Snooze the task", "tasks.snoozeUntil": "Until",
+    "tasks.preset.15m": "for 15 minutes", "tasks.preset.1h": "for an hour", "tasks.preset.3h": "for 3 hours",
+    "tasks.preset.tomorrow": "until tomorrow, 10:00", "tasks.preset.next_week": "until Monday, 10:00",
+    "tasks.preset.pick": "pick a time…",
+    "bulk.title": "Mass actions", "bulk.selected": "Selected: {n}",
+    "bulk.all": "All matching the filter ({n})", "bulk.page": "Select everyone on the page",
+    "bulk.pick": "Select: {name}", "bulk.action": "Action", "bulk.apply": "Apply…",
+    "bulk.run": "Run", "bulk.progress": "Progress",
+    "bulk.action.tasks": "Plan tasks", "bulk.action.owner": "Change the owner",
+    "bulk.action.status": "Set the status", "bulk.action.tag_add": "Add a tag",
+    "bulk.action.tag_remove": "Remove a tag", "bulk.action.segment_add": "Add to a segment",
+    "bulk.action.segment_remove": "Remove from a segment",
+    "bulk.startDate": "Starting on", "bulk.perDay": "At most tasks per manager per day",
+    "bulk.assignee": "Assignee", "bulk.eachOwner": "Each client's owner",
+    "bulk.tag": "Tag",
+    "bulk.status.queued": "Queued…", "bulk.status.running": "Running: {processed} of {total}",
+    "bulk.status.done": "Done: {processed} of {total} processed, {skipped} skipped",
+    "bulk.status.failed": "Failed: {processed} of {total} processed",
     "call.button": "Call", "call.number": "Number",
     "call.started": "Calling: your phone first, then the client",
     "live.title": "Events", "live.notify": "Enable notifications",
@@ -237,7 +304,10 @@ const STRINGS = {
   },
 };
 
+for (const [code, table] of Object.entries(PROFILE_STRINGS)) Object.assign(STRINGS[code], table);
+
 export const LANGS = Object.keys(STRINGS);
+
 const KEY = "crmhub.lang";
 let lang = STRINGS[localStorage.getItem(KEY)] ? localStorage.getItem(KEY) : "ru";
 const listeners = new Set();
@@ -291,4 +361,11 @@ export function plural(n, key) {
   if (b === 1) return one;
   if (b >= 2 && b <= 4) return few;
   return many;
+}
+
+/** More strings from a view's own module: `{ru: {...}, en: {...}}` (keeps this file small). */
+export function addStrings(table) {
+  for (const [code, strings] of Object.entries(table)) {
+    if (STRINGS[code]) Object.assign(STRINGS[code], strings);
+  }
 }

@@ -1,6 +1,7 @@
 // Leads: newest first, filters by status and source; reject with a reason; convert.
 import { api } from "./api.js";
 import { callButton } from "./call.js";
+import { decimal, loadPipelines, nameOf } from "./dealform.js";
 import { clear, field, fmtDate, h, select, toast } from "./dom.js";
 import { t, tOr } from "./i18n.js";
 import { openForm } from "./modal.js";
@@ -93,19 +94,27 @@ function leadRow(lead, reload) {
   );
 }
 
-export function convert(lead, reload) {
+export async function convert(lead, reload) {
   const kind = select("kind", [["person", t("leads.person")], ["company", t("leads.company")]],
     lead.company ? "company" : "person");
   const name = h("input", { name: "name", value: lead.company || lead.name || "", required: true });
   const deal = h("input", { name: "deal_title", value: lead.title || "" });
   const amount = h("input", { name: "amount", inputmode: "decimal" });
+  const pipelines = await loadPipelines().catch(() => []);
+  const byDefault = pipelines.find((p) => p.is_default) || pipelines[0];
+  const pipeline = pipelines.length > 1
+    ? select("pipeline_id", pipelines.map((p) => [String(p.id), nameOf(p)]), String(byDefault.id))
+    : null;
   openForm(t("leads.convertTitle"),
     [field(t("leads.kind"), kind), field(t("leads.clientName"), name),
-      field(t("leads.dealTitle"), deal), field(t("leads.amount"), amount)],
+      field(t("leads.dealTitle"), deal),
+      pipeline ? field(t("deal.pipeline"), pipeline) : null,
+      field(t("leads.amount"), amount)],
     async (v) => {
       const body = { kind: v.kind, name: v.name };
       if (v.deal_title) body.deal_title = v.deal_title;
-      if (v.amount) body.amount = v.amount.replace(",", ".").replace(/\s/g, "");
+      if (v.amount) body.amount = decimal(v.amount);
+      if (v.pipeline_id) body.pipeline_id = Number(v.pipeline_id);
       const out = await api("POST", `/leads/${lead.id}/convert`, { body });
       toast(t("leads.converted", { name: out.client.name }), "ok");
       await reload();

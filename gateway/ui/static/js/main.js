@@ -1,16 +1,22 @@
 // Entry point: sign-in, navigation (hash routes), language switch, the live connection.
 import { renderAdmin } from "./admin.js";
 import { renderAnalytics } from "./analytics.js";
+import { renderAudit } from "./audit.js";
 import { api, getToken, setToken } from "./api.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
 import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
+import { renderDealCard } from "./dealcard.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
+import { renderImport } from "./importer.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
+import { renderSettings } from "./settings.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
+import { renderPlans } from "./plans.js";
 import { loadUsers, state } from "./state.js";
+import { renderSegment, renderSegments } from "./segments.js";
 import { renderTasks } from "./tasks.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,9 +28,16 @@ const ROUTES = [
   [/^#\/clients(?:\?q=(.*))?$/, (m, q) => renderClients(m, q === undefined ? undefined : decoded(q))],
   [/^#\/clients\/(\d+)$/, (m, id) => renderClientCard(m, id)],
   [/^#\/deals$/, (m) => renderDeals(m)],
+  [/^#\/deals\/(\d+)$/, (m, id) => renderDealCard(m, id)],
   [/^#\/tasks$/, (m) => renderTasks(m)],
   [/^#\/analytics$/, (m) => renderAnalytics(m)],
   [/^#\/admin(?:\/(\w+))?$/, (m, tab) => renderAdmin(m, tab)],
+  [/^#\/segments$/, (m) => renderSegments(m)],
+  [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
+  [/^#\/plans$/, (m) => renderPlans(m)],
+  [/^#\/audit$/, (m) => renderAudit(m)],
+  [/^#\/import$/, (m) => renderImport(m)],
+  [/^#\/settings$/, (m) => renderSettings(m)],
 ];
 
 function decoded(text) {
@@ -73,6 +86,8 @@ async function enter(token) {
   await loadUsers();
   $("signin").hidden = true;
   $("shell").hidden = false;
+  // The audit log is for admins and supervisors.
+  document.querySelector('#nav a[data-view="audit"]').hidden = me.role === "manager";
   renderMe();
   $("nav-admin").hidden = !["admin", "supervisor"].includes(me.role);
   if (live) live.stop();
@@ -98,6 +113,7 @@ function renderMe() {
     h("span", { class: "muted" }, ` · ${t(`role.${state.me.role}`)}`),
     state.me.extension ? h("span", { class: "muted" }, ` · ☎ ${state.me.extension}`) : null);
   $("me").title = $("me").textContent;
+  $("nav-settings").hidden = state.me.role !== "admin";
 }
 
 function signOut() {

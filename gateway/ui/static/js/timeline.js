@@ -26,6 +26,7 @@ function timelineItem(i, composer) {
     h("span", { class: "tl-icon", "aria-hidden": "true" }, ICONS[i.channel] || "•"),
     h("strong", {}, tOr(`tl.${i.channel}`, i.channel)),
     h("span", { class: "muted" }, ` · ${t(i.direction === "out" || i.direction === "outbound" ? "tl.out" : "tl.in")}`),
+    i.contact_person ? h("span", { class: "tl-person" }, ` · ${t("tl.contactPerson", { name: i.contact_person.name })}`) : null,
     h("time", { datetime: i.occurred_at || "" }, fmtDate(i.occurred_at)));
   const parts = [head];
   if (i.channel === "call") {
