@@ -37,6 +37,7 @@ from crm_core.imports.mapping import Mapping
 from crm_core.imports.table import Limits, Table, open_table
 from crm_core.services.clients import validate_inn
 from crm_core.services.common import Invalid
+from crm_core.services.requisites import validate_kpp, validate_ogrn
 
 __all__ = ["ClientRow", "Sheet", "preview_clients", "read_clients"]
 
@@ -46,7 +47,6 @@ _EMAIL_SPLIT = re.compile(r"[,;\s]+")
 _LIST_SPLIT = re.compile(r"\s*[;\n]\s*")
 _TAG_SPLIT = re.compile(r"\s*[;,\n]\s*")
 _PERSON = re.compile(r"^(?P<name>[^()]+?)\s*(?:\((?P<pos>[^()]*)\))?$")
-_KPP = re.compile(r"^\d{4}[\dA-Z]{2}\d{3}$")
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 _KINDS = {
     "company": (
@@ -286,13 +286,6 @@ def _phones(value: str) -> list[ParsedPhone]:
     return extract_phones(value)
 
 
-def _ogrn_ok(digits: str) -> bool:
-    if not digits.isdigit() or len(digits) not in (13, 15):
-        return False
-    body, check = int(digits[:-1]), int(digits[-1])
-    return body % (11 if len(digits) == 13 else 13) % 10 == check
-
-
 def _persons(value: str) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for part in _LIST_SPLIT.split(value):
@@ -389,7 +382,9 @@ def _parse_cell(row: ClientRow, name: str, value: str, numeric: bool, catalog: C
         kpp = _SPACES.sub("", value).upper()
         if numeric and kpp.isdigit() and len(kpp) == 8:
             kpp = "0" + kpp
-        if not _KPP.match(kpp):
+        try:
+            kpp = validate_kpp(kpp)
+        except Invalid:
             _err(
                 row,
                 name,
@@ -401,7 +396,9 @@ def _parse_cell(row: ClientRow, name: str, value: str, numeric: bool, catalog: C
             row.kpp = kpp
     elif parse == "ogrn":
         ogrn = _SPACES.sub("", value)
-        if not _ogrn_ok(ogrn):
+        try:
+            ogrn = validate_ogrn(ogrn)
+        except Invalid:
             _err(
                 row,
                 name,
