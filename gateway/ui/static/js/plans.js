@@ -28,6 +28,9 @@ addStrings({
 
 const FIGURES = ["amount", "deals", "calls", "meetings"];
 let current = new Date().toISOString().slice(0, 7);
+// Only the answer to the latest request is drawn: a slow first load must not replace the
+// grid of the period asked for next while someone is already typing into it.
+let loading = 0;
 
 export async function renderPlans(main) {
   const input = h("input", {
@@ -56,14 +59,17 @@ function cell(row, key, i) {
 }
 
 async function load(body, periodForm) {
+  const mine = ++loading;
   let data;
   try {
     data = await api("GET", "/plans", { query: { period: current } });
   } catch (e) {
+    if (mine !== loading) return;
     showError(periodForm, e);
     clear(body);
     return;
   }
+  if (mine !== loading) return;
   const rows = [
     ...data.teams.map((r) => ({ ...r, kind: "team", name: `${r.team} (${t("plans.team")})` })),
     ...data.users.map((r) => ({ ...r, kind: "user" })),
@@ -72,7 +78,9 @@ async function load(body, periodForm) {
     dataset: { kind: r.kind, userId: r.user_id ? String(r.user_id) : "", team: r.team || "" },
   }, h("td", {}, r.name), FIGURES.map((k) => cell(r, k, i))));
   const form = h("form", { class: "plans-form", novalidate: true },
-    h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "plans-table" },
+    h("div", { class: "table-wrap" }, h("table", {
+      class: "grid", id: "plans-table", dataset: { period: data.period },
+    },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("plans.who")),
         FIGURES.map((k) => h("th", { scope: "col", class: "num" }, t(`plans.${k}`))))),
       h("tbody", {}, trs))),
