@@ -55,12 +55,8 @@ def token_of(link: str) -> str:
     return parse_qs(urlsplit(link).query)["token"][0]
 
 
-async def set_password(
-    client: TestClient[Any, Any], token: str, password: str
-) -> tuple[int, Any]:
-    r = await client.post(
-        "/api/v1/auth/set-password", json={"token": token, "password": password}
-    )
+async def set_password(client: TestClient[Any, Any], token: str, password: str) -> tuple[int, Any]:
+    r = await client.post("/api/v1/auth/set-password", json={"token": token, "password": password})
     return r.status, await r.json()
 
 
@@ -91,8 +87,8 @@ async def test_an_invitation_link_sets_the_password_once(
         row = await s.scalar(select(AuthLink).where(AuthLink.user_id == invited["id"]))
         assert row is not None and row.token_hash == hash_secret(token)
         assert token not in row.token_hash and row.purpose == "invite"
-        assert timedelta(hours=23, minutes=59) < row.expires_at - row.created_at <= timedelta(
-            hours=24
+        assert (
+            timedelta(hours=23, minutes=59) < row.expires_at - row.created_at <= timedelta(hours=24)
         )
     # the page behind the link is the UI's page
     r = await client.get(f"/ui/set-password?token={token}")
@@ -207,7 +203,10 @@ async def test_a_reset_ends_every_session_and_forgot_tells_nothing(
 
 
 async def test_links_go_out_by_email_through_the_outbox(
-    db_url: str, tmp_path: Path, aiohttp_client: Any, smtp: SmtpTestServer,
+    db_url: str,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    smtp: SmtpTestServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     smtp_settings = {
