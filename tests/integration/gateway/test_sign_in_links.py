@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
+import email.header
 import io
 import json
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from sqlalchemy import select, update
 
 from crm_core.models import AuditEntry, AuthLink, OutboxCommand, User, utcnow
 from crm_core.services.auth import hash_secret
+from gateway.api.auth import BACKGROUND
 from gateway.api.keys import DB
 from gateway.app import create_app
 from gateway.cli import main
@@ -173,14 +175,9 @@ async def test_a_reset_ends_every_session_and_forgot_tells_nothing(
         answers.append((r.status, await r.json()))
     assert answers[0] == answers[1] == answers[2] and answers[0][0] == 202
 
-    async def issued() -> bool:
-        async with client.app[DB].sessions() as s:
-            found = await s.scalar(select(AuthLink.id).where(AuthLink.purpose == "reset"))
-            return found is not None
-
-    await until(issued, what="a reset link for anna")
-    async with client.app[DB].sessions() as s:
-        assert len(list(await s.scalars(select(AuthLink)))) == 1  # none for the unknown email
+    await asyncio.gather(*client.app[BACKGROUND])
+    async with client.app[DB].sessions() as s:  # no SMTP: nobody would get a link
+        assert await s.scalar(select(AuthLink.id)) is None
 
     # without SMTP the admin prints the link (the last stdout line)
     monkeypatch.setenv("CRMHUB_DATABASE_URL", db_url)
@@ -266,6 +263,28 @@ async def test_links_go_out_by_email_through_the_outbox(
 
     await until(second, 30.0, what="the CLI invitation email")
     assert smtp.messages[1].rcpt_tos == ["vera@example.ru"]
+
+    # forgot: a reset mail for an active user, nothing for an unknown email, same answer
+    answers = []
+    for who in ("ghost@example.ru", "vera@example.ru"):
+        r = await client.post("/api/v1/auth/forgot", json={"email": who})
+        answers.append((r.status, await r.json()))
+    assert answers[0] == answers[1] and answers[0][0] == 202
+    await asyncio.gather(*client.app[BACKGROUND])
+
+    async def third() -> bool:
+        return len(smtp.messages) >= 3
+
+    await until(third, 30.0, what="the reset email")
+    assert [m.rcpt_tos for m in smtp.messages] == [
+        ["petr@example.ru"],
+        ["vera@example.ru"],
+        ["vera@example.ru"],
+    ]
+    reset = email.message_from_bytes(smtp.messages[2].data)
+    assert "Reset" in str(reset["Subject"]) or "Сброс" in str(
+        email.header.make_header(email.header.decode_header(reset["Subject"]))
+    )
 
 
 async def test_the_cli_invites_and_prints_the_link_without_smtp(
