@@ -665,6 +665,20 @@ async def load(url: str, sizes: Sizes) -> Truth:
             u["token_hash"] = hashlib.sha256(token_of(u["id"]).encode()).hexdigest()
             users.append(u)
         await writer.write(m.User.__table__, iter(users))
+        # the tokens authenticate as API tokens (0018_auth)
+        tokens = [
+            {
+                "id": u["id"],
+                "user_id": u["id"],
+                "name": "bench",
+                "token_hash": u["token_hash"],
+                "scope": "full",
+                "origin": "admin",
+                "created_at": u.get("created_at") or datetime.now(UTC),
+            }
+            for u in users
+        ]
+        await writer.write(m.ApiToken.__table__, iter(tokens))
         segments = [{"id": i, "name": f"Сегмент {i}"} for i in range(1, 6)]
         await writer.write(m.Segment.__table__, iter(segments))
         await writer.write(m.Client.__table__, gen.clients())

@@ -29,6 +29,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.services.auth import create_token
 from crm_core.services.pipelines import create_pipeline, default_pipeline, load_funnel
 
 __all__ = ["load_demo"]
@@ -237,19 +238,20 @@ async def load_demo(db: Database) -> dict[str, Any]:
         tokens: dict[str, str] = {}
         users: list[User] = []
         for email, name, role, team, ext in MANAGERS:
-            token = secrets.token_urlsafe(32)
             u = User(
                 email=email,
                 name=name,
                 role=role,
                 team=team,
                 extension=ext,
-                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
             )
             s.add(u)
             users.append(u)
-            tokens[email] = token
         await s.flush()
+        for u in users:  # an API token each (origin admin, as `users add` gives)
+            issued, tokens[u.email] = await create_token(s, u, "API token", origin="admin")
+            u.token_hash = issued.token_hash
         funnels = await _demo_pipelines(s, users[0])
         managers = [u for u in users if u.role == "manager"]
         clients: list[Client] = []

@@ -27,8 +27,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApiToken",
     "AttachmentRow",
     "AuditEntry",
+    "AuthFailure",
+    "AuthLink",
+    "AuthSession",
     "Base",
     "Client",
     "ClientStatus",
@@ -123,7 +127,12 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))  # admin | supervisor | manager
     team: Mapped[str | None] = mapped_column(String(100), index=True)
     extension: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # The SHA-256 of the token ``users add`` / ``rotate-token`` issued (that token is an
+    # ``ApiToken`` now, which is what authenticates); kept as the key that signs
+    # recording links.  A user invited without a token holds the hash of a random value.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # argon2id hash (crm_core/services/auth.py); None until the user sets a password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
     working_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -717,8 +726,9 @@ class LiveEventRow(Base):
 
 class LiveTicket(Base):
     """A single-use ticket that opens one live stream (``/live``, ``/live/sse``) without
-    the API token in the URL.  Only its SHA-256 is stored; it holds the hash of the
-    token it was issued for, so rotating the token voids it."""
+    the API token in the URL.  Only its SHA-256 is stored; ``token_hash`` holds the
+    credential it was issued for (``t:<api token id>`` or ``s:<session id>``), so
+    revoking the token or ending the session voids it."""
 
     __tablename__ = "live_tickets"
     ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -764,6 +774,71 @@ class ImportLink(Base):
     action: Mapped[str] = mapped_column(String(10))
     field: Mapped[str | None] = mapped_column(String(50))
     value: Mapped[Any | None] = mapped_column(JSON)
+
+
+# --- sign-in: passwords, sessions, invitation/reset links, API tokens (0018_auth) ---
+
+
+class ApiToken(Base):
+    """A personal access token for an integration: only its SHA-256 is stored.
+    ``scope`` read (GET/HEAD only) or full (everything the user may do); ``origin``
+    user (made in the profile/API), admin (``users add``, ``rotate-token``) or migrated
+    (the ``users.token_hash`` of a user created before 0018)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(10), default="full")
+    origin: Mapped[str] = mapped_column(String(10), default="user")
+    expires_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuthSession(Base):
+    """A browser's sign-in: the cookie's SHA-256, its CSRF token, where it came from.
+    Ended sessions are deleted (the audit log keeps the record)."""
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(200), default="")
+    user_agent: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the absolute lifetime
+
+
+class AuthLink(Base):
+    """A single-use link to set a password (``invite``) or reset it (``reset``): only
+    the SHA-256 of its token is stored; ``used_at`` once redeemed."""
+
+    __tablename__ = "auth_links"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+
+
+class AuthFailure(Base):
+    """A failed sign-in, keyed ``email:<address>`` or ``ip:<address>``: the rate limit
+    counts them over the last minute (shared by every hub process)."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 # --- Two-factor sign-in (issue 16, TOTP): secrets, recovery codes, sign-in challenges ---

@@ -258,8 +258,8 @@ class OutboxWorker:
     async def _log_sent(
         self, s: AsyncSession, row: OutboxCommand, result: OutboundResult
     ) -> int | None:
-        if row.kind not in LOGGED:
-            return None
+        if row.kind not in LOGGED or row.payload.get("private"):
+            return None  # private: a sign-in link, never shown on a timeline
         exists = await s.scalar(select(Interaction.id).where(Interaction.outbox_id == row.id))
         if exists is not None:  # sent again after a lost result: logged once
             return exists

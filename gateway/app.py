@@ -62,7 +62,7 @@ async def _first_admin_hint(db: Database) -> None:
     log.warning(
         "no_users_yet",
         message=f"create the first admin: {FIRST_ADMIN_COMMAND} "
-        f"(it prints the API token to sign in with) / создайте первого администратора",
+        f"(it prints a link to set the password) / создайте первого администратора",
     )
 
 

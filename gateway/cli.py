@@ -155,6 +155,54 @@ def cmd_users_state(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(exc))
 
 
+def cmd_users_invite(args: argparse.Namespace, settings: Settings) -> int:
+    """users invite EMAIL --role R: the user (no password yet), then the link to set it;
+    emailed through the outbox when [smtp] is configured, else the last line is
+    ``{"link": ...}`` (with ``--print-link`` it is printed either way)."""
+    from crm_core.services.auth import issue_link
+    from crm_core.services.users import invite_user, user_dict
+    from gateway.api.auth import link_url, send_link_mail
+
+    async def run(db: Database) -> int:
+        async with db.transaction() as s:
+            user = await invite_user(s, args.email, args.role, name=args.name, team=args.team)
+            link, token = await issue_link(s, user, "invite", actor=None)
+            url = link_url(settings, token)
+            emailed = await send_link_mail(s, settings, user, link, url)
+            out = {**user_dict(user), "emailed": emailed}
+        _print(out)
+        if not emailed or args.print_link:
+            _print({"link": url})
+        return 0
+
+    try:
+        return asyncio.run(_with_db(settings, run))
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
+def cmd_users_reset_link(args: argparse.Namespace, settings: Settings) -> int:
+    """users reset-link EMAIL: a single-use link (24 h) to set a new password, printed
+    as ``{"link": ...}`` for the admin to hand over; earlier links of the user stop."""
+    from crm_core.services.auth import issue_link
+    from crm_core.services.users import user_by_email
+    from gateway.api.auth import link_url
+
+    async def run(db: Database) -> int:
+        async with db.transaction() as s:
+            user = await user_by_email(s, args.email)
+            if not user.active:
+                return _fail(f"{user.email} is deactivated: activate the user first")
+            _link, token = await issue_link(s, user, "reset", actor=None)
+        _print({"link": link_url(settings, token)})
+        return 0
+
+    try:
+        return asyncio.run(_with_db(settings, run))
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
 def cmd_forms_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.services.forms import create_form
 
@@ -273,7 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="sub", required=True)
-    ua = users.add_parser("add", help="add a user and print its API token")
+    ui = users.add_parser(
+        "invite", help="add a user without a password and send (or print) a link to set it"
+    )
+    ui.add_argument("email")
+    ui.add_argument("--role", required=True, choices=["admin", "supervisor", "manager"])
+    ui.add_argument("--name")
+    ui.add_argument("--team")
+    ui.add_argument(
+        "--print-link", action="store_true", help="print the link even when it is emailed"
+    )
+    ui.set_defaults(func=cmd_users_invite)
+    ur = users.add_parser("reset-link", help="print a single-use link (24 h) to set a new password")
+    ur.add_argument("email")
+    ur.set_defaults(func=cmd_users_reset_link)
+    ua = users.add_parser("add", help="add a user and print an API token (for integrations)")
     ua.add_argument("email")
     ua.add_argument("--role", required=True, choices=["admin", "supervisor", "manager"])
     ua.add_argument("--name")
@@ -281,9 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--team")
     ua.set_defaults(func=cmd_users_add)
     for name, text in (
-        ("deactivate", "refuse the user's token; open live streams close within seconds"),
-        ("activate", "let a deactivated user in again (same token)"),
-        ("rotate-token", "give the user a new API token (printed once); the old one stops"),
+        (
+            "deactivate",
+            "refuse the user's tokens, end their sessions; live streams close within seconds",
+        ),
+        ("activate", "let a deactivated user in again (same tokens; they sign in anew)"),
+        (
+            "rotate-token",
+            "give the user a new API token (printed once); the one users add gave stops",
+        ),
     ):
         us = users.add_parser(name, help=text)
         us.add_argument("email")

@@ -50,11 +50,18 @@ _STATUS: dict[type[ServiceError], int] = {
 class ApiError(Exception):
     """An error a handler raises with its HTTP status."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
 
 def json_error(
@@ -105,7 +112,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.message, exc.field)
+        resp = json_error(exc.status, exc.message, exc.field)
+        resp.headers.update(exc.headers)
+        return resp
     except ServiceError as exc:
         status = next((v for k, v in _STATUS.items() if isinstance(exc, k)), 400)
         return json_error(status, exc.message, exc.field, getattr(exc, "message_ru", None))

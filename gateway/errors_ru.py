@@ -31,6 +31,8 @@ _ENTITY = {
     "segment": "сегмент",
     "status": "статус",
     "contact": "контактное лицо",
+    "session": "сеанс",
+    "token": "токен",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -392,6 +394,61 @@ _CATALOGUE: list[tuple[str, str]] = [
     (r"unknown field \(known: (?P<k>.*)\)", "неизвестное поле (допустимы: {k})"),
     (r"must be 'this' or 'other'", "допустимы 'this' или 'other'"),
     (r"filter: expected KEY=VALUE, got (?P<v>.*)", "filter: нужно КЛЮЧ=ЗНАЧЕНИЕ, а не {v}"),
+    # sign-in (gateway/auth.py, gateway/api/auth.py, crm_core/services/auth.py)
+    (r"wrong email or password", "неверная почта или пароль"),
+    (
+        r"too many failed sign-ins: try again in (?P<n>\d+) seconds",
+        "слишком много неудачных попыток входа: попробуйте снова через {n} с",
+    ),
+    (
+        r"missing or wrong X-CSRF-Token header: .*",
+        "нет заголовка X-CSRF-Token или он неверен: изменения в сеансе входа требуют CSRF-токен сеанса",
+    ),
+    (
+        r"authentication required: sign in, or send Authorization: Bearer <token>",
+        "нужно войти (или передать заголовок Authorization: Bearer <токен>)",
+    ),
+    (r"your session has ended: sign in again", "сеанс завершён: войдите снова"),
+    (r"invalid API token", "неверный API-токен"),
+    (r"this API token has expired", "срок действия API-токена истёк"),
+    (
+        r"this API token has the read scope: it may only read \(GET\)",
+        "у этого API-токена доступ только на чтение: разрешены лишь запросы GET",
+    ),
+    (
+        r"this link is not valid: ask your administrator for a new one",
+        "ссылка недействительна: попросите у администратора новую",
+    ),
+    (r"this link was already used: ask for a new one", "ссылка уже использована: запросите новую"),
+    (r"this link has expired: ask for a new one", "срок действия ссылки истёк: запросите новую"),
+    (r"at least (?P<n>\d+) characters, please", "не короче {n} символов"),
+    (r"at most (?P<n>\d+) characters", "не длиннее {n} символов"),
+    (r"too simple, it repeats a few characters", "слишком простой: повторяет несколько символов"),
+    (
+        r"this is one of the most common passwords, choose another",
+        "это один из самых распространённых паролей, выберите другой",
+    ),
+    (r"must not be your email", "не должен совпадать с вашей почтой"),
+    (r"password must be a string", "пароль должен быть строкой"),
+    (r"the current password is wrong", "текущий пароль неверен"),
+    (
+        r"changing the password needs a signed-in session, not an API token",
+        "сменить пароль можно только после входа в систему, не по API-токену",
+    ),
+    (
+        r"making an API token needs a signed-in session, not an API token",
+        "создать API-токен можно только после входа в систему, не по API-токену",
+    ),
+    (r"(?P<a>\d+) to (?P<b>\d+) characters", "от {a} до {b} символов"),
+    (r"must be in the future", "должно быть в будущем"),
+    (r"at most ten years ahead", "не дальше чем на десять лет вперёд"),
+    (
+        r"give a time zone \(e\.g\. (?P<e>\S+)\)",
+        "укажите часовой пояс (например, {e})",
+    ),
+    (
+        r"this user is deactivated: activate the user first",
+        "сотрудник отключён: сначала включите его",
     # two-factor sign-in (issue 16)
     (
         r"two-factor sign-in is already on; turn it off first",

@@ -2,11 +2,12 @@
 (Server-Sent Events), filtered to what the user may see.
 
 Authentication: ``Authorization: Bearer <token>`` (API clients), or ``?ticket=`` from
-``POST /api/v1/live/ticket`` (browsers: a single-use ticket valid 30 s, so the token
-never appears in a URL).  Each stream remembers its user and the hash of the token it
-was opened with; every ``live_recheck_seconds`` one query compares them with the users
-table and closes the streams of a deactivated user or a rotated token (the admin API
-closes them at once in its own process).  On shutdown every stream ends cleanly.
+``POST /api/v1/live/ticket`` (browsers, with their sign-in session or a token: a
+single-use ticket valid 30 s, so no secret appears in a URL).  Each stream remembers
+its user and the credential it was opened with (``t:<api token id>`` or
+``s:<session id>``); every ``live_recheck_seconds`` a query checks them and closes the
+streams of a deactivated user, a revoked or expired token, or an ended session (the
+API closes them at once in its own process).  On shutdown every stream ends cleanly.
 """
 
 from __future__ import annotations
@@ -23,11 +24,18 @@ from sqlalchemy import select
 
 from crm_core.live import LiveEvent, LiveHub, Subscription, SubscriptionClosed
 from crm_core.models import User
-from crm_core.services.users import redeem_live_ticket, user_by_token
+from crm_core.services.auth import (
+    SessionPolicy,
+    TokenRefused,
+    authenticate_token,
+    valid_credentials,
+)
+from crm_core.services.users import redeem_live_ticket
 from gateway.api.keys import DB
 from gateway.keys import LIVE, SETTINGS
+from gateway.sessions import session_policy
 
-__all__ = ["REVOKED", "close_streams_of", "may_see", "setup_live"]
+__all__ = ["REVOKED", "close_streams", "close_streams_of", "may_see", "setup_live"]
 
 HEARTBEAT = 20.0
 REVOKED = "revoked"
@@ -78,22 +86,33 @@ def _unauthorized(message: str) -> web.HTTPUnauthorized:
     )
 
 
-async def _auth(request: web.Request) -> User:
+def _policy(request: web.Request) -> SessionPolicy:
+    return session_policy(request.app.get(SETTINGS))
+
+
+async def _auth(request: web.Request) -> tuple[User, str]:
+    """The user and the credential (``t:<id>``, ``s:<id>``) that open this stream."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     ticket = request.query.get("ticket", "")
     if not token and not ticket:
         raise _unauthorized("missing bearer token or ticket")
     db = request.app[DB]
+    user: User | None = None
+    credential = ""
     if token:
         async with db.sessions() as s:
-            user = await user_by_token(s, token)
+            with contextlib.suppress(TokenRefused):
+                row, user = await authenticate_token(s, token)
+                credential = f"t:{row.id}"
     else:
         async with db.transaction() as s:
-            user = await redeem_live_ticket(s, ticket)
+            found = await redeem_live_ticket(s, ticket, _policy(request))
+        if found is not None:
+            user, credential = found
     if user is None or not user.active:
         raise _unauthorized("invalid or inactive token" if token else "invalid or expired ticket")
-    return user
+    return user, credential
 
 
 def _frame(event: LiveEvent) -> str:
@@ -103,17 +122,17 @@ def _frame(event: LiveEvent) -> str:
 
 
 def _subscribe(
-    request: web.Request, user: User
+    request: web.Request, user: User, credential: str
 ) -> contextlib.AbstractAsyncContextManager[Subscription]:
-    return request.app[LIVE].subscribe(user_id=user.id, credential=user.token_hash)
+    return request.app[LIVE].subscribe(user_id=user.id, credential=credential)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    user = await _auth(request)
+    user, credential = await _auth(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT)
     await ws.prepare(request)
     app = request.app
-    async with _subscribe(request, user) as sub:
+    async with _subscribe(request, user, credential) as sub:
         await ws.send_str(json.dumps({"kind": "hello", "payload": {"user_id": user.id}}))
 
         async def read() -> None:
@@ -152,7 +171,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def sse(request: web.Request) -> web.StreamResponse:
-    user = await _auth(request)
+    user, credential = await _auth(request)
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -162,7 +181,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     app = request.app
-    async with _subscribe(request, user) as sub:
+    async with _subscribe(request, user, credential) as sub:
         try:
             await resp.write(b"event: hello\ndata: {}\n\n")
             while True:
@@ -183,23 +202,32 @@ async def sse(request: web.Request) -> web.StreamResponse:
 
 
 def close_streams_of(live: LiveHub, user_id: int) -> int:
-    """Close every open stream of ``user_id`` in this process (deactivated, token rotated)."""
+    """Close every open stream of ``user_id`` in this process (deactivated)."""
     return live.close(REVOKED, lambda sub: sub.user_id == user_id)
 
 
+def close_streams(live: LiveHub, user_id: int, credentials: list[str] | None) -> int:
+    """Close this process's streams of ``user_id`` opened with one of ``credentials``
+    (``t:<id>``, ``s:<id>``; None: all of them)."""
+    if credentials is None:
+        return close_streams_of(live, user_id)
+    if not credentials:
+        return 0
+    wanted = set(credentials)
+    return live.close(REVOKED, lambda sub: sub.user_id == user_id and sub.credential in wanted)
+
+
 async def recheck_streams(app: web.Application) -> int:
-    """Close the streams whose user is gone or inactive or whose token was rotated."""
+    """Close the streams whose user is gone or inactive, whose token was revoked or
+    expired, or whose session ended."""
     live = app[LIVE]
     subs = [s for s in live.streams() if s.user_id is not None and s.closed_reason is None]
     if not subs:
         return 0
-    ids = {s.user_id for s in subs}
+    creds = {s.credential for s in subs if s.credential}
     async with app[DB].sessions() as s:
-        rows = await s.execute(
-            select(User.id, User.active, User.token_hash).where(User.id.in_(ids))
-        )
-        current = {r.id: r.token_hash for r in rows if r.active}
-    stale = [sub for sub in subs if current.get(sub.user_id or 0) != sub.credential]
+        valid = await valid_credentials(s, creds, session_policy(app.get(SETTINGS)))
+    stale = [sub for sub in subs if sub.credential not in valid]
     for sub in stale:
         sub.close(REVOKED)
     if stale:

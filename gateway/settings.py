@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     sla_warning_fraction: float = Field(default=0.2, ge=0, le=1)
     sla_email: bool = True  # SLA warnings also by email when [smtp] is configured
     live_recheck_seconds: float = Field(default=3.0, gt=0)  # open streams vs users table
+    # Sign-in sessions (docs/sign-in.md): end after this many hours without a request,
+    # and this many days after sign-in whatever happens.
+    session_idle_hours: float = Field(default=168.0, gt=0, le=24 * 366)
+    session_max_days: float = Field(default=30.0, gt=0, le=366)
     shutdown_drain_seconds: float = Field(default=10.0, ge=0)  # SIGTERM: finish persisted events
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)  # client base import file
     import_max_rows: int = Field(default=200_000, ge=1)  # rows of one sheet

@@ -1,4 +1,5 @@
-"""Users and their API tokens (only the SHA-256 of a token is stored)."""
+"""Users, their first API token and live-stream tickets (only SHA-256 of a secret is
+stored).  Passwords, sessions, links and the other tokens: ``crm_core.services.auth``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.access import ROLES, Actor, visible_users
 from crm_core.identity import IdentityError, normalize_email
 from crm_core.models import LiveTicket, User, utcnow
+from crm_core.services.auth import (
+    DEFAULT_POLICY,
+    SessionPolicy,
+    TokenRefused,
+    authenticate_token,
+    create_token,
+    end_sessions,
+    rotate_admin_token,
+    valid_credentials,
+)
 from crm_core.services.common import Conflict, Invalid, NotFound, audit, iso
 
 __all__ = [
@@ -22,6 +33,7 @@ __all__ = [
     "create_user",
     "get_user",
     "hash_token",
+    "invite_user",
     "issue_live_ticket",
     "list_users",
     "redeem_live_ticket",
@@ -50,11 +62,34 @@ async def create_user(
     *,
     actor: Actor | None = None,
 ) -> tuple[User, str]:
-    """Create a user; returns the row and its API token (shown once, stored hashed).
+    """Create a user; returns the row and its API token (shown once, stored hashed: an
+    ``api_tokens`` row of origin ``admin``).
 
     Raises :class:`Invalid` for a bad email or role and :class:`Conflict` for a
     duplicate email or extension (both are ``ValueError``s naming the field).
     """
+    user = await invite_user(
+        session, email, role, name, extension, team, actor=actor, action="create"
+    )
+    row, token = await create_token(session, user, "API token", origin="admin", actor=actor)
+    user.token_hash = row.token_hash
+    await session.flush()
+    return user, token
+
+
+async def invite_user(
+    session: AsyncSession,
+    email: str,
+    role: str,
+    name: str | None = None,
+    extension: str | None = None,
+    team: str | None = None,
+    *,
+    actor: Actor | None = None,
+    action: str = "invite",
+) -> User:
+    """Create a user with no password and no API token (an invitation link sets the
+    password: ``services.auth.issue_link``)."""
     try:
         email_n = normalize_email(email)
     except IdentityError as exc:
@@ -66,31 +101,30 @@ async def create_user(
     ext = (extension or "").strip() or None
     if ext is not None and await session.scalar(select(User.id).where(User.extension == ext)):
         raise Conflict(f"extension {ext} is already taken", "extension")
-    token = secrets.token_urlsafe(32)
     user = User(
         email=email_n,
         name=(name or "").strip(),
         role=role,
         team=(team or "").strip() or None,
         extension=ext,
-        token_hash=hash_token(token),
+        # the recording-link key until a token is issued (nobody knows its preimage)
+        token_hash=hash_token(secrets.token_urlsafe(32)),
         active=True,
     )
     session.add(user)
     await session.flush()
-    await audit(session, actor, "create", "user", user.id, {"email": email_n, "role": role})
-    return user, token
+    await audit(session, actor, action, "user", user.id, {"email": email_n, "role": role})
+    return user
 
 
 async def user_by_token(session: AsyncSession, token: str) -> User | None:
-    """The user holding ``token`` (active or not), or None.
-
-    The token is hashed before the lookup, so the comparison never runs over the
-    secret itself: its timing says nothing about the token.
-    """
-    if not token or len(token) > 200:
+    """The user holding the API token ``token`` (active or not), or None when the token
+    is unknown, revoked or expired (``services.auth.authenticate_token``)."""
+    try:
+        _row, user = await authenticate_token(session, token)
+    except TokenRefused:
         return None
-    return await session.scalar(select(User).where(User.token_hash == hash_token(token)))
+    return user
 
 
 def user_dict(u: User) -> dict[str, Any]:
@@ -272,8 +306,9 @@ async def user_by_email(session: AsyncSession, email: str) -> User:
 async def set_active(
     session: AsyncSession, user: User, active: bool, *, actor: Actor | None = None
 ) -> User:
-    """Deactivate (or activate again) a user.  A deactivated user's token is refused
-    at once by the API; their open live streams are closed by the gateway."""
+    """Deactivate (or activate again) a user.  A deactivated user's tokens are refused
+    at once by the API and their sessions end; their open live streams are closed by
+    the gateway.  Activated again, the same tokens work; sessions do not come back."""
     if actor is not None and user.id == actor.user_id and not active:
         raise Conflict("you cannot deactivate yourself", "id")
     if user.active != active:
@@ -281,26 +316,31 @@ async def set_active(
         await session.flush()
         action = "activate" if active else "deactivate"
         await audit(session, actor, action, "user", user.id, {"email": user.email})
+    if not active:
+        await end_sessions(session, user.id, actor=actor, reason="deactivated")
+        await session.execute(delete(LiveTicket).where(LiveTicket.user_id == user.id))
     return user
 
 
 async def rotate_token(
     session: AsyncSession, user: User, *, actor: Actor | None = None
 ) -> tuple[User, str]:
-    """Give ``user`` a new API token (returned once); the old one stops working at once,
-    and so do the live tickets issued for it."""
-    token = secrets.token_urlsafe(32)
-    user.token_hash = hash_token(token)
-    await session.execute(delete(LiveTicket).where(LiveTicket.user_id == user.id))
-    await session.flush()
-    await audit(session, actor, "rotate_token", "user", user.id, {"email": user.email})
+    """Give ``user`` a new API token (returned once); the one ``users add`` or an earlier
+    rotation gave stops working at once, and so do the live tickets issued for it
+    (``services.auth.rotate_admin_token``)."""
+    _row, token, _revoked = await rotate_admin_token(session, user, actor=actor)
     return user, token
 
 
 async def issue_live_ticket(
-    session: AsyncSession, user: User, ttl_seconds: int = LIVE_TICKET_SECONDS
+    session: AsyncSession,
+    user: User,
+    ttl_seconds: int = LIVE_TICKET_SECONDS,
+    *,
+    credential: str,
 ) -> str:
-    """A single-use ticket for ``/live?ticket=`` or ``/live/sse?ticket=`` (stored hashed)."""
+    """A single-use ticket for ``/live?ticket=`` or ``/live/sse?ticket=`` (stored hashed),
+    for the credential the request came with (``t:<token id>``, ``s:<session id>``)."""
     now = utcnow()
     await session.execute(delete(LiveTicket).where(LiveTicket.expires_at < now))
     ticket = secrets.token_urlsafe(24)
@@ -308,7 +348,7 @@ async def issue_live_ticket(
         LiveTicket(
             ticket_hash=hash_token(ticket),
             user_id=user.id,
-            token_hash=user.token_hash,
+            token_hash=credential,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
     )
@@ -316,9 +356,12 @@ async def issue_live_ticket(
     return ticket
 
 
-async def redeem_live_ticket(session: AsyncSession, ticket: str) -> User | None:
-    """The active user a valid ticket was issued to, or None; the ticket is used up
-    (deleted) in the same statement, so two processes cannot both redeem it."""
+async def redeem_live_ticket(
+    session: AsyncSession, ticket: str, policy: SessionPolicy = DEFAULT_POLICY
+) -> tuple[User, str] | None:
+    """The active user a valid ticket was issued to and the credential it was issued
+    for (still valid), or None; the ticket is used up (deleted) in the same statement,
+    so two processes cannot both redeem it."""
     if not ticket or len(ticket) > 200:
         return None
     row = (
@@ -331,6 +374,8 @@ async def redeem_live_ticket(session: AsyncSession, ticket: str) -> User | None:
     if row is None or row.expires_at < utcnow():
         return None
     user = await session.get(User, row.user_id)
-    if user is None or not user.active or user.token_hash != row.token_hash:
+    if user is None or not user.active:
         return None
-    return user
+    if row.token_hash not in await valid_credentials(session, {row.token_hash}, policy):
+        return None
+    return user, row.token_hash

@@ -12,6 +12,7 @@ from crm_core.db import Database
 from gateway.api import (
     analytics,
     audit,
+    auth,
     bulk,
     calls,
     clients,
@@ -46,6 +47,7 @@ ROUTE_TABLES = (
     deals.ROUTES,
     pipelines.ROUTES,
     tasks.ROUTES,
+    auth.ROUTES,  # /users/invite before /users/{id}
     users.ROUTES,
     calls.ROUTES,
     emails.ROUTES,
@@ -72,6 +74,7 @@ def setup_api(app: web.Application, db_key: web.AppKey[Database]) -> None:
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware)
     imports.setup_imports(app)
+    auth.setup_auth(app)
     segments.setup_segments(app)
     for table in ROUTE_TABLES:
         for method, path, handler in table:

@@ -10,24 +10,24 @@ from pydantic import Field
 from sqlalchemy import select
 
 from crm_core.models import User
+from crm_core.services.auth import rotate_admin_token
 from crm_core.services.users import (
     LIVE_TICKET_SECONDS,
     create_user,
     get_user,
     issue_live_ticket,
     list_users,
-    rotate_token,
     set_active,
     update_user,
     user_dict,
 )
 from gateway.api.common import actor, database, ok, path_id, read_body
-from gateway.api.keys import USER
+from gateway.api.keys import CREDENTIAL, USER
 from gateway.api.responses import LiveTicketOut, UserOut, UserTokenOut
 from gateway.api.schemas import Empty, Strict
 from gateway.errors import ApiError
 from gateway.keys import LIVE
-from gateway.live import close_streams_of
+from gateway.live import close_streams, close_streams_of
 from gateway.openapi import build_document, operation
 
 __all__ = ["FIRST_ADMIN_COMMAND", "ROUTES"]
@@ -50,12 +50,28 @@ async def get_users(request: web.Request) -> web.Response:
     return ok({"items": items, "total": len(items), "limit": len(items), "offset": 0})
 
 
-@operation(summary="The current user", tag="users", response=UserOut, errors=(401,))
+class MeOut(UserOut):
+    csrf_token: str | None = Field(
+        None, description="with a sign-in session: send it as X-CSRF-Token on every change"
+    )
+
+
+@operation(
+    summary="The current user (with a sign-in session: its CSRF token too)",
+    tag="users",
+    response=MeOut,
+    errors=(401,),
+)
 async def get_me(request: web.Request) -> web.Response:
-    return ok(user_dict(request[USER]))
+    out = user_dict(request[USER])
+    cred = request.get(CREDENTIAL)
+    if cred is not None and cred.kind == "session":
+        out["csrf_token"] = cred.csrf
+    return ok(out)
 
 
-FIRST_ADMIN_COMMAND = "crmhub users add EMAIL --role admin --name NAME"
+# prints a link to set the password (docs/sign-in.md)
+FIRST_ADMIN_COMMAND = "crmhub users invite EMAIL --role admin --name NAME"
 
 
 @operation(
@@ -197,7 +213,8 @@ async def activate_user(request: web.Request) -> web.Response:
 
 
 @operation(
-    summary="Give a user a new API token (admin); the old one and its live streams stop",
+    summary="Give a user a new API token (admin); the one users add or an earlier rotation "
+    "gave stops, with its live streams (tokens the user made stay)",
     tag="users",
     body=Empty,
     response=UserTokenOut,
@@ -209,9 +226,11 @@ async def rotate_user_token(request: web.Request) -> web.Response:
     await read_body(request, Empty)
     async with database(request).transaction() as s:
         user = await get_user(s, actor(request), user_id)
-        user, token = await rotate_token(s, user, actor=actor(request))
+        _row, token, revoked = await rotate_admin_token(s, user, actor=actor(request))
         out = {**user_dict(user), "token": token}
-    _close_streams(request, user)
+    live = request.app.get(LIVE)
+    if live is not None:
+        close_streams(live, user.id, [f"t:{i}" for i in revoked])
     return ok(out)
 
 
@@ -226,7 +245,7 @@ async def rotate_user_token(request: web.Request) -> web.Response:
 async def live_ticket(request: web.Request) -> web.Response:
     await read_body(request, Empty)
     async with database(request).transaction() as s:
-        ticket = await issue_live_ticket(s, request[USER])
+        ticket = await issue_live_ticket(s, request[USER], credential=request[CREDENTIAL].key)
     return ok({"ticket": ticket, "expires_in": LIVE_TICKET_SECONDS}, 201)
 
 

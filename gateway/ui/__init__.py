@@ -59,5 +59,6 @@ def setup_ui(app: web.Application) -> None:
     app.router.add_get("/", _to_index)
     app.router.add_get("/ui", _to_index)
     app.router.add_get("/ui/", _index)
+    app.router.add_get("/ui/set-password", _index)  # the page behind invitation/reset links
     app.router.add_static("/ui/static/", STATIC, follow_symlinks=False)
     app.on_response_prepare.append(_headers)

@@ -1,7 +1,7 @@
 """two-factor sign-in: TOTP secrets, recovery codes (hashed), sign-in challenges
 
 Revision ID: 0019_two_factor
-Revises: 0007_scale_counters
+Revises: 0018_auth
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_two_factor"
-down_revision: str | None = "0007_scale_counters"
+down_revision: str | None = "0018_auth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
