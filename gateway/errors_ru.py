@@ -449,6 +449,7 @@ _CATALOGUE: list[tuple[str, str]] = [
     (
         r"this user is deactivated: activate the user first",
         "сотрудник отключён: сначала включите его",
+    ),
     # two-factor sign-in (issue 16)
     (
         r"two-factor sign-in is already on; turn it off first",
@@ -470,6 +471,11 @@ _CATALOGUE: list[tuple[str, str]] = [
         r"two-factor sign-in is required for your role: it cannot be turned off",
         "для вашей роли двухфакторный вход обязателен: выключить его нельзя",
     ),
+    (
+        r"two-factor settings need a signed-in session, not an API token",
+        "двухфакторный вход настраивается только после входа в систему, не по API-токену",
+    ),
+    (r"the password is wrong", "пароль неверен"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 
