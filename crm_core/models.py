@@ -839,3 +839,40 @@ class AuthFailure(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     key: Mapped[str] = mapped_column(String(400))
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- Two-factor sign-in (issue 16, TOTP): secrets, recovery codes, sign-in challenges ---
+
+
+class TwoFactor(Base):
+    """A user's TOTP secret (base32; the authenticator app holds the same).  Enrolling
+    (``enabled_at`` null) until the first code is confirmed.  ``last_step`` is the last
+    accepted 30-second step: a code is never accepted twice."""
+
+    __tablename__ = "two_factor"
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    enabled_at: Mapped[datetime | None] = mapped_column()
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TwoFactorRecoveryCode(Base):
+    """One unused recovery code of a user (only its SHA-256); deleted when used."""
+
+    __tablename__ = "two_factor_recovery_codes"
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class TwoFactorChallenge(Base):
+    """The short-lived, single-use handle between the password step and the second step
+    of a sign-in (``verify``: a code; ``setup``: enrolment forced by the user's role).
+    Only its SHA-256 is stored; ``failures`` wrong codes void it at the limit."""
+
+    __tablename__ = "two_factor_challenges"
+    challenge_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(_fk("users.id", "CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

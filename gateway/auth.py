@@ -61,6 +61,9 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/auth/logout",
         "/api/v1/auth/forgot",
         "/api/v1/auth/set-password",
+        "/api/v1/auth/login/two-factor",  # the second step (gateway/api/two_factor.py)
+        "/api/v1/auth/login/two-factor/setup",
+        "/api/v1/auth/login/two-factor/enable",
     }
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -450,6 +450,32 @@ _CATALOGUE: list[tuple[str, str]] = [
         r"this user is deactivated: activate the user first",
         "сотрудник отключён: сначала включите его",
     ),
+    # two-factor sign-in (issue 16)
+    (
+        r"two-factor sign-in is already on; turn it off first",
+        "двухфакторный вход уже включён; сначала выключите его",
+    ),
+    (r"two-factor sign-in is already on", "двухфакторный вход уже включён"),
+    (r"two-factor sign-in is not on", "двухфакторный вход не включён"),
+    (r"start the enrolment first \(two-factor/setup\)", "сначала начните подключение"),
+    (
+        r"the code is wrong or expired: enter the current code from the app",
+        "код неверный или устарел: введите текущий код из приложения",
+    ),
+    (r"the code is wrong or already used", "код неверный или уже использован"),
+    (
+        r"the sign-in step expired or was already used: sign in again",
+        "шаг входа устарел или уже пройден: войдите заново",
+    ),
+    (
+        r"two-factor sign-in is required for your role: it cannot be turned off",
+        "для вашей роли двухфакторный вход обязателен: выключить его нельзя",
+    ),
+    (
+        r"two-factor settings need a signed-in session, not an API token",
+        "двухфакторный вход настраивается только после входа в систему, не по API-токену",
+    ),
+    (r"the password is wrong", "пароль неверен"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Seconds a write waits for the database before the sender gets 503 + Retry-After.
     database_busy_timeout: float = Field(default=10.0, gt=0, le=600)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    # Roles whose users must sign in with two-factor (TOTP): one without it is sent to
+    # enrolment right after the password step (crmhub.toml: two_factor_roles = ["admin"]).
+    two_factor_roles: list[Literal["admin", "supervisor", "manager"]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

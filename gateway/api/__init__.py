@@ -30,6 +30,7 @@ from gateway.api import (
     rules,
     segments,
     tasks,
+    two_factor,
     users,
 )
 from gateway.api.keys import API_STATE, ApiState
@@ -48,6 +49,7 @@ ROUTE_TABLES = (
     pipelines.ROUTES,
     tasks.ROUTES,
     auth.ROUTES,  # /users/invite before /users/{id}
+    two_factor.ROUTES,
     users.ROUTES,
     calls.ROUTES,
     emails.ROUTES,

@@ -126,8 +126,15 @@ class InviteIn(Strict):
 
 
 class LoginOut(Out):
-    user: UserOut
-    csrf_token: str = Field(description=f"send it as {CSRF_HEADER} on every change")
+    """Signed in (``user``, ``csrf_token``, the cookie), or the second step to take
+    (``two_factor_required`` / ``two_factor_setup_required`` with a ``challenge``: no
+    cookie yet; ``gateway.api.two_factor``)."""
+
+    user: UserOut | None = None
+    csrf_token: str | None = Field(None, description=f"send it as {CSRF_HEADER} on every change")
+    two_factor_required: bool | None = None
+    two_factor_setup_required: bool | None = None
+    challenge: str | None = Field(None, description="for /auth/login/two-factor[/setup|/enable]")
 
 
 class ForgotOut(Out):
@@ -357,8 +364,15 @@ async def complete_sign_in(
 async def post_login(request: web.Request) -> web.Response:
     body = await read_body(request, LoginIn)
     user = await password_step(request, body.email, body.password)
-    # The seam for a second factor: a user who has one gets a challenge here, and the
+    # A user with two-factor (or whose role requires it) gets a challenge, no cookie; the
     # second step's handler calls complete_sign_in().
+    from gateway.api.two_factor import second_step
+
+    pending = await second_step(request, user)
+    if pending is not None:
+        resp = ok(pending)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     return await complete_sign_in(request, user)
 
 

@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 
 from gateway.app import create_app
 from tests.e2e.conftest import UI, browser_page
-from tests.e2e.test_ui import api, shot, sign_in
+from tests.e2e.test_ui import api, enter_with, shot, sign_in
 from tests.support.app import add_form, add_user, make_settings
 from tests.support.smtp_server import SmtpTestServer
 
@@ -182,10 +182,7 @@ async def test_admin_pages_fit_a_phone(chromium: Path, admin_ui: UI) -> None:
         is_mobile=True,
         has_touch=True,
     ) as page:
-        await page.goto(admin_ui.at("/ui/"))
-        await page.get_by_label("API-токен").fill(admin_ui.admin)
-        await page.get_by_role("button", name="Войти").click()
-        await expect(page.locator("#shell")).to_be_visible()
+        await enter_with(page, admin_ui, admin_ui.admin)
         await page.goto(admin_ui.at("/ui/#/admin/users"))
         await expect(page.locator("tr", has_text="petrov@example.ru")).to_be_visible()
         await fits(page, "admin-users")

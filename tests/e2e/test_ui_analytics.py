@@ -20,7 +20,7 @@ from playwright.async_api import Page, expect
 from crm_core.demo import load_demo
 from gateway.api.keys import DB
 from tests.e2e.conftest import UI
-from tests.e2e.test_ui import api, shot, sign_in
+from tests.e2e.test_ui import api, enter_with, shot, sign_in
 from tests.e2e.test_ui_mobile import fits, go, phone  # noqa: F401 - the phone fixture
 
 REPORTS = ("an-funnel", "an-requests", "an-managers", "an-sales", "an-plan", "an-promising")
@@ -156,10 +156,7 @@ async def test_analytics_and_plans_fit_a_phone(phone: Page, ui: UI) -> None:  # 
     cid = clients["items"][0]["id"]
     await api(ui, "PATCH", f"/clients/{cid}", tokens["head"], {"notes": "Длинная заметка " * 9})
     page = phone
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(tokens["head"])
-    await page.get_by_role("button", name="Войти").click()
-    await expect(page.locator("#shell")).to_be_visible()
+    await enter_with(page, ui, tokens["head"])
     await go(page, "Аналитика")
     await expect(page.locator("section[data-report=an-promising] figure.chart svg")).to_be_visible()
     await expect(page.locator("section[data-report=an-plan] figure.chart svg")).to_have_count(1)

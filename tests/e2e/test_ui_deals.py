@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 from crm_core.demo import load_demo
 from gateway.api.keys import DB
 from tests.e2e.conftest import UI
-from tests.e2e.test_ui import FORM, api, post_form, send_reply, shot, sign_in
+from tests.e2e.test_ui import FORM, api, enter_with, post_form, send_reply, shot, sign_in
 from tests.e2e.test_ui_mobile import fits, phone  # noqa: F401 (the phone fixture)
 
 
@@ -201,9 +201,7 @@ async def test_a_deal_from_the_client_card_and_the_pages_fit_a_phone(phone: Page
     page = phone
     admin = await demo_admin(ui)
     client = await _client_id(ui, admin)
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(admin)
-    await page.get_by_role("button", name="Войти").click()
+    await enter_with(page, ui, admin)
     await page.goto(ui.at(f"/ui/#/clients/{client}"))
     await page.get_by_role("button", name="Новая сделка").click()
     dialog = page.locator("dialog#modal")

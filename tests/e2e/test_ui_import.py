@@ -16,7 +16,7 @@ if not os.environ.get("CI"):
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import UI, browser_page
-from tests.e2e.test_ui import api
+from tests.e2e.test_ui import api, enter_with
 from tests.e2e.test_ui_mobile import fits
 
 SAMPLE = Path(__file__).parents[1] / "fixtures" / "import" / "clients_simple.xlsx"
@@ -29,10 +29,7 @@ async def _clients(ui: UI) -> int:
 
 
 async def _sign_in(page: Page, ui: UI) -> None:
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(ui.admin)
-    await page.get_by_role("button", name="Войти").click()
-    await expect(page.locator("#shell")).to_be_visible()
+    await enter_with(page, ui, ui.admin)
 
 
 async def test_import_wizard_dry_run_import_and_undo(page: Page, ui: UI) -> None:

@@ -17,7 +17,7 @@ from playwright.async_api import Page, expect
 from crm_core.demo import load_demo
 from gateway.api.keys import DB
 from tests.e2e.conftest import UI, browser_page
-from tests.e2e.test_ui import api
+from tests.e2e.test_ui import api, enter_with
 
 WIDTH, HEIGHT = 390, 844
 
@@ -81,10 +81,7 @@ async def test_every_main_page_fits_a_phone(phone: Page, ui: UI) -> None:
     _, leads = await api(ui, "GET", "/leads?limit=1", head)
     _, clients = await api(ui, "GET", "/clients?limit=1", head)
 
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(head)
-    await page.get_by_role("button", name="Войти").click()
-    await expect(page.locator("#shell")).to_be_visible()
+    await enter_with(page, ui, head)
     # The header is one short line: the links wait behind the menu button.
     await expect(page.locator("#nav")).to_be_hidden()
     header = await page.locator(".topbar").bounding_box()

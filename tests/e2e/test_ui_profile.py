@@ -17,7 +17,7 @@ if not os.environ.get("CI"):
 from playwright.async_api import Dialog, Page, expect
 
 from tests.e2e.conftest import UI, browser_page
-from tests.e2e.test_ui import api, shot, sign_in
+from tests.e2e.test_ui import api, enter_with, shot, sign_in
 from tests.e2e.test_ui_mobile import HEIGHT, WIDTH, fits, go
 
 INN = "7707083893"
@@ -220,10 +220,7 @@ async def test_profile_pages_fit_a_phone(small: Page, ui: UI) -> None:
         ui, "POST", "/custom-fields", ui.admin,
         {"key": "size", "label_ru": "Размер", "type": "choice", "options": ["S", "M"]},
     )  # fmt: skip
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(ui.admin)
-    await page.get_by_role("button", name="Войти").click()
-    await expect(page.locator("#shell")).to_be_visible()
+    await enter_with(page, ui, ui.admin)
     await go(page, "Клиенты")
     await expect(page.locator("#clients-table tbody tr").first).to_be_visible()
     await page.get_by_text("Ещё фильтры").click()

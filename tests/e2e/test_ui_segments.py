@@ -15,7 +15,7 @@ if not os.environ.get("CI"):
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import UI, browser_page
-from tests.e2e.test_ui import api, shot, sign_in
+from tests.e2e.test_ui import api, enter_with, shot, sign_in
 from tests.e2e.test_ui_mobile import HEIGHT, WIDTH, fits, go
 
 CLIENTS = (
@@ -156,10 +156,7 @@ async def test_segment_pages_fit_a_phone(phone: Page, ui: UI) -> None:
     rule = {"all": [{"field": "region", "op": "in", "value": ["Москва", "Казань"]}]}
     status, _ = await api(ui, "POST", "/segments", ui.admin, {"name": "Регионы", "rules": rule})
     assert status == 201
-    await page.goto(ui.at("/ui/"))
-    await page.get_by_label("API-токен").fill(ui.admin)
-    await page.get_by_role("button", name="Войти").click()
-    await expect(page.locator("#shell")).to_be_visible()
+    await enter_with(page, ui, ui.admin)
     await go(page, "Сегменты")
     await expect(page.locator("#segments-table")).to_be_visible()
     await fits(page, "segments")

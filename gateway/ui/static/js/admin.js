@@ -3,9 +3,34 @@
 // (check a draft against a sample event, then save).
 import { api } from "./api.js";
 import { clear, field, fmtDate, h, select, toast } from "./dom.js";
-import { getLang, t } from "./i18n.js";
+import { addStrings, getLang, t } from "./i18n.js";
 import { openForm } from "./modal.js";
 import { loadUsers, ownerName, state } from "./state.js";
+
+addStrings({
+  ru: {
+    "admin.invite": "Пригласить", "admin.inviteTitle": "Пригласить сотрудника",
+    "admin.invited": "Приглашение отправлено на {email}",
+    "admin.inviteLink": "Почта не настроена: передайте сотруднику эту ссылку (действует 24 часа, один раз).",
+    "admin.linkTitle": "Ссылка для входа",
+    "admin.endSessions": "Завершить сеансы",
+    "admin.confirmEndSessions": "Завершить все сеансы {email}? Сотруднику придётся войти заново.",
+    "admin.sessionsEnded": "Сеансы завершены",
+    "admin.resetTf": "Сбросить 2FA",
+    "admin.confirmResetTf": "Выключить двухфакторный вход у {email} (потерян телефон)? Подключить его заново сотрудник сможет в профиле.",
+  },
+  en: {
+    "admin.invite": "Invite", "admin.inviteTitle": "Invite a user",
+    "admin.invited": "An invitation was sent to {email}",
+    "admin.inviteLink": "Email is not set up: hand this link to the user (it works once, for 24 hours).",
+    "admin.linkTitle": "Sign-in link",
+    "admin.endSessions": "End sessions",
+    "admin.confirmEndSessions": "End all sessions of {email}? They will have to sign in again.",
+    "admin.sessionsEnded": "Sessions ended",
+    "admin.resetTf": "Reset 2FA",
+    "admin.confirmResetTf": "Turn off two-factor sign-in of {email} (a lost phone)? They can set it up again in their profile.",
+  },
+});
 
 const TABS = ["users", "forms", "rules"];
 const DAYS = [0, 1, 2, 3, 4, 5, 6];
@@ -107,6 +132,30 @@ function userBody(values, isAdmin, creating) {
   return body;
 }
 
+function showLink(email, link) {
+  openForm(t("admin.linkTitle"), [
+    h("p", {}, t("admin.inviteLink")),
+    h("input", { class: "token", id: "invite-link", readonly: true, value: link, "aria-label": `${t("admin.linkTitle")}: ${email}`,
+      onfocus: (ev) => ev.target.select() }),
+  ], async () => {}, t("close"));
+}
+
+function invite(onDone) {
+  openForm(t("admin.inviteTitle"), [
+    field(t("admin.email"), h("input", { name: "email", type: "email", required: true, autocomplete: "off" })),
+    field(t("admin.name"), h("input", { name: "name" })),
+    field(t("admin.role"), select("role", ["manager", "supervisor", "admin"].map((r) => [r, t(`role.${r}`)]), "manager")),
+    field(t("admin.team"), h("input", { name: "team" })),
+  ], async (values) => {
+    const out = await api("POST", "/users/invite", { body: {
+      email: values.email, role: values.role, name: values.name || "", team: values.team || null,
+    } });
+    if (out.link) document.getElementById("modal").addEventListener("close", () => showLink(values.email, out.link), { once: true });
+    else toast(t("admin.invited", { email: values.email }), "ok");
+    await onDone();
+  }, t("admin.invite"));
+}
+
 function showToken(user) {
   openForm(t("admin.tokenTitle"), [
     h("p", {}, t("admin.tokenOnce", { email: user.email })),
@@ -138,8 +187,8 @@ async function renderUsers(body, isAdmin) {
     if (confirmText && !window.confirm(confirmText)) return;
     try {
       const out = await api("POST", `/users/${u.id}/${path}`, { body: {} });
-      if (out.token) showToken(out);
-      else toast(t("admin.saved"), "ok");
+      if (out && out.token) showToken(out);
+      else toast(t(path === "end-sessions" ? "admin.sessionsEnded" : "admin.saved"), "ok");
       await reload();
     } catch (e) {
       toast(e.message, "error");
@@ -158,9 +207,15 @@ async function renderUsers(body, isAdmin) {
         onclick: () => act(u, u.active ? "deactivate" : "activate", u.active ? t("admin.confirmDeactivate", { email: u.email }) : null) },
       u.active ? t("admin.deactivate") : t("admin.activate")) : null,
       isAdmin ? h("button", { type: "button", class: "small",
-        onclick: () => act(u, "rotate-token", t("admin.confirmRotate", { email: u.email })) }, t("admin.rotate")) : null)));
+        onclick: () => act(u, "rotate-token", t("admin.confirmRotate", { email: u.email })) }, t("admin.rotate")) : null,
+      isAdmin && u.active ? h("button", { type: "button", class: "small",
+        onclick: () => act(u, "end-sessions", t("admin.confirmEndSessions", { email: u.email })) }, t("admin.endSessions")) : null,
+      isAdmin ? h("button", { type: "button", class: "small",
+        onclick: () => act(u, "two-factor/reset", t("admin.confirmResetTf", { email: u.email })) }, t("admin.resetTf")) : null)));
   clear(body,
-    isAdmin ? h("div", { class: "row" }, h("button", { type: "button", class: "primary", onclick: () => edit(null) }, `+ ${t("admin.addUser")}`)) : null,
+    isAdmin ? h("div", { class: "row" },
+      h("button", { type: "button", class: "primary", onclick: () => invite(reload) }, `+ ${t("admin.invite")}`),
+      h("button", { type: "button", onclick: () => edit(null) }, `+ ${t("admin.addUser")}`)) : null,
     h("div", { class: "table-wrap" }, h("table", { class: "grid" },
       h("thead", {}, h("tr", {}, ["admin.name", "admin.role", "admin.team", "admin.extension", "admin.capacity", "admin.state"].map((k) => h("th", {}, t(k))), h("th", {}, ""))),
       h("tbody", {}, rows))));

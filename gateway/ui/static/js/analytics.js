@@ -3,7 +3,7 @@
 // the most promising clients with their reasons.  Every card has its chart (SVG drawn by
 // the server, no script) above its table, and CSV / XLSX downloads of the same rows.
 // What a user sees is scoped by their role on the server (a manager: their own work).
-import { api, ApiError, getToken } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { clear, field, fmtDate, fmtDuration, fmtMoney, h, select, toast } from "./dom.js";
 import { addStrings, getLang, t, tOr } from "./i18n.js";
 
@@ -64,7 +64,7 @@ async function fetchRaw(path, query, as = "text") {
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
   }
-  const resp = await fetch(url, { headers: { Authorization: `Bearer ${getToken()}` } });
+  const resp = await fetch(url, { credentials: "same-origin" });
   if (!resp.ok) {
     let message = resp.statusText;
     try {

@@ -1,7 +1,7 @@
 // The client import wizard: upload an .xlsx or .csv, check what each column means on the
 // first rows (and change it), a dry run that writes nothing, the import with a progress
 // bar, its report; and the past imports with an undo button.  Admins and supervisors.
-import { ApiError, getToken } from "./api.js";
+import { ApiError, authHeaders, unauthorized } from "./api.js";
 import { clear, fmtDate, h, toast } from "./dom.js";
 import { getLang } from "./i18n.js";
 
@@ -112,12 +112,10 @@ function tr(key, vars = {}) {
 const wizard = { file: null, preview: null, fields: null, job: null };
 
 async function call(method, path, form) {
-  const headers = { Accept: "application/json" };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = { Accept: "application/json", ...authHeaders(method) };
   let resp;
   try {
-    resp = await fetch(`/api/v1${path}`, { method, headers, body: form });
+    resp = await fetch(`/api/v1${path}`, { method, headers, body: form, credentials: "same-origin" });
   } catch (exc) {
     throw new ApiError(0, `network error: ${exc.message}`);
   }
@@ -130,7 +128,7 @@ async function call(method, path, form) {
   }
   if (!resp.ok) {
     const message = data && getLang() === "ru" && data.error_ru ? data.error_ru : data && data.error;
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent("crm:unauthorized"));
+    if (resp.status === 401) unauthorized(path);
     throw new ApiError(resp.status, message || resp.statusText, data && data.field);
   }
   return data;

@@ -2,10 +2,11 @@
 import { renderAdmin } from "./admin.js";
 import { renderAnalytics } from "./analytics.js";
 import { renderAudit } from "./audit.js";
-import { api, getToken, setToken } from "./api.js";
+import { api, setCsrf } from "./api.js";
+import { renderProfile } from "./account.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
-import { bindMenu, clear, clearErrors, h, showError } from "./dom.js";
+import { bindMenu, clear, h } from "./dom.js";
 import { renderDealCard } from "./dealcard.js";
 import { renderDeals } from "./deals.js";
 import { getLang, onLangChange, setLang, t, translateStatic } from "./i18n.js";
@@ -13,6 +14,8 @@ import { renderImport } from "./importer.js";
 import { renderLeadCard } from "./leadcard.js";
 import { renderLeads } from "./leads.js";
 import { renderSettings } from "./settings.js";
+import { renderSetPassword } from "./setpassword.js";
+import { renderSignIn } from "./signin.js";
 import { handleLive, hideCallerCard, LiveClient } from "./live.js";
 import { renderPlans } from "./plans.js";
 import { loadUsers, state } from "./state.js";
@@ -38,6 +41,7 @@ const ROUTES = [
   [/^#\/audit$/, (m) => renderAudit(m)],
   [/^#\/import$/, (m) => renderImport(m)],
   [/^#\/settings$/, (m) => renderSettings(m)],
+  [/^#\/profile$/, (m) => renderProfile(m, { onSignedOut: () => signOut(false) })],
 ];
 
 function decoded(text) {
@@ -67,22 +71,33 @@ async function route() {
   location.hash = "#/leads";
 }
 
-function showSignin(message) {
+const SET_PASSWORD_PATH = "/ui/set-password";
+
+function showSignin(notice = "", email = "") {
   state.me = null;
   $("shell").hidden = true;
   $("signin").hidden = false;
-  if (message) $("signin-token-error").textContent = message;
-  $("signin-token").focus();
-  api("GET", "/setup", { token: "" }).then((setup) => {
+  const box = $("signin-body");
+  if (location.pathname === SET_PASSWORD_PATH) {
+    const token = new URLSearchParams(location.search).get("token") || "";
+    renderSetPassword(box, token, (doneEmail, doneNotice) => {
+      history.replaceState(null, "", "/ui/");
+      showSignin(doneNotice, doneEmail);
+    });
+    $("signin-setup").hidden = true;
+    return;
+  }
+  renderSignIn(box, { onSignedIn: enter, notice, email });
+  api("GET", "/setup").then((setup) => {
     $("signin-setup").hidden = !setup.needs_first_admin;
     $("signin-setup-command").textContent = setup.command || "";
   }).catch(() => {});
 }
 
-async function enter(token) {
-  const me = await api("GET", "/me", { token });
-  setToken(token);
-  state.me = me;
+async function enter(user) {
+  // the sign-in answered the user; /me also answers the session's CSRF token
+  const me = await api("GET", "/me");
+  state.me = { ...(user || {}), ...me };
   await loadUsers();
   $("signin").hidden = true;
   $("shell").hidden = false;
@@ -116,33 +131,28 @@ function renderMe() {
   $("nav-settings").hidden = state.me.role !== "admin";
 }
 
-function signOut() {
+/** Leave: `tellServer` ends the session on the server too (the "sign out" button). */
+async function signOut(tellServer = true, notice = "") {
   if (live) live.stop();
   live = null;
-  setToken(null);
+  if (tellServer && state.me) {
+    try {
+      await api("POST", "/auth/logout", { body: {} });
+    } catch {
+      /* the session is gone already */
+    }
+  }
+  setCsrf(null);
   hideCallerCard();
   clear($("live-feed"));
-  showSignin();
+  // signed out on purpose: the next person starts at the leads; a session that ended
+  // comes back to where it was
+  if (tellServer && location.hash) history.replaceState(null, "", location.pathname + location.search);
+  showSignin(notice);
 }
 
 function boot() {
   translateStatic();
-  $("signin-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const form = ev.currentTarget;
-    clearErrors(form);
-    const token = form.elements.token.value.trim();
-    if (!token) {
-      showError(form, { message: t("signin.empty"), field: "token" });
-      return;
-    }
-    try {
-      await enter(token);
-      form.reset();
-    } catch (e) {
-      showError(form, { message: e.message, field: "token" });
-    }
-  });
   for (const btn of document.querySelectorAll("[data-lang-switch]")) {
     btn.addEventListener("click", () => setLang(getLang() === "ru" ? "en" : "ru"));
   }
@@ -150,9 +160,10 @@ function boot() {
     translateStatic();
     renderMe();
     if (live) $("live-status").textContent = t($("live-status").dataset.up === "true" ? "live.online" : "live.offline");
-    route();
+    if (state.me) route();
+    else showSignin();
   });
-  $("signout").addEventListener("click", signOut);
+  $("signout").addEventListener("click", () => signOut(true));
   $("notify-enable").addEventListener("click", async () => {
     await Notification.requestPermission();
     $("notify-enable").hidden = Notification.permission !== "default";
@@ -161,7 +172,9 @@ function boot() {
     if (ev.key === "Escape" && !$("caller-card").hidden && !$("modal").open) hideCallerCard();
   });
   window.addEventListener("hashchange", route);
-  window.addEventListener("crm:unauthorized", () => signOut());
+  window.addEventListener("crm:unauthorized", () => {
+    if (state.me) signOut(false, t("signin.ended"));
+  });
   bindDialForm($("dial-form"));
   bindMenu($("menu-toggle"), $("topbar-menu"));
   $("global-search").addEventListener("submit", (ev) => {
@@ -171,15 +184,12 @@ function boot() {
     if (location.hash === target) route();
     else location.hash = target;
   });
-  const token = getToken();
-  if (token) {
-    enter(token).catch((e) => {
-      if (e.status === 401 || e.status === 403) setToken(null);
-      showSignin(e.message);
-    });
-  } else {
+  if (location.pathname === SET_PASSWORD_PATH) {
     showSignin();
+    return;
   }
+  // a session cookie from before: straight in; none (401): the sign-in page
+  enter(null).catch((e) => showSignin(e.status === 401 ? "" : e.message));
 }
 
 boot();
