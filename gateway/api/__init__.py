@@ -14,6 +14,7 @@ from gateway.api import (
     audit,
     bulk,
     calls,
+    campaign_results,
     clients,
     deals,
     emails,
@@ -59,6 +60,7 @@ ROUTE_TABLES = (
     bulk.ROUTES,
     audit.ROUTES,
     fields.ROUTES,
+    campaign_results.ROUTES,
 )
 
 
