@@ -14,6 +14,7 @@ from gateway.api import (
     audit,
     bulk,
     calls,
+    campaigns,
     clients,
     deals,
     emails,
@@ -59,6 +60,7 @@ ROUTE_TABLES = (
     bulk.ROUTES,
     audit.ROUTES,
     fields.ROUTES,
+    campaigns.ROUTES,
 )
 
 
