@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)
     smtp: SmtpSettings | None = None
+    # Campaigns: more sending accounts by name ([smtp] is "default"); their limits and
+    # concurrency are on each account.  Managers may start campaigns to their own clients
+    # only when allowed; a sending process that dies loses its campaign after the lease.
+    smtp_accounts: dict[str, SmtpSettings] = Field(default_factory=dict)
+    campaigns_managers_allowed: bool = False
+    campaign_lease_seconds: float = Field(default=30.0, gt=0)
     telegram: list[TelegramBotSettings] = Field(default_factory=list)
     vk: list[VkGroupSettings] = Field(default_factory=list)
     # Seconds a write waits for the database before the sender gets 503 + Retry-After.

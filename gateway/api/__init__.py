@@ -15,6 +15,7 @@ from gateway.api import (
     bulk,
     calls,
     campaign_results,
+    campaigns,
     clients,
     deals,
     emails,
@@ -60,7 +61,8 @@ ROUTE_TABLES = (
     bulk.ROUTES,
     audit.ROUTES,
     fields.ROUTES,
-    campaign_results.ROUTES,
+    campaign_results.ROUTES,  # /campaigns/{id}/recipients.xlsx, /campaigns/{id}/results
+    campaigns.ROUTES,
 )
 
 
