@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor, visible_deals, visible_leads
+from crm_core.access import Actor, visible_clients, visible_deals, visible_leads
 from crm_core.models import Campaign, CampaignRecipient, Client, Deal, Lead
-from crm_core.services.common import NotFound
+from crm_core.services.common import NotFound, count_capped, iso
 
 __all__ = [
     "ATTRIBUTION_DAYS",
@@ -32,6 +32,7 @@ __all__ = [
     "campaign_counts",
     "campaigns_report",
     "recipient_rows",
+    "recipients_with_names",
 ]
 
 RECIPIENT_STATUSES = (
@@ -270,3 +271,55 @@ async def recipient_rows(
         ]
         if len(rows) < EXPORT_BATCH:
             return
+
+
+async def recipients_with_names(
+    s: AsyncSession,
+    actor: Actor,
+    campaign_id: int,
+    *,
+    status: str | None,
+    limit: int,
+    after: int | None,
+) -> dict[str, Any]:
+    """One page of a campaign's recipients with their client's name (where the actor
+    may see the client), in recipient order, by keyset on the recipient id (``after``:
+    the previous page's ``next_after``)."""
+    r = CampaignRecipient
+    conds: list[Any] = [r.campaign_id == campaign_id]
+    if status:
+        conds.append(r.status == status)
+    total = await count_capped(s, select(r.id).where(*conds), 1_000_000)
+    if after is not None:
+        conds.append(r.id > after)
+    name = (
+        select(Client.name)
+        .where(Client.id == r.client_id, visible_clients(actor))
+        .scalar_subquery()
+    )
+    rows = (
+        await s.execute(
+            select(r, name.label("client_name")).where(*conds).order_by(r.id).limit(limit)
+        )
+    ).all()
+    items = [
+        {
+            "id": rec.id,
+            "client_id": rec.client_id,
+            "client_name": client_name,
+            "contact_person_id": rec.contact_person_id,
+            "email": rec.email,
+            "status": rec.status,
+            "error": rec.error,
+            "attempts": rec.attempts,
+            "sent_at": iso(rec.sent_at),
+            "updated_at": iso(rec.updated_at),
+        }
+        for rec, client_name in rows
+    ]
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "next_after": str(items[-1]["id"]) if len(items) == limit else None,
+    }

@@ -1,6 +1,8 @@
 """Handlers: what campaigns brought.
 
 ``GET /campaigns/{id}/results``: counts by recipient status and every message sent.
+``GET /campaigns/{id}/results/recipients``: the recipients list with each client's name
+(the results page's table), paged by keyset.
 ``GET /campaigns/{id}/recipients.xlsx``: every recipient (or one status) as an .xlsx,
 built with openpyxl's write-only workbook in a temporary file (constant memory, rows
 added in a worker thread) and then streamed; a cell that a spreadsheet could read as a
@@ -28,11 +30,11 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.models import Campaign
 from crm_core.services import campaign_results as svc
-from crm_core.services.common import NotFound
+from crm_core.services.campaigns import get_campaign
 from crm_core.services.export import Column, XlsxSink
 from gateway.api.analytics import PeriodQuery, report
 from gateway.api.common import actor, database, ok, path_id, read_query
-from gateway.api.schemas import Strict
+from gateway.api.schemas import Id, Strict
 from gateway.openapi import operation
 
 __all__ = ["ROUTES"]
@@ -56,11 +58,9 @@ HEADERS = {
 
 
 async def _campaign(db: Database, who: Actor, campaign_id: int) -> Campaign:
+    """The campaign if ``who`` may see it (the campaigns' own rule), else 404."""
     async with db.sessions() as s:
-        c = await s.get(Campaign, campaign_id)
-    if c is None or (who.role == "manager" and c.created_by != who.user_id):
-        raise NotFound(f"campaign {campaign_id} not found")
-    return c
+        return await get_campaign(s, who, campaign_id)
 
 
 @operation(
@@ -139,6 +139,31 @@ async def export_recipients(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+class NamedRecipientsQuery(Strict):
+    status: RecipientStatus | None = Field(None, description="only recipients in this status")
+    limit: int = Field(50, ge=1, le=200)
+    after: Id | None = Field(None, description="the next_after of the previous page")
+
+
+@operation(
+    summary="A campaign's recipients with their client's name (paged by keyset, by status)",
+    tag="campaigns",
+    query=NamedRecipientsQuery,
+    errors=(401, 404, 422),
+)
+async def get_named_recipients(request: web.Request) -> web.Response:
+    campaign_id = path_id(request)
+    q = read_query(request, NamedRecipientsQuery)
+    db = database(request)
+    who = actor(request)
+    await _campaign(db, who, campaign_id)
+    async with db.sessions() as s:
+        data = await svc.recipients_with_names(
+            s, who, campaign_id, status=q.status, limit=q.limit, after=q.after
+        )
+    return ok(data)
+
+
 class CampaignReportQuery(PeriodQuery):
     limit: int = Field(50, ge=1, le=200, description="campaigns per page")
     offset: int = Field(0, ge=0, le=1_000_000)
@@ -163,5 +188,6 @@ async def get_campaigns_report(request: web.Request) -> web.Response:
 ROUTES = [
     ("GET", "/campaigns/{id}/results", get_results),
     ("GET", "/campaigns/{id}/recipients.xlsx", export_recipients),
+    ("GET", "/campaigns/{id}/results/recipients", get_named_recipients),
     ("GET", "/analytics/campaigns", get_campaigns_report),
 ]

@@ -259,3 +259,25 @@ async def test_analytics_campaigns_files_are_formula_safe(api: Api) -> None:
         "/api/v1/analytics/campaigns", headers=headers, params={"format": "svg"}
     )
     assert resp.status == 200 and (await resp.text()).lstrip().startswith("<")
+
+
+async def test_recipients_with_names_paged_by_keyset(api: Api) -> None:
+    await _seed(api)
+    admin = api.as_("admin")
+    status, p1 = await admin.get("/campaigns/1/results/recipients", limit=4)
+    assert status == 200, p1
+    assert p1["total"] == 10 and len(p1["items"]) == 4
+    assert p1["items"][0]["client_name"] == EVIL and p1["items"][1]["client_name"] == "Клиент 2"
+    seen = [i["id"] for i in p1["items"]]
+    after = p1["next_after"]
+    while after:
+        status, page = await admin.get("/campaigns/1/results/recipients", limit=4, after=after)
+        seen += [i["id"] for i in page["items"]]
+        after = page["next_after"]
+    assert len(seen) == len(set(seen)) == 10 and seen == sorted(seen)
+    status, unknown = await admin.get("/campaigns/1/results/recipients", status="unknown")
+    assert [(i["email"], i["status"]) for i in unknown["items"]] == [("c9@example.ru", "unknown")]
+    assert unknown["total"] == 1 and unknown["next_after"] is None
+    assert (await admin.get("/campaigns/1/results/recipients", status="x"))[0] == 422
+    assert (await admin.get("/campaigns/1/results/recipients", after="abc"))[0] == 422
+    assert (await api.as_("a1").get("/campaigns/1/results/recipients"))[0] == 404

@@ -15,7 +15,7 @@ addStrings({
     "nav.campaigns": "Рассылки",
     "cmp.title": "Рассылки", "cmp.new": "Новая рассылка", "cmp.back": "← Все рассылки",
     "cmp.name": "Название", "cmp.status": "Статус", "cmp.created": "Создана",
-    "cmp.recipients": "Получателей", "cmp.sent": "Отправлено", "cmp.replied": "Ответили",
+    "cmp.recipients": "Получателей", "cmp.sent": "Отправлено", "cmp.sentAll": "отправлено (принято сервером)", "cmp.replied": "Ответили",
     "cmp.problems": "Ошибки и возвраты",
     "cmp.audience": "Аудитория", "cmp.segments": "Сегменты",
     "cmp.segmentsHint": "Ctrl или Shift — выбрать несколько",
@@ -39,7 +39,7 @@ addStrings({
     "cmp.confirmStart": "Отправить рассылку «{name}»? Получателей: {n}.",
     "cmp.pause": "Пауза", "cmp.resume": "Продолжить", "cmp.cancel": "Отменить рассылку",
     "cmp.confirmCancel": "Отменить рассылку «{name}»? Неотправленные письма не уйдут.",
-    "cmp.progress": "Отправлено {done} из {total}", "cmp.scheduledAt": "Запланирована на {at}",
+    "cmp.progress": "Обработано {done} из {total}", "cmp.scheduledAt": "Запланирована на {at}",
     "cmp.results": "Результаты", "cmp.list": "Получатели", "cmp.filter": "Статус получателя",
     "cmp.allStatuses": "все", "cmp.email": "Адрес", "cmp.client": "Клиент", "cmp.error": "Ошибка",
     "cmp.when": "Когда", "cmp.xlsx": "Скачать XLSX",
@@ -57,7 +57,7 @@ addStrings({
     "nav.campaigns": "Campaigns",
     "cmp.title": "Campaigns", "cmp.new": "New campaign", "cmp.back": "← All campaigns",
     "cmp.name": "Name", "cmp.status": "Status", "cmp.created": "Created",
-    "cmp.recipients": "Recipients", "cmp.sent": "Sent", "cmp.replied": "Replied",
+    "cmp.recipients": "Recipients", "cmp.sent": "Sent", "cmp.sentAll": "sent (accepted by the server)", "cmp.replied": "Replied",
     "cmp.problems": "Failed and bounced",
     "cmp.audience": "Audience", "cmp.segments": "Segments",
     "cmp.segmentsHint": "Ctrl or Shift to pick several",
@@ -81,7 +81,7 @@ addStrings({
     "cmp.confirmStart": "Send campaign “{name}”? Recipients: {n}.",
     "cmp.pause": "Pause", "cmp.resume": "Resume", "cmp.cancel": "Cancel the campaign",
     "cmp.confirmCancel": "Cancel campaign “{name}”? Messages not yet sent will not go.",
-    "cmp.progress": "Sent {done} of {total}", "cmp.scheduledAt": "Scheduled for {at}",
+    "cmp.progress": "Processed {done} of {total}", "cmp.scheduledAt": "Scheduled for {at}",
     "cmp.results": "Results", "cmp.list": "Recipients", "cmp.filter": "Recipient status",
     "cmp.allStatuses": "all", "cmp.email": "Address", "cmp.client": "Client", "cmp.error": "Error",
     "cmp.when": "When", "cmp.xlsx": "Download XLSX",
@@ -350,14 +350,15 @@ class Editor {
     return out;
   }
 
-  async save() {
+  /** Save the draft (a new one: create it and open its page); `quiet`: no toast. */
+  async save(quiet = false) {
     clearErrors(this.form);
     const body = this.body();
     try {
       const saved = this.campaign
         ? await api("PATCH", `/campaigns/${this.campaign.id}`, { body })
         : await api("POST", "/campaigns", { body });
-      toast(t("cmp.saved"));
+      if (!quiet) toast(t("cmp.saved"));
       if (this.campaign) {
         this.campaign = saved;
         await this.refreshCount();
@@ -379,7 +380,8 @@ class Editor {
     if (changed) {
       // The count follows the form: the audience part is saved (a draft) and counted.
       try {
-        const body = audienceOf(this.body());
+        // the saved templates go along unchanged (a PATCH checks them; these passed)
+        const body = { ...audienceOf(this.body()), html: this.campaign.html, text: this.campaign.text };
         this.campaign = { ...this.campaign, ...(await api("PATCH", `/campaigns/${this.campaign.id}`, { body })) };
       } catch (e) {
         if (mine === this.seq) {
@@ -407,16 +409,17 @@ class Editor {
     const c = this.campaign;
     if (!mayRun() && !c.may_control) return h("p", { class: "muted" }, t("cmp.readonly"));
     const test = h("button", { type: "button", id: "campaign-test", onclick: async () => {
-      if (!(await this.save())) return;
+      if (!(await this.save(true))) return;
       try {
-        const r = await api("POST", `/campaigns/${c.id}/test`, { body: {} });
-        toast(t("cmp.testSent", { email: (r && (r.email || r.to)) || state.me.email }));
+        const body = this.previewClient ? { client_id: this.previewClient } : {};
+        const r = await api("POST", `/campaigns/${c.id}/test`, { body });
+        toast(t("cmp.testSent", { email: (r && r.sent_to) || state.me.email }));
       } catch (e) {
         showError(this.form, e);
       }
     } }, t("cmp.test"));
     const start = h("button", { type: "button", class: "primary", id: "campaign-start", onclick: async () => {
-      const saved = await this.save();
+      const saved = await this.save(true);
       if (!saved) return;
       const n = this.count.dataset.count || "?";
       if (!window.confirm(t("cmp.confirmStart", { name: saved.name, n }))) return;
@@ -427,6 +430,9 @@ class Editor {
         showError(this.form, e);
       }
     } }, t("cmp.start"));
+    const label = () => { start.textContent = t(this.f.send_at.value ? "cmp.startAt" : "cmp.start"); };
+    this.f.send_at.addEventListener("input", label);
+    label();
     return h("div", { class: "row campaign-actions" }, test, start);
   }
 
@@ -453,12 +459,13 @@ class Editor {
 
   async showPreview(clientId) {
     clear(this.preview, h("p", { class: "muted" }, t("loading")));
-    if (!(await this.save())) {
+    if (!(await this.save(true))) {
       clear(this.preview);
       return;
     }
     try {
       const p = await api("POST", `/campaigns/${this.campaign.id}/preview`, { body: { client_id: clientId } });
+      this.previewClient = clientId;
       clear(this.preview,
         p.email || p.to ? h("p", {}, t("cmp.previewTo", { email: p.email || p.to })) : null,
         h("p", { id: "campaign-preview-subject" }, t("cmp.previewSubject", { subject: p.subject })),
@@ -498,8 +505,10 @@ class Results {
     this.box = box;
     this.c = campaign;
     this.status = "";
+    this.after = null;
     this.items = [];
     this.total = 0;
+    this.seq = 0;
   }
 
   async load() {
@@ -509,13 +518,16 @@ class Results {
     } catch {
       summary = null; // the counts of the campaign itself are shown instead
     }
-    const n = summary ? summary.counts : counts(this.c);
+    const n = { ...(summary ? summary.counts : counts(this.c)) };
+    // "sent": every message the server accepted (a reply or bounce came later)
+    if (summary) n.sent = summary.sent;
     const shown = ["sent", "failed", "bounced", "unsubscribed", "replied", "unknown", "suppressed", "pending"];
     const filter = select("recipient_status",
       [["", t("cmp.allStatuses")], ...RECIPIENT_STATUSES.map((s) => [s, tOr(`rst.${s}`, s)])], this.status);
     filter.addEventListener("change", () => {
       this.status = filter.value;
       this.items = [];
+      this.after = null;
       this.page();
     });
     this.list = h("tbody", {});
@@ -525,7 +537,8 @@ class Results {
         h("button", { type: "button", class: "small", id: "campaign-xlsx", onclick: () => this.download() },
           t("cmp.xlsx"))),
       h("dl", { class: "campaign-counts", id: "campaign-counts" }, shown.map((s) => h("div", { dataset: { status: s } },
-        h("dt", {}, tOr(`rst.${s}`, s)), h("dd", {}, String(n[s] || 0))))),
+        h("dt", {}, s === "sent" && summary ? t("cmp.sentAll") : tOr(`rst.${s}`, s)),
+        h("dd", {}, String(n[s] || 0))))),
       Number(n.unknown || 0) ? h("p", { class: "warn-note", role: "note" }, t("cmp.unknownNote")) : null,
       h("h3", {}, t("cmp.list")),
       h("div", { class: "filters" }, field(t("cmp.filter"), filter)),
@@ -537,17 +550,20 @@ class Results {
   }
 
   async page() {
+    const mine = ++this.seq; // a slower answer to an earlier filter is dropped
     let page;
     try {
-      page = await api("GET", `/campaigns/${this.c.id}/recipients`,
-        { query: { status: this.status, limit: PAGE, offset: this.items.length } });
+      page = await api("GET", `/campaigns/${this.c.id}/results/recipients`,
+        { query: { status: this.status, limit: PAGE, after: this.after } });
     } catch (e) {
-      clear(this.more, h("p", { class: "field-error", role: "alert" }, e.message));
+      if (mine === this.seq) clear(this.more, h("p", { class: "field-error", role: "alert" }, e.message));
       return;
     }
+    if (mine !== this.seq) return;
     if (this.items.length === 0) clear(this.list);
     this.items.push(...page.items);
     this.total = page.total;
+    this.after = page.next_after;
     this.list.append(...page.items.map((r) => h("tr", {
       class: r.status === "unknown" ? "rcpt-unknown" : null,
       dataset: { status: r.status, clientId: String(r.client_id ?? "") },
@@ -559,7 +575,7 @@ class Results {
     h("td", {}, fmtDate(r.sent_at || r.updated_at || null)))));
     clear(this.more, h("span", { class: "muted", id: "campaign-recipients-shown" },
       t("cmp.shown", { n: this.items.length, total: this.total })),
-    this.items.length < this.total
+    this.after && this.items.length < this.total
       ? h("button", { type: "button", onclick: () => this.page() }, t("cmp.more")) : null);
   }
 
