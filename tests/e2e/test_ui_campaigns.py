@@ -13,6 +13,7 @@ import re
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,47 @@ async def test_campaign_to_a_segment_from_editor_to_results(page: Page, ui: UI) 
 async def test_managers_do_not_see_campaigns(page: Page, ui: UI) -> None:
     await sign_in(page, ui, ui.manager)
     await expect(page.locator("#nav").get_by_role("link", name="Рассылки")).to_be_hidden()
+
+
+async def test_scheduled_campaign_paused_resumed_cancelled(page: Page, ui: UI) -> None:
+    seg = await _seed(ui)
+    status, c = await api(
+        ui,
+        "POST",
+        "/campaigns",
+        ui.admin,
+        {"name": "Новый год", "segment_ids": [seg], "subject": "С праздником", "html": "<p>Ура</p>",
+         "text": "Ура"},
+    )  # fmt: skip
+    assert status == 201, c
+    await sign_in(page, ui, ui.admin)
+    await page.goto(ui.at(f"/ui/#/campaigns/{c['id']}"))
+    await expect(page.locator("#campaign-audience")).to_have_attribute("data-count", "3")
+    # a time: the button schedules instead of sending now
+    await page.get_by_label("Отправить в").fill("2030-12-31T10:00")
+    start = page.locator("#campaign-start")
+    await expect(start).to_have_text("Запланировать")
+    messages: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        messages.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", accept)
+    await start.click()
+    badge = page.locator(".view-head .badge")
+    await expect(badge).to_have_text("запланирована")
+    assert messages == ["Отправить рассылку «Новый год»? Получателей: 3."]
+    await expect(page.locator("#campaign-status")).to_contain_text(
+        "Запланирована на 31.12.2030, 10:00"
+    )
+    await page.get_by_role("button", name="Пауза").click()
+    await expect(badge).to_have_text("на паузе")
+    await page.get_by_role("button", name="Продолжить").click()
+    await expect(badge).to_have_text("запланирована")
+    await page.get_by_role("button", name="Отменить рассылку").click()
+    await expect(badge).to_have_text("отменена")
+    await expect(page.locator("#campaign-status button")).to_have_count(0)
+    status, got = await api(ui, "GET", f"/campaigns/{c['id']}", ui.admin)
+    assert got["status"] == "cancelled" and got["send_at"].startswith("2030-12-31T07:00")
+    assert ui.smtp.messages == []
