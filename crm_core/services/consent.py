@@ -74,7 +74,7 @@ SET_STATES = ("granted", "withdrawn")
 CONSENT_STATES = SET_STATES + SUPPRESS_REASONS
 SUPPRESSING_STATES = ("withdrawn", *SUPPRESS_REASONS)
 HISTORY_LIMIT = 20  # history entries per address on the client card
-SUPPRESSED_BATCH = 10_000  # addresses per query of suppressed() (under both bind limits)
+SUPPRESSED_BATCH = 5000  # addresses per query of suppressed() on SQLite (its bind limit)
 MAX_NOTE = 500
 MAX_SOURCE = 50
 
