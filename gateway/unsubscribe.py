@@ -240,5 +240,5 @@ def setup_unsubscribe(app: web.Application) -> None:
     """Add ``GET``/``POST /u/{token}``; ``app[DB]`` must hold the database by the first
     request."""
     app[SECRET] = SecretHolder()
-    app.router.add_get("/u/{token}", unsubscribe_page)
-    app.router.add_post("/u/{token}", unsubscribe_post)
+    app.router.add_get("/u/{token:.+}", unsubscribe_page)
+    app.router.add_post("/u/{token:.+}", unsubscribe_post)

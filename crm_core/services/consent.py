@@ -55,11 +55,13 @@ __all__ = [
     "ConsentResult",
     "UnsubscribeTokenError",
     "client_consent",
+    "client_emails",
     "consent_history",
     "consent_of",
     "list_unsubscribe_headers",
     "make_unsubscribe_token",
     "mask_email",
+    "normalize_address",
     "read_unsubscribe_token",
     "set_consent",
     "signing_secret",
@@ -297,6 +299,11 @@ def _among(s: AsyncSession, chunk: list[str]) -> ColumnElement[bool]:
     return EmailConsent.email.in_(chunk)
 
 
+def normalize_address(email: str) -> str:
+    """The stored form of ``email``; :class:`Invalid` (field ``email``) if it is not one."""
+    return _address(email)
+
+
 def _address(email: str) -> str:
     try:
         return normalize_email(email)
@@ -492,7 +499,7 @@ async def _event_dicts(s: AsyncSession, events: list[EmailConsentEvent]) -> list
     ]
 
 
-async def _client_emails(s: AsyncSession, client_id: int) -> list[tuple[str, str | None]]:
+async def client_emails(s: AsyncSession, client_id: int) -> list[tuple[str, str | None]]:
     """The client's email contact points (its own and its contact persons'), with the
     contact person's name."""
     rows = await s.execute(
@@ -514,7 +521,7 @@ async def consent_history(
     if isinstance(who, str):
         emails = [_key(who)]
     else:
-        emails = [e for e, _ in await _client_emails(s, who)]
+        emails = [e for e, _ in await client_emails(s, who)]
     if not emails:
         return []
     events = list(
@@ -533,7 +540,7 @@ async def client_consent(
 ) -> list[dict[str, Any]]:
     """Each of the client's addresses with its state (``unknown`` when none was
     recorded), when it changed and its latest ``history_limit`` changes."""
-    emails = await _client_emails(s, client_id)
+    emails = await client_emails(s, client_id)
     rows = {
         r.email: r
         for r in await s.scalars(

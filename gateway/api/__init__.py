@@ -15,6 +15,7 @@ from gateway.api import (
     bulk,
     calls,
     clients,
+    consent,
     deals,
     emails,
     export,
@@ -59,6 +60,7 @@ ROUTE_TABLES = (
     bulk.ROUTES,
     audit.ROUTES,
     fields.ROUTES,
+    consent.ROUTES,
 )
 
 
