@@ -452,11 +452,12 @@ async def set_consent(
         if actor is None or source == "import":
             return "kept"
         if not note:
-            raise Invalid(
-                f"{addr} is {current} by its owner or the mail system: "
-                "say in the note why consent is granted again",
-                "note",
-            )
+            why = {
+                "unsubscribed": "unsubscribed itself",
+                "bounced": "bounced (its mail server says it does not exist)",
+                "complained": "complained of spam",
+            }[current]
+            raise Invalid(f"{addr} {why}: say in the note why consent is granted again", "note")
     return await _change(s, addr, state, source, campaign_id=campaign_id, actor=actor, note=note)
 
 
