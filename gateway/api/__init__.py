@@ -16,6 +16,7 @@ from gateway.api import (
     calls,
     campaigns,
     clients,
+    consent,
     deals,
     emails,
     export,
@@ -61,6 +62,7 @@ ROUTE_TABLES = (
     audit.ROUTES,
     fields.ROUTES,
     campaigns.ROUTES,
+    consent.ROUTES,
 )
 
 

@@ -153,6 +153,7 @@ def policy_of(app: web.Application) -> svc.CampaignPolicy:
     return svc.CampaignPolicy(
         public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
         managers_allowed=settings.campaigns_managers_allowed,
+        secret=settings.secret_key or "",
     )
 
 
@@ -268,7 +269,7 @@ async def audience(request: web.Request) -> web.Response:
 async def preview(request: web.Request) -> web.Response:
     cid = path_id(request)
     body = await read_body(request, PreviewIn)
-    async with database(request).sessions() as s:
+    async with database(request).transaction() as s:
         out = await svc.preview(
             s, actor(request), policy_of(request.app), cid, body.client_id, body.contact_person_id
         )

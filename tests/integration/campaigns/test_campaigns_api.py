@@ -267,3 +267,31 @@ async def test_pause_resume_cancel_and_draft_edits(api: Api, runner: CampaignRun
     assert st["status"] == "cancelled"
     status, err = await admin.post(f"/campaigns/{c['id']}/resume")
     assert status == 409
+
+
+async def test_suppressed_addresses_are_skipped_and_links_are_signed(
+    api: Api, sink: SmtpSink, runner: CampaignRunner
+) -> None:
+    from crm_core.services import consent
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["keep@example.ru", "gone@example.ru"])
+    async with api.db.transaction() as s:
+        await consent.suppress(s, "Gone@Example.ru", "unsubscribed", "link")
+    status, c = await admin.post("/campaigns", body(client_ids=ids))
+    status, aud = await admin.get(f"/campaigns/{c['id']}/audience")
+    assert aud["addresses"] == 2 and aud["suppressed"] == 1, aud
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    assert status == 200
+    await runner.run_once()
+    assert sink.handler.count_by_rcpt() == {"keep@example.ru": 1}
+    status, page = await admin.get(f"/campaigns/{c['id']}/recipients", status="suppressed")
+    assert page["total"] == 1 and page["items"][0]["email"] == "gone@example.ru"
+    msg = parsed(sink.handler.received[0][2])
+    url = str(msg["List-Unsubscribe"]).strip().strip("<>")
+    token = url.rsplit("/u/", 1)[1]
+    async with api.db.transaction() as s:
+        secret = await consent.signing_secret(s, None)
+    assert consent.read_unsubscribe_token(secret, token) == ("keep@example.ru", c["id"])
+    text = msg.get_body(preferencelist=("plain",))
+    assert text is not None and url in text.get_content()
