@@ -290,6 +290,7 @@ class _Run:
     custom_keys: list[str]
     from_header: str
     domain: str
+    policy: svc.CampaignPolicy
     stop: bool = False
     owners: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -448,7 +449,8 @@ class CampaignRunner:
             templates = svc.Templates(c.subject, c.html, c.text)
             keys = await svc._custom_keys(s)
             from_header, domain = self.transport.sender(c.smtp_account)
-            return _Run(c.id, c.name, c.smtp_account, templates, keys, from_header, domain)
+            policy = await svc.with_secret(s, self.policy)
+            return _Run(c.id, c.name, c.smtp_account, templates, keys, from_header, domain, policy)
 
     async def _limiter(self, account: str) -> RateLimiter:
         limiter = self._limiters.get(account)
@@ -618,7 +620,7 @@ class CampaignRunner:
         await self._release_one(run.id)
 
     def _payload(self, run: _Run, item: _Item) -> tuple[dict[str, Any], svc.Rendered]:
-        url = svc.unsubscribe_link(self.policy, run.id, item.email)
+        url = svc.unsubscribe_link(run.policy, run.id, item.email)
         owner = run.owners.get(item.owner_id or 0) or svc.owner_context(None)
         ctx = {
             "client": item.client or {},
@@ -717,8 +719,9 @@ async def test_send(
     """The campaign's message, filled for one client, to the actor's own address."""
     from crm_core.identity import IdentityError, normalize_email
 
-    async with db.sessions() as s:
+    async with db.transaction() as s:
         svc._may_manage(actor, policy)
+        policy = await svc.with_secret(s, policy)
         c = await svc.get_campaign(s, actor, campaign_id)
         user = await s.get(User, actor.user_id)
         address = to or (user.email if user else "")

@@ -42,6 +42,8 @@ __all__ = [
     "Deal",
     "DealItem",
     "DealStageChange",
+    "EmailConsent",
+    "EmailConsentEvent",
     "Form",
     "ImportBatch",
     "ImportLink",
@@ -840,3 +842,38 @@ Index(
     OutboxCommand.status,
     OutboxCommand.next_attempt_at,
 )
+
+
+# --- Email consent (issue 14, campaigns): migration 0021_consent ----------------------
+
+
+class EmailConsent(Base):
+    """The consent state of one email address (normalized, lower-case): ``granted``,
+    ``withdrawn``, ``unsubscribed``, ``bounced`` or ``complained``.  No row: nothing
+    recorded (unknown).  The address's client is found through its contact point."""
+
+    __tablename__ = "email_consent"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmailConsentEvent(Base):
+    """One change of an address's consent: who (``user_id``, none for the address's own
+    unsubscribe or a mail server's report), what (``state`` after, ``previous_state``),
+    when, from where (``source``) and for which campaign."""
+
+    __tablename__ = "email_consent_events"
+    __table_args__ = (Index("ix_email_consent_events_email_at", "email", "at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(20))
+    previous_state: Mapped[str | None] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

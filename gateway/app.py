@@ -152,5 +152,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_api(app, DB)
     setup_live(app)
     setup_ui(app)
+    from gateway.unsubscribe import setup_unsubscribe
+
+    setup_unsubscribe(app)  # /u/{token}: public, outside /api/ and its auth
     app.on_shutdown.append(_graceful_shutdown)
     return app

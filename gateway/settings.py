@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # https://crm.example.ru: form webhook URLs and links in emails use it.  Unset: the
     # address the admin's browser used.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Signs unsubscribe links (CRMHUB_SECRET_KEY); every hub process needs the same one.
+    # Unset: a random key made once and kept in the database.  Changing it voids the
+    # unsubscribe links of every email already sent (docs/deploy.md).
+    secret_key: str | None = Field(default=None, min_length=16, repr=False)
     callback_due_minutes: int = Field(default=30, ge=1)
     ingest_wait_seconds: float = Field(default=5.0, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)

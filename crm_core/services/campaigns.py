@@ -13,10 +13,8 @@ something the recipient data does not have, is refused at save naming ``subject`
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +37,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.services import bulk
+from crm_core.services import bulk, consent
 from crm_core.services.common import (
     Conflict,
     Forbidden,
@@ -225,27 +223,31 @@ def _check_render(tpl: Templates, ctx: dict[str, Any], when: str) -> None:
 # -- recipient data -------------------------------------------------------------------
 
 
-def unsubscribe_token(secret: str, campaign_id: int, email: str) -> str:
-    """Fallback signed token (replaced by the consent service's once it is wired)."""
-    msg = f"{campaign_id}:{email}".encode()
-    return hmac.new(secret.encode() or b"crmhub", msg, hashlib.sha256).hexdigest()[:32]
+async def with_secret(s: AsyncSession, policy: CampaignPolicy) -> CampaignPolicy:
+    """The policy with the installation's signing secret (the setting, else the one
+    kept in the database; the first call writes it: call inside a transaction)."""
+    if policy.secret:
+        return policy
+    return replace(policy, secret=await consent.signing_secret(s, None))
 
 
 def unsubscribe_link(policy: CampaignPolicy, campaign_id: int, email: str) -> str:
-    """The one place a campaign message's unsubscribe link is made."""
-    token = unsubscribe_token(policy.secret, campaign_id, email)
-    return f"{policy.public_url.rstrip('/')}/unsubscribe/{campaign_id}/{token}"
+    """The one place a campaign message's unsubscribe link is made (signed by the
+    consent service; the link's page works without login)."""
+    if not email:  # a preview for a client without an address
+        return f"{policy.public_url.rstrip('/')}/u/preview"
+    token = consent.make_unsubscribe_token(policy.secret, email, campaign_id)
+    return consent.unsubscribe_url(policy.public_url, token)
 
 
 def unsubscribe_headers(url: str) -> dict[str, str]:
     """The one place the RFC 8058 headers are made."""
-    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return consent.list_unsubscribe_headers(url)
 
 
 async def suppressed_among(s: AsyncSession, emails: list[str]) -> set[str]:
-    """The one place suppression is asked."""
-    del s, emails
-    return set()
+    """The one place suppression is asked (unsubscribed, bounced, complained, withdrawn)."""
+    return await consent.suppressed(s, emails)
 
 
 def client_context(client: Client, custom_keys: Iterable[str]) -> dict[str, Any]:
@@ -882,6 +884,7 @@ async def preview(
     contact_person_id: int | None = None,
 ) -> dict[str, Any]:
     """The messages as one recipient would get them."""
+    policy = await with_secret(s, policy)
     campaign = await get_campaign(s, actor, campaign_id)
     client = await s.scalar(select(Client).where(Client.id == client_id, visible_clients(actor)))
     if client is None:

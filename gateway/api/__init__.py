@@ -17,6 +17,7 @@ from gateway.api import (
     campaign_results,
     campaigns,
     clients,
+    consent,
     deals,
     emails,
     export,
@@ -63,6 +64,7 @@ ROUTE_TABLES = (
     fields.ROUTES,
     campaign_results.ROUTES,  # /campaigns/{id}/recipients.xlsx, /campaigns/{id}/results
     campaigns.ROUTES,
+    consent.ROUTES,
 )
 
 

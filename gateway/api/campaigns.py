@@ -57,8 +57,8 @@ class CampaignCreate(_Audience):
 class CampaignPatch(_Audience):
     name: str | None = Field(None, min_length=1, max_length=200)
     subject: str | None = Field(None, max_length=2000)
-    html: str | None = Template
-    text: str | None = Template
+    html: str | None = Field(None, max_length=200_000)
+    text: str | None = Field(None, max_length=200_000)
 
 
 class PreviewIn(Strict):
@@ -147,10 +147,13 @@ class PreviewOut(BaseModel):
 
 
 def policy_of(app: web.Application) -> svc.CampaignPolicy:
-    settings = app[SETTINGS]
+    settings = app.get(SETTINGS)
+    if settings is None:  # an API-only app (tests)
+        return svc.CampaignPolicy()
     return svc.CampaignPolicy(
         public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
         managers_allowed=settings.campaigns_managers_allowed,
+        secret=settings.secret_key or "",
     )
 
 
@@ -266,7 +269,7 @@ async def audience(request: web.Request) -> web.Response:
 async def preview(request: web.Request) -> web.Response:
     cid = path_id(request)
     body = await read_body(request, PreviewIn)
-    async with database(request).sessions() as s:
+    async with database(request).transaction() as s:
         out = await svc.preview(
             s, actor(request), policy_of(request.app), cid, body.client_id, body.contact_person_id
         )
