@@ -34,6 +34,8 @@ __all__ = [
     "AuthLink",
     "AuthSession",
     "Base",
+    "Campaign",
+    "CampaignRecipient",
     "Client",
     "ClientStatus",
     "ClientTag",
@@ -44,6 +46,8 @@ __all__ = [
     "Deal",
     "DealItem",
     "DealStageChange",
+    "EmailConsent",
+    "EmailConsentEvent",
     "Form",
     "ImportBatch",
     "ImportLink",
@@ -141,6 +145,9 @@ class User(Base):
     weight: Mapped[int] = mapped_column(Integer, default=1)
     locale: Mapped[str] = mapped_column(String(8), default="ru")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # campaigns (0020): what a campaign template shows as the owner's phone and signature
+    phone: Mapped[str | None] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Segment(Base):
@@ -876,3 +883,107 @@ class TwoFactorChallenge(Base):
     purpose: Mapped[str] = mapped_column(String(10))
     failures: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+# -- campaigns (0020_campaigns) ---------------------------------------------------------
+
+
+class Campaign(Base):
+    """A mass email to an audience (segments, a list filter or chosen clients, minus
+    exclusions, all in ``audience``).  ``status``: draft | scheduled | sending | paused |
+    cancelled | done.  Run by ``crm_core.campaigns.CampaignRunner`` like a job: claimed
+    with a lease (``locked_by`` / ``locked_until``), the recipient list written once
+    (``materialized``), then one outbox command per recipient."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_claim", "status", "locked_until"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default="draft", index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    smtp_account: Mapped[str] = mapped_column(String(100), default="default")
+    send_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id"), index=True)
+    started_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    materialized: Mapped[bool] = mapped_column(Boolean, default=False)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class CampaignRecipient(Base):
+    """One address of a campaign: ``status`` pending | sending | sent | failed | bounced |
+    unsubscribed | replied | suppressed | unknown (the SMTP transaction was in flight when
+    the sending process died: a person decides, nothing is resent blindly).  Its outbox
+    command (``outbox_id``, key ``campaign:<campaign>:<recipient>``) and Message-ID
+    (``message_id``, without ``<>``) are kept so replies and bounces find it."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email"),
+        Index("ix_campaign_recipients_status", "campaign_id", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(_fk("campaigns.id", "CASCADE"))
+    client_id: Mapped[int | None] = mapped_column(_fk("clients.id", "SET NULL"), index=True)
+    contact_person_id: Mapped[int | None] = mapped_column(_fk("contact_persons.id", "SET NULL"))
+    email: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    outbox_id: Mapped[int | None] = mapped_column(_fk("outbox.id", "SET NULL"))
+    message_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    interaction_id: Mapped[int | None] = mapped_column(_fk("interactions.id", "SET NULL"))
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# The outbox of campaign messages is large: every worker asks it by channel first.
+Index(
+    "ix_outbox_channel_due",
+    OutboxCommand.channel,
+    OutboxCommand.status,
+    OutboxCommand.next_attempt_at,
+)
+
+
+# --- Email consent (issue 14, campaigns): migration 0021_consent ----------------------
+
+
+class EmailConsent(Base):
+    """The consent state of one email address (normalized, lower-case): ``granted``,
+    ``withdrawn``, ``unsubscribed``, ``bounced`` or ``complained``.  No row: nothing
+    recorded (unknown).  The address's client is found through its contact point."""
+
+    __tablename__ = "email_consent"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_by: Mapped[int | None] = mapped_column(_fk("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmailConsentEvent(Base):
+    """One change of an address's consent: who (``user_id``, none for the address's own
+    unsubscribe or a mail server's report), what (``state`` after, ``previous_state``),
+    when, from where (``source``) and for which campaign."""
+
+    __tablename__ = "email_consent_events"
+    __table_args__ = (Index("ix_email_consent_events_email_at", "email", "at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(20))
+    previous_state: Mapped[str | None] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -20,6 +20,7 @@ from crm_core.pipeline.process import PipelineConfig
 from crm_core.ports import HealthRegistry, Ingest, IngestReceipt, IngestUnavailable
 from gateway.api import setup_api
 from gateway.api.keys import DB
+from gateway.campaigns import setup_campaigns
 from gateway.jobs import setup_jobs
 from gateway.keys import HEALTH, HUB, LIVE, METRICS, SETTINGS
 from gateway.live import setup_live
@@ -145,10 +146,14 @@ def create_app(settings: Settings) -> web.Application:
     setup_background(app)
     setup_sla(app)
     setup_jobs(app)
+    setup_campaigns(app)
     setup_ops(app)
     setup_hooks(app, ingest_for(app))
     setup_api(app, DB)
     setup_live(app)
     setup_ui(app)
+    from gateway.unsubscribe import setup_unsubscribe
+
+    setup_unsubscribe(app)  # /u/{token}: public, outside /api/ and its auth
     app.on_shutdown.append(_graceful_shutdown)
     return app

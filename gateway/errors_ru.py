@@ -476,6 +476,23 @@ _CATALOGUE: list[tuple[str, str]] = [
         "двухфакторный вход настраивается только после входа в систему, не по API-токену",
     ),
     (r"the password is wrong", "пароль неверен"),
+    # email consent (the client card)
+    (r"(?P<e>\S+) is not an email of client (?P<id>\d+)", "{e} — не адрес клиента {id}"),
+    (r"email (?P<e>.+) is not a valid address", "адрес {e} некорректен"),
+    (
+        r"(?P<e>\S+) unsubscribed itself: say in the note why consent is granted again",
+        "адрес {e} отписался сам: напишите в заметке, почему согласие дано снова",
+    ),
+    (
+        r"(?P<e>\S+) bounced \(.*\): say in the note why consent is granted again",
+        "почтовый сервер сообщил, что адреса {e} нет: напишите в заметке, почему согласие "
+        "дано снова",
+    ),
+    (
+        r"(?P<e>\S+) complained of spam: say in the note why consent is granted again",
+        "получатель {e} пожаловался на спам: напишите в заметке, почему согласие дано снова",
+    ),
+    (r"note must be at most (?P<n>\d+) characters", "заметка — не длиннее {n} символов"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

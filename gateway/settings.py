@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # https://crm.example.ru: form webhook URLs and links in emails use it.  Unset: the
     # address the admin's browser used.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Signs unsubscribe links (CRMHUB_SECRET_KEY); every hub process needs the same one.
+    # Unset: a random key made once and kept in the database.  Changing it voids the
+    # unsubscribe links of every email already sent (docs/deploy.md).
+    secret_key: str | None = Field(default=None, min_length=16, repr=False)
     callback_due_minutes: int = Field(default=30, ge=1)
     ingest_wait_seconds: float = Field(default=5.0, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)
@@ -105,6 +109,12 @@ class Settings(BaseSettings):
     asterisk: list[AsteriskSettings] = Field(default_factory=list)
     imap: list[ImapSettings] = Field(default_factory=list)
     smtp: SmtpSettings | None = None
+    # Campaigns: more sending accounts by name ([smtp] is "default"); their limits and
+    # concurrency are on each account.  Managers may start campaigns to their own clients
+    # only when allowed; a sending process that dies loses its campaign after the lease.
+    smtp_accounts: dict[str, SmtpSettings] = Field(default_factory=dict)
+    campaigns_managers_allowed: bool = False
+    campaign_lease_seconds: float = Field(default=30.0, gt=0)
     telegram: list[TelegramBotSettings] = Field(default_factory=list)
     vk: list[VkGroupSettings] = Field(default_factory=list)
     # Seconds a write waits for the database before the sender gets 503 + Retry-After.

@@ -85,6 +85,12 @@ class SmtpSettings(BaseModel):
     from_name: str | None = None
     message_id_domain: str | None = None  # defaults to the domain of from_address
     timeout: float = Field(default=30, gt=0)
+    # Campaigns: connections kept open at once, messages per minute / hour / day (0: no
+    # limit).  A relay's own limits: exceeding them gets 4xx replies and a slower send.
+    concurrency: int = Field(default=4, ge=1, le=50)
+    rate_per_minute: int = Field(default=0, ge=0)
+    rate_per_hour: int = Field(default=0, ge=0)
+    rate_per_day: int = Field(default=0, ge=0)
 
     @property
     def msgid_domain(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ class BuiltMessage:
     sender: str  # envelope MAIL FROM
     recipients: list[str]  # envelope RCPT TO (to + cc + bcc)
     message_id: str  # with <>
+
+
+_HEADER_NAME = re.compile(r"^(List-[A-Za-z-]+|X-[A-Za-z0-9-]+|Precedence|Auto-Submitted)$")
 
 
 def bare_message_id(message_id: str) -> str:
@@ -129,6 +133,14 @@ def build_message(
     if refs:
         msg["References"] = " ".join(_msgid(r, "references") for r in refs)
     msg["MIME-Version"] = "1.0"
+    headers = payload.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise NormalizeError("headers must be an object", "headers")
+    for name, value in headers.items():
+        text_value = str(value)
+        if not _HEADER_NAME.match(str(name)) or any(c in text_value for c in "\r\n"):
+            raise NormalizeError(f"headers: invalid header {name!r}", "headers")
+        msg[str(name)] = text_value
 
     if text is not None and html is not None:
         msg.set_content(text)

@@ -32,6 +32,7 @@ from crm_core.pipeline.answered import (
 )
 from crm_core.pipeline.assign import Assigner, Assignment
 from crm_core.pipeline.calls import close_unseen_calls
+from crm_core.pipeline.campaign_feedback import campaign_feedback
 from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
@@ -256,6 +257,7 @@ async def process_event(
                 at=event.occurred_at,
                 how=f"{event.channel.value} {event.direction.value}",
             )
+    await campaign_feedback(s, event, out, out.interaction_id)
     out.live.extend(await live_events_for(s, event, m, lead, out))
     return out
 

@@ -67,6 +67,7 @@ FORMATS = ("xlsx", "csv")
 PAGE = 5 * MAX_LIMIT  # clients per page (the export calls the list service, not the API)
 CSV_DELIMITER = ";"
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+DANGEROUS = _DANGEROUS  # what the analytics export also guards against
 
 # field -> Russian header (the importer's); custom fields come between ``notes`` and ``phones``.
 HEADERS: tuple[tuple[str, str], ...] = (

@@ -15,7 +15,10 @@ from gateway.api import (
     auth,
     bulk,
     calls,
+    campaign_results,
+    campaigns,
     clients,
+    consent,
     deals,
     emails,
     export,
@@ -63,6 +66,9 @@ ROUTE_TABLES = (
     bulk.ROUTES,
     audit.ROUTES,
     fields.ROUTES,
+    campaign_results.ROUTES,  # /campaigns/{id}/recipients.xlsx, /campaigns/{id}/results
+    campaigns.ROUTES,
+    consent.ROUTES,
 )
 
 

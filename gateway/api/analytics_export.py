@@ -23,6 +23,10 @@ from typing import Any
 
 from aiohttp import web
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+from crm_core.services.export import DANGEROUS, safe_text
 
 __all__ = ["Table", "csv_response", "label", "table_of", "xlsx_response"]
 
@@ -103,6 +107,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "deal": ("сделка", "deal"),
     "purchases": ("покупки", "purchases"),
     "answers": ("ответы", "answers"),
+    "campaign_id": ("ID рассылки", "Campaign ID"),
+    "status": ("Статус", "Status"),
+    "started_at": ("Запущена", "Started"),
+    "finished_at": ("Завершена", "Finished"),
+    "recipients": ("Получателей", "Recipients"),
+    "sent": ("Отправлено", "Sent"),
+    "failed": ("Ошибки", "Failed"),
+    "bounced": ("Возвраты", "Bounced"),
+    "unsubscribed": ("Отписались", "Unsubscribed"),
+    "replied": ("Ответили", "Replied"),
+    "unknown": ("Не известно", "Unknown"),
 }
 
 
@@ -195,7 +210,23 @@ def _csv_cell(value: Any, lang: str) -> str:
     if isinstance(value, int | float | Decimal):
         text = str(value)
         return text.replace(".", ",") if lang != "en" else text
-    return str(value)
+    return safe_text(str(value))
+
+
+def _xlsx_cell(ws: Any, value: Any) -> Any:
+    """A text (a client's or campaign's name) that a spreadsheet could read as a formula
+    is written as a text cell with the quote prefix; characters XML cannot hold are
+    dropped (as the client export does)."""
+    if not isinstance(value, str):
+        return value
+    clean = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if clean.startswith(DANGEROUS):
+        cell = WriteOnlyCell(ws, None)
+        cell.value = clean
+        cell.data_type = "s"  # never a formula
+        cell.quotePrefix = True
+        return cell
+    return clean
 
 
 def _filename(name: str, ext: str) -> str:
@@ -219,9 +250,9 @@ def csv_response(table: Table, lang: str, name: str) -> web.Response:
 def xlsx_response(table: Table, lang: str, name: str) -> web.Response:
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=name[:31])
-    ws.append([label(c, lang) for c in table.columns])
+    ws.append([_xlsx_cell(ws, label(c, lang)) for c in table.columns])
     for row in table.rows:
-        ws.append([_number(v) for v in row])
+        ws.append([_xlsx_cell(ws, _number(v)) for v in row])
     buf = io.BytesIO()
     wb.save(buf)
     return web.Response(

@@ -46,6 +46,17 @@ from gateway.errors_ru import russian
             "Тело запроса больше 28 МБ: файлы — не больше 20 МБ в сумме",
         ),
         ("files larger than 20 MiB in all", "Файлы больше 20 МБ в сумме"),
+        ("a@b.ru is not an email of client 5", "a@b.ru — не адрес клиента 5"),
+        (
+            "a@b.ru unsubscribed itself: say in the note why consent is granted again",
+            "Адрес a@b.ru отписался сам: напишите в заметке, почему согласие дано снова",
+        ),
+        (
+            "a@b.ru bounced (its mail server says it does not exist): say in the note why "
+            "consent is granted again",
+            "Почтовый сервер сообщил, что адреса a@b.ru нет: напишите в заметке, почему "
+            "согласие дано снова",
+        ),
     ],
 )
 def test_wording(message: str, ru: str) -> None:

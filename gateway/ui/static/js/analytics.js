@@ -27,6 +27,10 @@ addStrings({
     "an.csv": "CSV", "an.xlsx": "Excel", "an.download": "Скачать {what}: {fmt}",
     "an.chart": "График: {what}", "an.refusalsByChannel": "Отказы по каналам",
     "an.year": "год",
+    "an.campaigns": "Рассылки: ответы, лиды и сделки", "an.campaign": "Рассылка",
+    "an.cRecipients": "Получателей", "an.cSent": "Отправлено", "an.cReplied": "Ответили",
+    "an.cLeads": "Лидов", "an.cDeals": "Сделок", "an.cWon": "Выиграно",
+    "an.cHint": "Лиды и сделки клиентов, ответивших на рассылку, созданные в течение {days} дней после письма",
   },
   en: {
     "an.sales": "Sales", "an.salesBy": "Sales by", "an.byManager": "by manager",
@@ -47,6 +51,10 @@ addStrings({
     "an.csv": "CSV", "an.xlsx": "Excel", "an.download": "Download {what}: {fmt}",
     "an.chart": "Chart: {what}", "an.refusalsByChannel": "Refusals by channel",
     "an.year": "year",
+    "an.campaigns": "Campaigns: replies, leads and deals", "an.campaign": "Campaign",
+    "an.cRecipients": "Recipients", "an.cSent": "Sent", "an.cReplied": "Replied",
+    "an.cLeads": "Leads", "an.cDeals": "Deals", "an.cWon": "Won",
+    "an.cHint": "Leads and deals of the clients who replied, created within {days} days of the message",
   },
 });
 
@@ -156,15 +164,17 @@ async function load(body) {
   const sales = h("div", { class: "an-slot" });
   const planFact = h("div", { class: "an-slot" });
   const promising = h("div", { class: "an-slot" });
+  const campaigns = h("div", { class: "an-slot" });
   clear(body, funnelCard(funnel, names, range), requestsCard(requests, range),
-    managersCard(managers, range), sales, planFact, promising);
+    managersCard(managers, range), sales, planFact, promising, campaigns);
   await Promise.all([
-    loadSales(sales, range), loadPlanFact(planFact), loadPromising(promising, names)]);
+    loadSales(sales, range), loadPlanFact(planFact), loadPromising(promising, names),
+    loadCampaigns(campaigns, range)]);
 }
 
 const TEXT_COLUMNS = new Set([
   "an.stage", "an.reasons", "an.period", "an.bySource", "an.manager", "an.group_key",
-  "an.client", "an.why", "an.refusalsByChannel",
+  "an.client", "an.why", "an.refusalsByChannel", "an.campaign",
 ]);
 
 function table(id, heads, rows) {
@@ -330,5 +340,26 @@ async function loadPromising(slot, names) {
             h("div", { class: "muted small" }, fmtDate(i.last_contact_at))),
           h("td", { class: "num" }, String(i.score)),
           h("td", {}, why(i, names)))))
+      : h("p", { class: "muted" }, t("empty"))));
+}
+
+async function loadCampaigns(slot, range) {
+  let data;
+  try {
+    data = await api("GET", "/analytics/campaigns", { query: range });
+  } catch (e) {
+    clear(slot, h("p", { class: "field-error", role: "alert" }, e.message));
+    return;
+  }
+  clear(slot, card("an-campaigns", t("an.campaigns"), "/analytics/campaigns", range,
+    h("p", { class: "muted" }, t("an.cHint", { days: data.attribution_days })),
+    data.items.length
+      ? table("an-campaigns-table",
+        ["an.campaign", "an.cRecipients", "an.cSent", "an.cReplied", "an.cLeads", "an.cDeals", "an.cWon"],
+        data.items.map((i) => h("tr", { dataset: { campaignId: String(i.campaign_id) } },
+          h("td", {}, h("a", { href: `#/campaigns/${i.campaign_id}` }, i.name),
+            h("div", { class: "muted small" }, fmtDate(i.started_at))),
+          num(i.recipients), num(i.sent), num(i.replied), num(i.leads), num(i.deals),
+          h("td", { class: "num" }, `${i.deals_won || 0} / ${fmtMoney(i.won_amount)}`))))
       : h("p", { class: "muted" }, t("empty"))));
 }

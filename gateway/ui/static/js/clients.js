@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { attachBulk } from "./bulk.js";
 import { callButton } from "./call.js";
 import { openClientForm } from "./clientform.js";
+import { consentSection } from "./consent.js";
 import { contactsSection } from "./contacts.js";
 import { openDealForm, stageName } from "./dealform.js";
 import { clear, field, fmtDate, fmtMoney, h, safeLink, select } from "./dom.js";
@@ -245,6 +246,7 @@ export async function renderClientCard(main, id) {
         client.notes ? h("p", { class: "notes" }, client.notes) : null,
         structure(client),
         client.kind === "company" ? contactsSection(client, reload) : null,
+        consentSection(client.id),
         h("div", { class: "row between" }, h("h2", {}, t("clients.deals")),
           h("button", { type: "button", class: "small primary", id: "client-deal-new",
             onclick: () => openDealForm(null, { client }, (d) => { location.hash = `#/deals/${d.id}`; }) },

@@ -4,6 +4,7 @@ import { renderAnalytics } from "./analytics.js";
 import { renderAudit } from "./audit.js";
 import { api, setCsrf } from "./api.js";
 import { renderProfile } from "./account.js";
+import { renderCampaign, renderCampaigns } from "./campaigns.js";
 import { bindDialForm } from "./call.js";
 import { renderClientCard, renderClients } from "./clients.js";
 import { bindMenu, clear, h } from "./dom.js";
@@ -38,6 +39,8 @@ const ROUTES = [
   [/^#\/segments$/, (m) => renderSegments(m)],
   [/^#\/segments\/(\d+|new)$/, (m, id) => renderSegment(m, id)],
   [/^#\/plans$/, (m) => renderPlans(m)],
+  [/^#\/campaigns$/, (m) => renderCampaigns(m)],
+  [/^#\/campaigns\/(\d+|new)$/, (m, id) => renderCampaign(m, id)],
   [/^#\/audit$/, (m) => renderAudit(m)],
   [/^#\/import$/, (m) => renderImport(m)],
   [/^#\/settings$/, (m) => renderSettings(m)],
@@ -105,6 +108,7 @@ async function enter(user) {
   document.querySelector('#nav a[data-view="audit"]').hidden = me.role === "manager";
   renderMe();
   $("nav-admin").hidden = !["admin", "supervisor"].includes(me.role);
+  $("nav-campaigns").hidden = !["admin", "supervisor"].includes(me.role) && !me.may_send_campaigns;
   if (live) live.stop();
   live = new LiveClient({
     onEvent: (kind, payload) => handleLive(kind, payload, {
