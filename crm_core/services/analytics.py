@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     Float,
     Integer,
     and_,
@@ -40,6 +41,7 @@ from crm_core.models import (
     Interaction,
     InteractionMonthly,
     Lead,
+    LeadDaily,
     Pipeline,
     PipelineStage,
     Segment,
@@ -247,21 +249,35 @@ def _period_key(value: Any, group: str) -> str:
     return value.strftime("%Y-%m" if group == "month" else "%Y-%m-%d")
 
 
+def _day_period(s: AsyncSession, day: Any, group: str) -> Any:
+    """The period (as :func:`_period_key` spells it) of a ``YYYY-MM-DD`` column."""
+    if group == "month":
+        return func.substr(day, 1, 7)
+    if group != "week":
+        return day
+    if _is_postgres(s):
+        return func.to_char(func.date_trunc("week", func.cast(day, Date)), "YYYY-MM-DD")
+    return func.date(day, "weekday 0", "-6 days")
+
+
+def _day_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(moment: datetime) -> datetime:
+    floor = _day_floor(moment)
+    return floor if floor == moment else floor + timedelta(days=1)
+
+
 async def requests_per_period(
     s: AsyncSession, actor: Actor, start: datetime | None, end: datetime | None, group: str
 ) -> dict[str, Any]:
-    """Leads (requests) per period and source, and refusals (rejected leads) with reasons:
-    one GROUP BY (period, source, status, reason) in the database."""
-    period = _period(s, Lead.created_at, group).label("period")
+    """Leads (requests) per period and source, and refusals (rejected leads) with reasons.
 
-    def grouped(*cols: Any) -> Any:
-        return _window(
-            select(period, *cols).where(visible_leads(actor)).group_by(period, *cols[:1]),
-            Lead.created_at,
-            start,
-            end,
-        )
-
+    An admin's whole UTC days come from ``lead_daily`` (kept by triggers on ``leads``:
+    a few rows per day however many leads), only the partial days at the edges of the
+    window from the leads; anyone else's (a manager's, a team's) is one GROUP BY
+    (period, source, status, reason) over their own leads."""
     periods: dict[str, dict[str, Any]] = {}  # period -> figures
     seen: dict[Any, dict[str, Any]] = {}  # the database's period value -> its figures
 
@@ -283,24 +299,71 @@ async def requests_per_period(
             seen[value] = p
         return p
 
-    rejected = Lead.status == "rejected"
-    converted = func.sum(case((Lead.status == "converted", 1), else_=0))
-    for key, source, n, n_converted in await s.execute(
-        grouped(Lead.source, func.count(), converted)
-    ):
-        p = at(key)
-        p["requests"] += n
-        p["by_source"][source] += n
-        p["converted"] += int(n_converted or 0)
-    refusals = grouped(Lead.loss_reason, Lead.source, func.count()).where(rejected)
-    for key, reason, source, n in await s.execute(refusals.group_by(Lead.source)):
-        p = at(key)
-        p["refusals"] += n
-        p["refusal_reasons"][reason or "—"] += n
-        p["refusals_by_source"][source] += n
+    async def from_leads(lo: datetime | None, hi: datetime | None) -> None:
+        period = _period(s, Lead.created_at, group).label("period")
+
+        def grouped(*cols: Any) -> Any:
+            return _window(
+                select(period, *cols).where(visible_leads(actor)).group_by(period, *cols[:1]),
+                Lead.created_at,
+                lo,
+                hi,
+            )
+
+        rejected = Lead.status == "rejected"
+        converted = func.sum(case((Lead.status == "converted", 1), else_=0))
+        for key, source, n, n_converted in await s.execute(
+            grouped(Lead.source, func.count(), converted)
+        ):
+            p = at(key)
+            p["requests"] += n
+            p["by_source"][source] += n
+            p["converted"] += int(n_converted or 0)
+        refusals = grouped(Lead.loss_reason, Lead.source, func.count()).where(rejected)
+        for key, reason, source, n in await s.execute(refusals.group_by(Lead.source)):
+            p = at(key)
+            p["refusals"] += n
+            p["refusal_reasons"][reason or "—"] += n
+            p["refusals_by_source"][source] += n
+
+    async def from_days(lo: datetime | None, hi: datetime | None) -> None:
+        ld = LeadDaily
+        period = _day_period(s, ld.day, group).label("period")
+        q = select(
+            period, ld.source, ld.refused, ld.reason, func.sum(ld.n), func.sum(ld.converted)
+        ).where(ld.n > 0)
+        if lo is not None:
+            q = q.where(ld.day >= lo.strftime("%Y-%m-%d"))
+        if hi is not None:
+            q = q.where(ld.day < hi.strftime("%Y-%m-%d"))
+        q = q.group_by(period, ld.source, ld.refused, ld.reason)
+        for key, source, refused, reason, n, n_converted in await s.execute(q):
+            p = at(key)
+            n = int(n or 0)
+            if refused:
+                p["refusals"] += n
+                p["refusal_reasons"][reason or "—"] += n
+                p["refusals_by_source"][source] += n
+            else:
+                p["requests"] += n
+                p["by_source"][source] += n
+                p["converted"] += int(n_converted or 0)
+
+    first = _day_ceil(start) if start is not None else None
+    last = _day_floor(end) if end is not None else None
+    if not actor.is_admin or (first is not None and last is not None and first >= last):
+        await from_leads(start, end)  # not all leads, or no whole day in the window
+    else:
+        if start is not None and first is not None and start < first:
+            await from_leads(start, first)
+        await from_days(first, last)
+        if end is not None and last is not None and last < end:
+            await from_leads(last, end)
     items = []
     for key in sorted(periods):
         p = periods[key]
+        if not p["requests"] and not p["refusals"]:
+            continue
         items.append(
             {
                 **p,
