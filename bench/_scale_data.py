@@ -10,6 +10,7 @@ first manager) has ~500 timeline entries.  Everything is deterministic (seeded).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import operator
 import os
@@ -517,6 +518,12 @@ def _rollup_fill(month: str) -> str:
     )
 
 
+def _lead_daily_fill(postgres: bool) -> str:
+    """Requests per day (migration 0024_lead_daily), filled as the migration does."""
+    migration = importlib.import_module("crm_core.migrations.versions.0024_lead_daily")
+    return str(migration.fill_sql(postgres))
+
+
 # What the first-response triggers (migration 0009) and the last-contact triggers
 # (0010) keep, filled once after the load (as the migrations fill existing rows).
 _FIRST_RESPONSE_FILL = (
@@ -595,6 +602,7 @@ async def _after_load(
         phases["indexes"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         await pg.execute(_rollup_fill("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"))
+        await pg.execute(_lead_daily_fill(postgres=True))
         for sql in fill_counters_sql(postgres=True):
             await pg.execute(sql)
         await pg.execute(_FIRST_RESPONSE_FILL)
@@ -616,6 +624,7 @@ async def _after_load(
     for fts in ("clients_fts", "contact_persons_fts"):
         conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
     conn.execute(_rollup_fill("strftime('%Y-%m', occurred_at)"))
+    conn.execute(_lead_daily_fill(postgres=False))
     for sql in fill_counters_sql(postgres=False):
         conn.execute(sql)
     conn.execute(_FIRST_RESPONSE_FILL)

@@ -56,6 +56,7 @@ __all__ = [
     "InteractionMonthly",
     "Job",
     "Lead",
+    "LeadDaily",
     "LiveEventRow",
     "LiveTicket",
     "LossReason",
@@ -987,3 +988,19 @@ class EmailConsentEvent(Base):
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
     note: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+# --- requests per day (issue 11: migration 0024_lead_daily) -----------------------------
+
+
+class LeadDaily(Base):
+    """Leads per UTC day (``YYYY-MM-DD``) and source: ``refused = 0, reason = ''`` counts
+    every lead (``converted``: those converted now), ``refused = 1`` the rejected ones per
+    loss reason (``''`` for none).  Kept by database triggers on ``leads`` in the same
+    transaction as the lead; the requests report reads whole days from here."""
+
+    __tablename__ = "lead_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    refused: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(300), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    converted: Mapped[int] = mapped_column(Integer, default=0)

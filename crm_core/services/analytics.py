@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     Float,
     Integer,
     and_,
@@ -21,8 +22,9 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from crm_core.access import (
     Actor,
@@ -39,13 +41,16 @@ from crm_core.models import (
     Interaction,
     InteractionMonthly,
     Lead,
+    LeadDaily,
+    Pipeline,
+    PipelineStage,
     Segment,
     Task,
     User,
 )
 from crm_core.services.pipelines import in_pipeline, load_funnel
 from crm_core.services.plans import FIGURES, Period, get_plans, plan_subjects
-from crm_core.stages import STAGES
+from crm_core.stages import OPEN_STAGES, STAGES, Stage
 
 __all__ = [
     "SALES_GROUPS",
@@ -56,10 +61,6 @@ __all__ = [
     "requests_per_period",
     "sales",
 ]
-
-# the default pipeline's open stages, in order: the rank of a deal's stage in the
-# "most promising" report (a stage of another pipeline ranks as the first)
-OPEN_STAGES = [st.code for st in STAGES if st.code not in ("won", "lost")]
 
 
 def _window(q: Any, column: Any, start: datetime | str | None, end: datetime | str | None) -> Any:
@@ -248,21 +249,35 @@ def _period_key(value: Any, group: str) -> str:
     return value.strftime("%Y-%m" if group == "month" else "%Y-%m-%d")
 
 
+def _day_period(s: AsyncSession, day: Any, group: str) -> Any:
+    """The period (as :func:`_period_key` spells it) of a ``YYYY-MM-DD`` column."""
+    if group == "month":
+        return func.substr(day, 1, 7)
+    if group != "week":
+        return day
+    if _is_postgres(s):
+        return func.to_char(func.date_trunc("week", func.cast(day, Date)), "YYYY-MM-DD")
+    return func.date(day, "weekday 0", "-6 days")
+
+
+def _day_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(moment: datetime) -> datetime:
+    floor = _day_floor(moment)
+    return floor if floor == moment else floor + timedelta(days=1)
+
+
 async def requests_per_period(
     s: AsyncSession, actor: Actor, start: datetime | None, end: datetime | None, group: str
 ) -> dict[str, Any]:
-    """Leads (requests) per period and source, and refusals (rejected leads) with reasons:
-    one GROUP BY (period, source, status, reason) in the database."""
-    period = _period(s, Lead.created_at, group).label("period")
+    """Leads (requests) per period and source, and refusals (rejected leads) with reasons.
 
-    def grouped(*cols: Any) -> Any:
-        return _window(
-            select(period, *cols).where(visible_leads(actor)).group_by(period, *cols[:1]),
-            Lead.created_at,
-            start,
-            end,
-        )
-
+    An admin's whole UTC days come from ``lead_daily`` (kept by triggers on ``leads``:
+    a few rows per day however many leads), only the partial days at the edges of the
+    window from the leads; anyone else's (a manager's, a team's) is one GROUP BY
+    (period, source, status, reason) over their own leads."""
     periods: dict[str, dict[str, Any]] = {}  # period -> figures
     seen: dict[Any, dict[str, Any]] = {}  # the database's period value -> its figures
 
@@ -284,24 +299,71 @@ async def requests_per_period(
             seen[value] = p
         return p
 
-    rejected = Lead.status == "rejected"
-    converted = func.sum(case((Lead.status == "converted", 1), else_=0))
-    for key, source, n, n_converted in await s.execute(
-        grouped(Lead.source, func.count(), converted)
-    ):
-        p = at(key)
-        p["requests"] += n
-        p["by_source"][source] += n
-        p["converted"] += int(n_converted or 0)
-    refusals = grouped(Lead.loss_reason, Lead.source, func.count()).where(rejected)
-    for key, reason, source, n in await s.execute(refusals.group_by(Lead.source)):
-        p = at(key)
-        p["refusals"] += n
-        p["refusal_reasons"][reason or "—"] += n
-        p["refusals_by_source"][source] += n
+    async def from_leads(lo: datetime | None, hi: datetime | None) -> None:
+        period = _period(s, Lead.created_at, group).label("period")
+
+        def grouped(*cols: Any) -> Any:
+            return _window(
+                select(period, *cols).where(visible_leads(actor)).group_by(period, *cols[:1]),
+                Lead.created_at,
+                lo,
+                hi,
+            )
+
+        rejected = Lead.status == "rejected"
+        converted = func.sum(case((Lead.status == "converted", 1), else_=0))
+        for key, source, n, n_converted in await s.execute(
+            grouped(Lead.source, func.count(), converted)
+        ):
+            p = at(key)
+            p["requests"] += n
+            p["by_source"][source] += n
+            p["converted"] += int(n_converted or 0)
+        refusals = grouped(Lead.loss_reason, Lead.source, func.count()).where(rejected)
+        for key, reason, source, n in await s.execute(refusals.group_by(Lead.source)):
+            p = at(key)
+            p["refusals"] += n
+            p["refusal_reasons"][reason or "—"] += n
+            p["refusals_by_source"][source] += n
+
+    async def from_days(lo: datetime | None, hi: datetime | None) -> None:
+        ld = LeadDaily
+        period = _day_period(s, ld.day, group).label("period")
+        q = select(
+            period, ld.source, ld.refused, ld.reason, func.sum(ld.n), func.sum(ld.converted)
+        ).where(ld.n > 0)
+        if lo is not None:
+            q = q.where(ld.day >= lo.strftime("%Y-%m-%d"))
+        if hi is not None:
+            q = q.where(ld.day < hi.strftime("%Y-%m-%d"))
+        q = q.group_by(period, ld.source, ld.refused, ld.reason)
+        for key, source, refused, reason, n, n_converted in await s.execute(q):
+            p = at(key)
+            n = int(n or 0)
+            if refused:
+                p["refusals"] += n
+                p["refusal_reasons"][reason or "—"] += n
+                p["refusals_by_source"][source] += n
+            else:
+                p["requests"] += n
+                p["by_source"][source] += n
+                p["converted"] += int(n_converted or 0)
+
+    first = _day_ceil(start) if start is not None else None
+    last = _day_floor(end) if end is not None else None
+    if not actor.is_admin or (first is not None and last is not None and first >= last):
+        await from_leads(start, end)  # not all leads, or no whole day in the window
+    else:
+        if start is not None and first is not None and start < first:
+            await from_leads(start, first)
+        await from_days(first, last)
+        if end is not None and last is not None and last < end:
+            await from_leads(last, end)
     items = []
     for key in sorted(periods):
         p = periods[key]
+        if not p["requests"] and not p["refusals"]:
+            continue
         items.append(
             {
                 **p,
@@ -689,9 +751,11 @@ PROMISING_LIMIT = 10
 
 
 _RECENT = ("recent", "inbound", "last_at", "calls_out", "calls_answered", "ring_sum", "ring_n")
-_OPEN = ("open_rank", "open_amount", "open_deals")
+_OPEN = ("open_rank", "open_stage_id", "open_amount", "open_deals")
 _WON = ("won_deals", "won_amount")
-_NULLABLE = ("last_at", "ring_sum")
+_NULLABLE = ("last_at", "ring_sum", "open_stage_id")
+# points of a deal at the last open stage before won (a fraction of it per stage)
+DEAL_STAGE_POINTS = 25
 
 
 def _merge_parts(s: AsyncSession, recent: Any, open_deals: Any, won: Any) -> Any:
@@ -725,7 +789,9 @@ def _merge_parts(s: AsyncSession, recent: Any, open_deals: Any, won: Any) -> Any
     ).subquery("parts")
     p = parts.c
     merged = [
-        (func.max(p[n]) if n in ("last_at", "open_rank") else func.sum(p[n])).label(n)
+        (
+            func.max(p[n]) if n in ("last_at", "open_rank", "open_stage_id") else func.sum(p[n])
+        ).label(n)
         for n in every
     ]
     return select(p.client_id, *merged).group_by(p.client_id).subquery("per_client")
@@ -793,14 +859,76 @@ async def promising_clients(
         .group_by(client_key),
         Interaction.client_id,
     ).subquery("recent")
-    open_rank = case({code: i for i, code in enumerate(OPEN_STAGES)}, value=Deal.stage, else_=0)
+    # A deal's progress is its open stage's place among its own pipeline's open stages
+    # (ordered by position): ``DEAL_POINTS * index / open stages``, the fraction of the
+    # way to won, so the last stage before won of a three-stage funnel weighs as much as
+    # the same place in a seven-stage one.  The stage table is tiny; deals join it by
+    # (pipeline, code), a deal without a pipeline counts in the default one.
+    default_id = await s.scalar(
+        select(Pipeline.id)
+        .order_by(Pipeline.is_default.desc(), Pipeline.position, Pipeline.id)
+        .limit(1)
+    )  # as default_pipeline() finds it, without making one in a read
+    ps = PipelineStage
+    if default_id is not None:
+        stage_rank = (
+            select(
+                ps.id.label("stage_id"),
+                ps.pipeline_id,
+                ps.code,
+                (
+                    (
+                        func.row_number().over(
+                            partition_by=ps.pipeline_id, order_by=(ps.position, ps.id)
+                        )
+                        - 1
+                    )
+                    * DEAL_STAGE_POINTS
+                    / func.cast(func.count().over(partition_by=ps.pipeline_id), Float)
+                ).label("pts"),
+            )
+            .where(ps.kind == "open")
+            .subquery("stage_rank")
+        )
+    else:  # a base with no pipeline (emptied by TRUNCATE): the stages of crm_core.stages
+        default_id = 0
+        stage_rank = union_all(
+            *(
+                select(
+                    func.cast(null(), Integer).label("stage_id"),
+                    literal(0).label("pipeline_id"),
+                    literal(code).label("code"),
+                    literal(DEAL_STAGE_POINTS * i / len(OPEN_STAGES)).label("pts"),
+                )
+                for i, code in enumerate(OPEN_STAGES)
+            )
+        ).subquery("stage_rank")
+    sr = stage_rank.c
+    deal_pts = func.coalesce(sr.pts, 0.0)
     deal_key = (Deal.client_id + 0).label("client_id")  # the stage index, as above
+    if _is_postgres(s):
+        best_stage = func.array_agg(
+            aggregate_order_by(sr.stage_id, deal_pts.desc(), sr.stage_id.asc().nulls_last())
+        )[1]
+    else:
+        # SQLite takes a bare column from the row that holds the (single) max() of its
+        # group: the furthest deal's stage.
+        best_stage = sr.stage_id
     open_deals = scoped(
         select(
             deal_key,
-            func.max(open_rank).label("open_rank"),
+            func.max(deal_pts).label("open_rank"),
+            best_stage.label("open_stage_id"),
             func.sum(func.coalesce(Deal.amount, 0)).label("open_amount"),
             func.count().label("open_deals"),
+        )
+        .select_from(Deal)
+        .outerjoin(
+            stage_rank,
+            and_(
+                sr.pipeline_id == func.coalesce(Deal.pipeline_id, default_id),
+                sr.code == Deal.stage,
+            ),
         )
         .where(Deal.stage.not_in(("won", "lost")))  # open in any pipeline
         .group_by(deal_key),
@@ -819,7 +947,7 @@ async def promising_clients(
     per_client = _merge_parts(s, recent, open_deals, won)
     c = per_client.c
     pts_activity = _cap(c.recent, 10) * 3 + _cap(c.inbound, 5) * 2
-    pts_deal = c.open_rank * 5 + _cap(func.cast(c.open_amount, Float) / 100000.0, 20.0)
+    pts_deal = c.open_rank + _cap(func.cast(c.open_amount, Float) / 100000.0, 20.0)
     pts_purchases = _cap(c.won_deals, 5) * 4
     answer_rate = case(
         (c.calls_out > 0, func.cast(c.calls_answered, Float) / c.calls_out), else_=None
@@ -836,6 +964,7 @@ async def promising_clients(
             c.inbound,
             c.last_at,
             c.open_rank,
+            c.open_stage_id,
             c.open_amount,
             c.open_deals,
             c.won_deals,
@@ -859,9 +988,18 @@ async def promising_clients(
     if owner_id is not None:
         ranked = ranked.where(Client.owner_id == owner_id)
     r = ranked.subquery("ranked")
+    st = aliased(PipelineStage, name="open_stage")
     q = (
-        select(r, User.name.label("owner_name"))
+        select(
+            r,
+            User.name.label("owner_name"),
+            st.code.label("stage_code"),
+            st.name.label("stage_name"),
+            st.name_en.label("stage_name_en"),
+            st.pipeline_id.label("stage_pipeline_id"),
+        )
         .outerjoin(User, User.id == r.c.owner_id)
+        .outerjoin(st, st.id == r.c.open_stage_id)
         .where(r.c.rank <= limit, r.c.score > 0)
         .order_by(User.name, r.c.owner_id, r.c.rank)
     )
@@ -869,9 +1007,15 @@ async def promising_clients(
         # The planner over-estimates the full joins' rows; above jit_above_cost it would
         # spend seconds compiling a query that runs in milliseconds.
         await s.execute(text("SET LOCAL jit = off"))
-    stage_of = dict(enumerate(OPEN_STAGES))
     items = []
     for row in (await s.execute(q)).mappings():
+        stage = None
+        if row["open_deals"] and row["stage_code"] is not None:
+            ru = row["stage_name"]
+            stage = Stage(row["stage_code"], ru, row["stage_name_en"] or ru)
+        elif row["open_deals"]:  # no pipeline in the base: the built-in stages
+            place = round(float(row["open_rank"] or 0) / DEAL_STAGE_POINTS * len(OPEN_STAGES))
+            stage = STAGES[min(place, len(OPEN_STAGES) - 1)]
         last_at = row["last_at"]
         if isinstance(last_at, str):  # SQLite: max() over a union loses the column type
             last_at = datetime.fromisoformat(last_at).replace(tzinfo=UTC)
@@ -887,9 +1031,11 @@ async def promising_clients(
                 "inbound": int(row["inbound"] or 0),
                 "last_contact_at": last_at.isoformat() if last_at else None,
                 "open_deals": int(row["open_deals"] or 0),
-                "open_stage": stage_of.get(int(row["open_rank"] or 0))
-                if row["open_deals"]
-                else None,
+                # the furthest open deal's stage (its pipeline's code and names)
+                "open_stage": stage.code if stage else None,
+                "open_stage_name": stage.ru if stage else None,
+                "open_stage_name_en": stage.en if stage else None,
+                "open_pipeline_id": row["stage_pipeline_id"] if row["open_deals"] else None,
                 "open_amount": str(Decimal(str(row["open_amount"] or 0)).quantize(Decimal("0.01"))),
                 "won_deals": int(row["won_deals"] or 0),
                 "won_amount": str(Decimal(str(row["won_amount"] or 0)).quantize(Decimal("0.01"))),

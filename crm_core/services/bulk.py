@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.access import Actor, can_assign_to, visible_clients
+from crm_core.access import Actor, can_assign_to
 from crm_core.models import (
     AuditEntry,
     Client,
@@ -43,13 +43,12 @@ from crm_core.models import (
 )
 from crm_core.models import utcnow as _now
 from crm_core.reminders import local_to_utc
+from crm_core.services.clients import LIST_FILTER_KEYS
 from crm_core.services.common import (
     Conflict,
     Invalid,
     NotFound,
     check_assignee,
-    clients_with_identity,
-    identity_value,
     jsonable,
 )
 from crm_core.services.segments import in_segment
@@ -71,49 +70,22 @@ __all__ = [
 BULK_ACTIONS = ("tasks", "owner", "status", "tags", "segment")
 MAX_CLIENT_IDS = 10_000
 ERRORS_KEPT = 100  # per-client errors kept on the job (the counters count them all)
-# The clients list filters a selection may use (``GET /clients`` query parameters).
-FILTER_KEYS = (
-    "q",
-    "status",
-    "owner_id",
-    "kind",
-    "phone",
-    "email",
-    "created_from",
-    "created_to",
-)
-# List parameters that order or page the list but do not narrow it.
-NOT_FILTERS = frozenset({"limit", "offset", "after", "sort", "order"})
+# The clients list filters a selection may use (``GET /clients`` query parameters): the
+# list's own, read by the list's own function (crm_core/services/clients.py).
+FILTER_KEYS = LIST_FILTER_KEYS
 
 
 # -- selection ------------------------------------------------------------------
 
 
-def _filters_condition(s: AsyncSession, actor: Actor, filters: dict[str, Any]) -> list[Any]:
-    """The clients list's filters as conditions (the list shows only visible clients, so
-    does this selection).  Unknown filters are refused rather than ignored: a mass
-    change must never reach further than the list the user looked at."""
-    from crm_core.services.search import client_ids_matching
+async def _filters_condition(s: AsyncSession, actor: Actor, filters: dict[str, Any]) -> list[Any]:
+    """The clients list's filters as conditions, by the list's own function: the job
+    selects exactly the clients the list shows (only visible ones).  Unknown filters are
+    refused rather than ignored: a mass change must never reach further than the list
+    the user looked at."""
+    from crm_core.services.clients import client_conditions, list_filter
 
-    conds: list[Any] = [visible_clients(actor)]
-    for key, value in filters.items():
-        if value is None or value == "" or key in NOT_FILTERS:
-            continue
-        if key not in FILTER_KEYS:
-            raise Invalid(f"filters.{key} is not supported by mass operations", f"filters.{key}")
-        if key == "q":
-            found = client_ids_matching(s, str(value))
-            conds.append(Client.id.in_(select(found.c[0])))
-        elif key in ("phone", "email"):
-            norm, _ = identity_value(key, str(value), f"filters.{key}")
-            conds.append(Client.id.in_(clients_with_identity(key, norm)))
-        elif key in ("created_from", "created_to"):
-            moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-            col = Client.created_at
-            conds.append(col >= moment if key == "created_from" else col < moment)
-        else:
-            conds.append(getattr(Client, key) == value)
-    return conds
+    return list(await client_conditions(s, actor, list_filter(filters)))
 
 
 async def select_clients(s: AsyncSession, actor: Actor, selection: dict[str, Any]) -> Select[Any]:
@@ -135,7 +107,7 @@ async def select_clients(s: AsyncSession, actor: Actor, selection: dict[str, Any
             return query.where(await in_segment(s, seg_id))  # the compiled rules
         members = select(SegmentClient.client_id).where(SegmentClient.segment_id == seg_id)
         return query.where(Client.id.in_(members))
-    return query.where(*_filters_condition(s, actor, selection.get("filters") or {}))
+    return query.where(*await _filters_condition(s, actor, selection.get("filters") or {}))
 
 
 async def job_total(

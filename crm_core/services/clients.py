@@ -52,13 +52,16 @@ from crm_core.services.statuses import DEFAULT_STATUSES, default_status, require
 __all__ = [
     "CLIENT_KINDS",
     "CLIENT_STATUSES",
+    "LIST_FILTER_KEYS",
     "SORT_FIELDS",
     "TEXT_FIELDS",
+    "client_conditions",
     "client_dicts",
     "contact_dicts",
     "create_client",
     "get_client",
     "list_clients",
+    "list_filter",
     "update_client",
     "validate_inn",
 ]
@@ -78,6 +81,8 @@ TEXT_FIELDS = {
     "source": 100,
 }
 MAX_TAGS = 50
+# List parameters that order or page the list but do not narrow it.
+PAGING_KEYS = frozenset({"limit", "offset", "after", "sort", "order"})
 MAX_REVENUE = Decimal("1e16")
 # ?sort= keys (``-key`` for descending) and their columns.
 SORT_FIELDS: dict[str, Any] = {
@@ -447,6 +452,71 @@ def _parse_decimal(name: str, value: Any) -> Decimal:
     return out
 
 
+# Every filter of the clients list: ListFilter's own fields, then the profile filters
+# kept in ``ListFilter.extra`` (``cf``: {custom field key: value}).  The list, the export
+# and the mass operations (crm_core/services/bulk.py) all read them with _conditions.
+BASE_FILTER_KEYS = ("q", "status", "owner_id", "phone", "email", "created_from", "created_to")
+EXTRA_FILTER_KEYS = (
+    "kind",
+    "city",
+    "region",
+    "industry",
+    "source",
+    "tag",
+    "parent_id",
+    "headcount_min",
+    "headcount_max",
+    "revenue_min",
+    "revenue_max",
+    "cf",
+    "segment",
+)
+LIST_FILTER_KEYS = BASE_FILTER_KEYS + EXTRA_FILTER_KEYS
+
+
+def _moment(name: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise Invalid(f"{name} must be an ISO datetime", name) from None
+
+
+def list_filter(filters: dict[str, Any], field_prefix: str = "filters.") -> ListFilter:
+    """The list's filters from a stored dict (``LIST_FILTER_KEYS``; empty values and the
+    paging keys skipped); an unknown key is refused, naming it."""
+    base: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in filters.items():
+        if value is None or value == "" or value == {} or key in PAGING_KEYS:
+            continue
+        if key not in LIST_FILTER_KEYS:
+            raise Invalid(
+                f"{field_prefix}{key} is not a filter of the clients list", f"{field_prefix}{key}"
+            )
+        if key in ("created_from", "created_to"):
+            base[key] = _moment(f"{field_prefix}{key}", value)
+        elif key == "owner_id":
+            base[key] = int(value)
+        elif key in BASE_FILTER_KEYS:
+            base[key] = str(value)
+        elif key == "cf":
+            if not isinstance(value, dict):
+                raise Invalid(f"{field_prefix}cf must be an object", f"{field_prefix}cf")
+            extra[key] = {str(k): str(v) for k, v in value.items()}
+        else:
+            extra[key] = value
+    return ListFilter(**base, extra=extra)
+
+
+async def client_conditions(
+    s: AsyncSession, actor: Actor, flt: ListFilter
+) -> list[ColumnElement[bool]]:
+    """The WHERE of the clients list: what ``actor`` sees, narrowed by ``flt``."""
+    return [visible_clients(actor), *await _conditions(s, flt)]
+
+
 async def _conditions(s: AsyncSession, flt: ListFilter) -> list[ColumnElement[bool]]:
     """The WHERE conditions of the list's filters (each on an indexed column where one
     exists: status, city, region, industry, owner, parent, created_at; tags through
@@ -502,7 +572,7 @@ async def list_clients(s: AsyncSession, actor: Actor, flt: ListFilter) -> Page:
     """One page of the clients ``actor`` sees, filtered (see :func:`_conditions`) and
     sorted by ``flt.extra["sort"]`` (a :data:`SORT_FIELDS` key, ``-key`` descending;
     newest first by default), keyset-paged with ``after``."""
-    query = select(Client).where(visible_clients(actor), *await _conditions(s, flt))
+    query = select(Client).where(*await client_conditions(s, actor, flt))
 
     async def dicts(s: AsyncSession, rows: list[Client]) -> list[dict[str, Any]]:
         return await client_dicts(s, rows, actor)

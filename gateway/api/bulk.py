@@ -16,13 +16,14 @@ from datetime import date
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy import select
 
 from crm_core.jobs import JobRunner
 from crm_core.models import Job, User
 from crm_core.services import bulk as svc
 from crm_core.services.common import Invalid, NotFound
+from gateway.api.clients import CF_PREFIX, MAX_CF_FILTERS
 from gateway.api.common import actor, database, ok, path_id, read_body
 from gateway.api.outgoing import idempotency_key
 from gateway.api.schemas import ClientListQuery, Id, Strict, TaskKind
@@ -36,7 +37,40 @@ Tag = Field(min_length=1, max_length=100)
 
 
 class BulkFilters(ClientListQuery):
-    """The clients list's filters (as ``GET /clients`` takes them; paging ignored)."""
+    """The clients list's filters (as ``GET /clients`` takes them; paging and sorting
+    ignored), ``cf.<key>`` on custom fields included (or ``"cf": {key: value}``)."""
+
+    cf: dict[str, str] | None = Field(
+        None,
+        max_length=MAX_CF_FILTERS,
+        description="custom fields: {key: value}, as cf.<key>=value in the list",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _custom_keys(cls, data: Any) -> Any:
+        """``"cf.<key>": value`` (the list's query as the UI sends it) into ``cf``."""
+        if not isinstance(data, dict):
+            return data
+        plain = {k: v for k, v in data.items() if not str(k).startswith(CF_PREFIX)}
+        custom = {
+            str(k)[len(CF_PREFIX) :]: str(v) if isinstance(v, int | float) else v
+            for k, v in data.items()
+            if k not in plain
+        }
+        if not custom:
+            return data
+        given = plain.get("cf")
+        merged = {**given, **custom} if isinstance(given, dict) else custom
+        return {**plain, "cf": merged}
+
+    @field_validator("cf")
+    @classmethod
+    def _custom_values(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, v in (value or {}).items():
+            if not key or len(key) > 100 or len(v) > 200 or "\x00" in key + v:
+                raise ValueError(f"cf.{key}: a key of 1-100 and a value of at most 200 characters")
+        return value or None
 
 
 class Selection(Strict):

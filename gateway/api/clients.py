@@ -37,8 +37,8 @@ CF_PREFIX = "cf."
 MAX_CF_FILTERS = 10
 
 
-def client_list_filter(request: web.Request) -> ListFilter:
-    """The list's query: ``cf.<key>=value`` (custom fields) beside the model's filters."""
+def split_custom(request: web.Request) -> tuple[dict[str, str], dict[str, str]]:
+    """The query's plain parameters and its ``cf.<key>=value`` ones (custom fields)."""
     plain: dict[str, str] = {}
     custom: dict[str, str] = {}
     for key in request.query:
@@ -53,6 +53,12 @@ def client_list_filter(request: web.Request) -> ListFilter:
             plain[key] = value
     if len(custom) > MAX_CF_FILTERS:
         raise ApiError(422, f"at most {MAX_CF_FILTERS} cf. filters", "cf")
+    return plain, custom
+
+
+def client_list_filter(request: web.Request) -> ListFilter:
+    """The list's query: ``cf.<key>=value`` (custom fields) beside the model's filters."""
+    plain, custom = split_custom(request)
     flt = ClientListQuery.model_validate(plain).to_filter()
     if custom:
         flt.extra["cf"] = custom

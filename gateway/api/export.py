@@ -23,7 +23,8 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.services.common import ListFilter
 from crm_core.services.export import CsvSink, XlsxSink, export_columns, export_rows, segment_filter
-from gateway.api.common import actor, database, read_query
+from gateway.api.clients import split_custom
+from gateway.api.common import actor, database
 from gateway.api.schemas import ClientListQuery, Id
 from gateway.openapi import operation
 
@@ -76,8 +77,11 @@ def file_name(fmt: str) -> str:
     errors=(401, 404, 422),
 )
 async def export_clients(request: web.Request) -> web.StreamResponse:
-    query = read_query(request, ClientExportQuery)
+    plain, custom = split_custom(request)  # cf.<key>=value as in the list
+    query = ClientExportQuery.model_validate(plain)
     flt = export_filter(query)
+    if custom:
+        flt.extra["cf"] = custom
     db = database(request)
     who = actor(request)
     async with db.sessions() as s:

@@ -402,9 +402,20 @@ async def promising_clients(
 ) -> list[dict[str, Any]]:
     """The ranking of docs/analytics.md, counted client by client."""
     from crm_core.access import visible_clients
-    from crm_core.models import Client
+    from crm_core.models import Client, Pipeline, PipelineStage
 
-    open_order = [st.code for st in STAGES if st.code not in ("won", "lost")]
+    # each pipeline's open stages in its own order; a deal without one is the default's
+    orders: dict[int, list[str]] = defaultdict(list)
+    for st in await s.scalars(
+        select(PipelineStage).order_by(PipelineStage.position, PipelineStage.id)
+    ):
+        if st.kind == "open":
+            orders[st.pipeline_id].append(st.code)
+    default_id = await s.scalar(
+        select(Pipeline.id).where(Pipeline.is_default.is_(True)).order_by(Pipeline.id).limit(1)
+    )
+    if default_id is None:  # a base emptied by TRUNCATE: the stages of crm_core.stages
+        orders[default_id] = [st.code for st in STAGES if st.code not in ("won", "lost")]
     clients = {c.id: c for c in await s.scalars(select(Client).where(visible_clients(actor)))}
     since = now - timedelta(days=30)
     part: dict[int, Counter[str]] = defaultdict(Counter)
@@ -423,15 +434,17 @@ async def promising_clients(
                 p["calls_answered"] += 1
                 if i.ring_s is not None:
                     rings[i.client_id].append(i.ring_s)
-    open_rank: dict[int, int] = {}
+    open_rank: dict[int, float] = {}
     open_amount: dict[int, float] = defaultdict(float)
     won_amount: dict[int, float] = defaultdict(float)
     for d in await s.scalars(select(Deal)):
         if d.client_id not in clients:
             continue
-        if d.stage in open_order:
+        if d.stage not in ("won", "lost"):
+            order = orders[d.pipeline_id or default_id]
+            place = 25 * order.index(d.stage) / len(order) if d.stage in order else 0
             part[d.client_id]["open_deals"] += 1
-            open_rank[d.client_id] = max(open_rank.get(d.client_id, 0), open_order.index(d.stage))
+            open_rank[d.client_id] = max(open_rank.get(d.client_id, 0), place)
             open_amount[d.client_id] += float(d.amount or 0)
         elif d.stage == "won":
             part[d.client_id]["won_deals"] += 1
@@ -442,7 +455,7 @@ async def promising_clients(
         if c.owner_id is None:
             continue
         activity = min(p["recent"], 10) * 3 + min(p["inbound"], 5) * 2
-        deal = open_rank.get(cid, 0) * 5 + min(open_amount[cid] / 100000.0, 20.0)
+        deal = open_rank.get(cid, 0) + min(open_amount[cid] / 100000.0, 20.0)
         purchases = min(p["won_deals"], 5) * 4
         rate = p["calls_answered"] / p["calls_out"] if p["calls_out"] else None
         ring = sum(rings[cid]) / len(rings[cid]) if rings[cid] else None

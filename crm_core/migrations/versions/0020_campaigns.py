@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020_campaigns"
-down_revision: str | None = "0007_scale_counters"
+down_revision: str | None = "0019_two_factor"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

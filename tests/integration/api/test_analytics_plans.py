@@ -445,3 +445,49 @@ async def test_report_queries_refuse_bad_input(api: Api) -> None:
         assert status == 422 and err["field"] == field, (path, params, err)
     status, _ = await api.anonymous().get("/analytics/sales")
     assert status == 401
+
+
+async def test_promising_ranks_each_pipeline_by_its_own_stage_order(api: Api) -> None:
+    """A deal at the last open stage of a three-stage B2C funnel is 2/3 of the way to won
+    (16.7 points); one at the default funnel's second stage of five is 1/5 (5 points).
+    Ranked by the default funnel's codes, the B2C stage counted as the first (0 points)."""
+    b2c = {
+        "name": "B2C — розница",
+        "name_en": "B2C — retail",
+        "stages": [
+            {"code": "request", "name": "Заявка", "name_en": "Request"},
+            {"code": "offer", "name": "Подбор", "name_en": "Offer"},
+            {"code": "invoice", "name": "Счёт", "name_en": "Invoice"},
+        ],
+    }
+    status, p = await api.as_("admin").post("/pipelines", b2c)
+    assert status == 201, p
+    a1 = api.users["a1"].id
+    async with api.db.transaction() as s:
+        for cid, name in ((1, "Розница"), (2, "Опт"), (3, "Розница 2")):
+            s.add(Client(id=cid, kind="company", name=name, owner_id=a1))
+        await s.flush()
+        s.add_all(
+            [
+                Deal(id=1, client_id=1, title="b2c", stage="invoice", pipeline_id=p["id"]),
+                Deal(id=2, client_id=2, title="b2b", stage="qualification", owner_id=a1),
+                Deal(id=3, client_id=3, title="b2c 2", stage="offer", pipeline_id=p["id"]),
+            ]
+        )
+    status, got = await api.as_("admin").get("/analytics/promising")
+    assert status == 200, got
+    by_client = {i["client_id"]: i for i in got["items"]}
+    assert [i["client_id"] for i in got["items"]] == [1, 3, 2]
+    assert by_client[1]["points"]["deal"] == 16.7
+    assert by_client[3]["points"]["deal"] == 8.3
+    assert by_client[2]["points"]["deal"] == 5.0
+    assert by_client[1]["open_stage"] == "invoice"
+    assert by_client[1]["open_stage_name"] == "Счёт"
+    assert by_client[1]["open_stage_name_en"] == "Invoice"
+    assert by_client[1]["open_pipeline_id"] == p["id"]
+    assert by_client[2]["open_stage"] == "qualification"
+    async with api.db.sessions() as s:
+        want = await ref.promising_clients(s, _actor(api, "admin"), datetime.now(UTC))
+    assert [(i["client_id"], i["score"]) for i in got["items"]] == [
+        (w["client_id"], w["score"]) for w in want
+    ]

@@ -407,3 +407,85 @@ async def test_a_rule_segment_selects_by_its_rules(api: Api) -> None:
     async with api.db.sessions() as s:
         got = dict((await s.execute(select(Client.id, Client.status))).all())
     assert got == {ids[0]: "active", ids[1]: "thinking", ids[2]: "thinking", ids[3]: "thinking"}
+
+
+async def test_filters_select_exactly_the_clients_the_list_shows(api: Api) -> None:
+    """Every filter of the clients list (profile fields, custom fields, tags, segments by
+    rules or by hand, search) selects for a mass action exactly the clients the list
+    shows, for an admin and for a manager (who sees only theirs)."""
+    from decimal import Decimal
+
+    from crm_core.models import CustomField
+
+    u = api.users
+    rows: list[dict[str, Any]] = [
+        dict(name="Розница Москва", industry="Розница", region="Москва", headcount=120,
+             revenue=Decimal("5000000"), owner_id=u["a1"].id,
+             custom={"tier": "gold", "score": 7, "channels": ["b2b", "online"]}),
+        dict(name="Розница Питер", industry="Розница", region="Санкт-Петербург", headcount=15,
+             owner_id=u["a2"].id, custom={"tier": "silver", "score": 3}),
+        dict(name="Банк", industry="Банки", region="Москва", headcount=5000,
+             owner_id=u["b1"].id, custom={"score": 9, "tier": "gold"}),
+        dict(name="Иван", kind="person", region="Казань", owner_id=u["a1"].id),
+        dict(name="Розница ничья", industry="Розница", region="Москва", owner_id=None),
+        dict(name="Пустая", owner_id=u["a1"].id, status="ready"),
+    ]  # fmt: skip
+    async with api.db.transaction() as s:
+        s.add(
+            CustomField(key="tier", label_ru="Уровень", type="choice", options=["gold", "silver"])
+        )
+        s.add(CustomField(key="score", label_ru="Балл", type="number"))
+        s.add(CustomField(key="channels", label_ru="Каналы", type="multi"))
+        ids = []
+        for kw in rows:
+            c = Client(**{"kind": "company", "status": "cold", **kw})
+            s.add(c)
+            await s.flush()
+            ids.append(c.id)
+        s.add_all([ClientTag(client_id=ids[0], tag="vip"), ClientTag(client_id=ids[2], tag="vip")])
+        rule = Segment(
+            name="Розница",
+            kind="rule",
+            rules={"all": [{"field": "industry", "op": "eq", "value": "Розница"}]},
+        )
+        manual = Segment(name="Вручную", kind="manual")
+        s.add_all([rule, manual])
+        await s.flush()
+        s.add_all([SegmentClient(segment_id=manual.id, client_id=i) for i in (ids[1], ids[3])])
+        rule_id, manual_id = rule.id, manual.id
+    cases: list[dict[str, Any]] = [
+        {"industry": "Розница", "region": "Москва"},
+        {"cf.tier": "gold"},
+        {"cf.score": "5..10", "sort": "name"},
+        {"cf.channels": "online"},
+        {"headcount_min": "100", "headcount_max": "1000"},
+        {"revenue_min": "1000000"},
+        {"tag": "vip"},
+        {"segment": str(rule_id)},
+        {"segment": str(manual_id)},
+        {"kind": "person"},
+        {"status": "ready"},
+        {"q": "Розница"},
+        {"city": "Нигде"},
+    ]
+    n = 0
+    for who in ("admin", "a1"):
+        for query in cases:
+            status, page = await api.as_(who).get("/clients", limit=200, **query)
+            assert status == 200, page
+            shown = {c["id"] for c in page["items"]}
+            n += 1
+            tag = f"picked-{n}"
+            status, out = await _post(api, who, "tags", {"filters": query, "add": [tag]})
+            assert status == 202, (query, out)
+            await _run(api, batch=2)
+            job = await _job(api, who, out["job_id"])
+            assert job["status"] == "done", job
+            async with api.db.sessions() as s:
+                tagged = set(
+                    await s.scalars(select(ClientTag.client_id).where(ClientTag.tag == tag))
+                )
+            assert tagged == shown, (who, query)
+            assert job["total"] == len(shown), (who, query)
+    status, err = await _post(api, "admin", "tags", {"filters": {"cf.nope": "1"}, "add": ["x"]})
+    assert (status, err["field"]) == (422, "cf.nope"), err

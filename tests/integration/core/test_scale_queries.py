@@ -289,6 +289,71 @@ async def test_manager_activity_follows_interaction_changes(db: Database) -> Non
                 assert _no_overdue(got) == _no_overdue(want)
 
 
+async def test_requests_per_day_follow_lead_changes(db: Database) -> None:
+    """``lead_daily`` is kept by triggers: leads created, moved to another day, source or
+    status, rejected with a reason, converted, deleted (by the ORM and by plain SQL)
+    show in an admin's requests report as in a naive count; and the rollup equals the
+    migration's fill from the leads (a full recount)."""
+    from sqlalchemy import delete, text, update
+
+    from crm_core.models import LeadDaily
+
+    await _seeded(db)
+    rng = random.Random(24)
+    async with db.transaction() as s:
+        ids = list(await s.scalars(select(Lead.id).order_by(Lead.id)))
+        for lid in rng.sample(ids, 40):
+            lead = await s.get(Lead, lid)
+            assert lead is not None
+            change = rng.randrange(5)
+            if change == 0:
+                lead.created_at = lead.created_at - timedelta(days=rng.randrange(1, 30))
+            elif change == 1:
+                lead.status, lead.loss_reason = "rejected", rng.choice(("дорого", None, "цена"))
+            elif change == 2:
+                lead.status, lead.loss_reason = "converted", None
+            elif change == 3:
+                lead.source = "telegram"
+            else:
+                await s.delete(lead)
+        s.add_all(
+            Lead(
+                status=rng.choice(("new", "rejected", "converted")),
+                source="webform",
+                loss_reason="спам",
+                created_at=T0 - timedelta(hours=k * 7),
+            )
+            for k in range(30)
+        )
+        await s.execute(
+            update(Lead).where(Lead.id.in_(ids[:5])).values(status="rejected", loss_reason="x")
+        )
+        await s.execute(delete(Lead).where(Lead.id.in_(ids[5:8])))
+    async with db.sessions() as s:
+        for start, end in WINDOWS:
+            for group in ("day", "week", "month"):
+                got = await analytics.requests_per_period(s, ADMIN, start, end, group)
+                assert got == await ref.requests_per_period(s, ADMIN, start, end, group)
+    import importlib
+
+    fill = importlib.import_module("crm_core.migrations.versions.0024_lead_daily").fill_sql
+    async with db.transaction() as s:
+        cols = (LeadDaily.day, LeadDaily.source, LeadDaily.refused, LeadDaily.reason)
+        kept = {
+            tuple(r[:4]): (r[4], r[5])
+            for r in await s.execute(select(*cols, LeadDaily.n, LeadDaily.converted))
+            if r[4] or r[5]
+        }
+        await s.execute(delete(LeadDaily))
+        await s.execute(text(fill(db.is_postgres)))
+        recount = {
+            tuple(r[:4]): (r[4], r[5])
+            for r in await s.execute(select(*cols, LeadDaily.n, LeadDaily.converted))
+        }
+        assert kept == recount
+        assert any(k[2] == 1 for k in kept) and sum(n for n, _ in kept.values()) > 100
+
+
 def _no_overdue(report: dict[str, Any]) -> list[dict[str, Any]]:
     """``tasks_overdue`` depends on the wall clock at each call; the rest must match."""
     return [{k: v for k, v in i.items() if k != "tasks_overdue"} for i in report["items"]]

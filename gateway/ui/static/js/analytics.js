@@ -312,7 +312,9 @@ function why(i, names) {
     out.push(t("why.activity", { n: i.recent_interactions, inbound: i.inbound }));
   }
   if (i.open_deals) {
-    out.push(t("why.deal", { stage: names.get(i.open_stage) || i.open_stage,
+    // the stage's name in its own pipeline (a B2C stage is not one of the default's)
+    const stageName = getLang() === "en" ? i.open_stage_name_en : i.open_stage_name;
+    out.push(t("why.deal", { stage: stageName || names.get(i.open_stage) || i.open_stage,
       amount: fmtMoney(i.open_amount) }));
   }
   if (i.won_deals) out.push(t("why.purchases", { n: i.won_deals, amount: fmtMoney(i.won_amount) }));
