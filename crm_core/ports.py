@@ -6,7 +6,7 @@ fakes (``crm_core.fakes``).  Nothing here imports SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from crm_core.events import InboundEvent
 
 __all__ = [
+    "BatchIngest",
     "ConnectorHealth",
     "ConnectorState",
     "HealthRegistry",
@@ -54,6 +55,17 @@ class Ingest(Protocol):
     """
 
     async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt: ...
+
+
+class BatchIngest(Protocol):
+    """An :class:`Ingest` that also takes a whole batch (a mailbox's initial sync):
+    returns, one receipt per event in order, once every event is committed (and, on
+    the hub, usually processed in the same transaction).  Raises
+    :class:`IngestUnavailable` when not all of them could be made durable."""
+
+    async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt: ...
+
+    async def ingest_batch(self, events: Sequence[InboundEvent]) -> list[IngestReceipt]: ...
 
 
 class OutboundStatus(StrEnum):

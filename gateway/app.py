@@ -7,7 +7,7 @@ the same wiring and a clean shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import structlog
 from aiohttp import web
@@ -40,13 +40,26 @@ log = structlog.get_logger("crmhub.app")
 def ingest_for(app: web.Application) -> Ingest:
     """The ``Ingest`` port for connectors, bound late: the hub starts in cleanup_ctx."""
 
-    async def ingest(event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
-        hub = app.get(HUB)
+    return _LateIngest(app)
+
+
+class _LateIngest:
+    """The hub's ``Ingest`` (and ``BatchIngest``), looked up on each call."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def _hub(self) -> Hub:
+        hub = self.app.get(HUB)
         if hub is None:
             raise IngestUnavailable("the hub is not running")
-        return await hub(event, wait=wait)
+        return hub
 
-    return ingest
+    async def __call__(self, event: InboundEvent, *, wait: bool = False) -> IngestReceipt:
+        return await self._hub()(event, wait=wait)
+
+    async def ingest_batch(self, events: Sequence[InboundEvent]) -> list[IngestReceipt]:
+        return await self._hub().ingest_batch(events)
 
 
 async def _first_admin_hint(db: Database) -> None:

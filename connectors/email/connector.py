@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -60,10 +61,16 @@ def default_parse(raw: bytes, **kwargs: Any) -> InboundEvent:
 
 
 def unparsable_event(
-    raw: bytes | bytearray, error: BaseException, *, mailbox: str, received_at: datetime | None
+    raw: bytes | bytearray,
+    error: BaseException,
+    *,
+    mailbox: str,
+    received_at: datetime | None,
+    kind: str | None = None,
 ) -> InboundEvent:
     """What the inbox keeps of a fetched message the parser refused: the raw bytes and
-    the error (the pipeline records it as failed; an operator can look and replay)."""
+    the error (the pipeline records it as failed; an operator can look and replay).
+    ``kind``: the error's type name when it was raised elsewhere (a worker process)."""
     from connectors.email.normalize import stable_digest
 
     data = bytes(raw)
@@ -72,7 +79,10 @@ def unparsable_event(
         kind=EventKind.EMAIL_RECEIVED,
         external_id="sha256:" + stable_digest(data),
         occurred_at=received_at or datetime.now(UTC),
-        meta={"mailbox": mailbox, "parse_error": f"{type(error).__name__}: {error}"[:300]},
+        meta={
+            "mailbox": mailbox,
+            "parse_error": f"{kind or type(error).__name__}: {error}"[:300],
+        },
         raw=data,
         source=mailbox,
     )
@@ -81,6 +91,32 @@ def unparsable_event(
 def _parse_call(parse: ParseFn, raw: bytes, kwargs: dict[str, Any]) -> InboundEvent:
     """Runs in a parse worker process; the event (with ``raw``) is pickled back."""
     return parse(raw, **kwargs)
+
+
+class ParseFailed(Exception):
+    """A parser's exception as a worker process reports it (its type name and text)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_Parsed = InboundEvent | ParseFailed
+
+
+def _parse_many(parse: ParseFn, items: list[tuple[bytes, dict[str, Any]]]) -> list[_Parsed]:
+    """A slice of a batch parsed in one worker call (one round trip, not one a message);
+    a message the parser refuses comes back as :class:`ParseFailed`."""
+    out: list[_Parsed] = []
+    for raw, kwargs in items:
+        try:
+            out.append(parse(raw, **kwargs))
+        except Exception as exc:
+            out.append(ParseFailed(type(exc).__name__, str(exc)))
+    return out
 
 
 def state_key(mailbox: str, folder: str) -> str:
@@ -245,6 +281,9 @@ class ImapMailbox:
         }
         batch = max(1, min(s.batch_size, MAX_BATCH))
         chunks = [uids[i : i + batch] for i in range(0, len(uids), batch)]
+        if callable(getattr(self.ingest, "ingest_batch", None)):
+            await self._sync_batches(session, folder, key, status.uidvalidity, chunks, progress)
+            chunks = []
         # the next batch is fetched while this one is parsed and ingested
         ahead: asyncio.Future[list[Fetched]] | None = None
         try:
@@ -275,6 +314,138 @@ class ImapMailbox:
             progress["last_uid"] = max(int(progress["last_uid"]), top)
             progress["initial_done"] = True
             await self.state.set(key, dict(progress))
+
+    async def _sync_batches(
+        self,
+        session: ImapSession,
+        folder: str,
+        key: str,
+        uidvalidity: int,
+        chunks: list[list[int]],
+        progress: dict[str, Any],
+    ) -> None:
+        """The batch path (the hub's ``ingest_batch``): each chunk is fetched and parsed
+        while the one before it is ingested, handed over as one batch, and the stored
+        last UID moves to the chunk's end only after the batch returned (committed)."""
+        last_uid = int(progress["last_uid"])
+        ahead: asyncio.Task[list[InboundEvent]] | None = None
+        try:
+            for n, chunk in enumerate(chunks):
+                if ahead is None:
+                    ahead = asyncio.create_task(
+                        self._fetch_parse(session, folder, uidvalidity, chunk)
+                    )
+                events = await ahead
+                ahead = None
+                if n + 1 < len(chunks):
+                    ahead = asyncio.create_task(
+                        self._fetch_parse(session, folder, uidvalidity, chunks[n + 1])
+                    )
+                if events:
+                    await self._deliver_batch(events)
+                # UIDs that vanished meanwhile are passed over too
+                progress["last_uid"] = max(int(progress["last_uid"]), chunk[-1])
+                await self.state.set(key, dict(progress))
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+            if progress["last_uid"] != last_uid:  # keep what was acknowledged, even on errors
+                await asyncio.shield(self.state.set(key, dict(progress)))
+
+    def _restart_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ProcessPoolExecutor(
+                self.settings.parse_workers, mp_context=get_context("spawn")
+            )
+
+    async def _fetch_parse(
+        self, session: ImapSession, folder: str, uidvalidity: int, chunk: list[int]
+    ) -> list[InboundEvent]:
+        messages = await session.fetch_bodies(chunk)
+        self.stats.fetched += len(messages)
+        parsed: list[_Parsed] = []
+        if self._pool is not None:
+            loop = asyncio.get_running_loop()
+            workers = max(1, self.settings.parse_workers)
+            step = max(1, -(-len(messages) // workers))
+            parts = [
+                loop.run_in_executor(
+                    self._pool,
+                    _parse_many,
+                    self.parse,
+                    [(m.raw, self._parse_kwargs(m)) for m in messages[i : i + step]],
+                )
+                for i in range(0, len(messages), step)
+            ]
+            try:
+                for part in await asyncio.gather(*parts):
+                    parsed.extend(part)
+            except (BrokenProcessPool, OSError) as exc:  # a worker died: parse here instead
+                log.warning(
+                    "imap %s: parse workers failed (%r): parsing inline", self.settings.name, exc
+                )
+                parsed = []
+                await asyncio.gather(*parts, return_exceptions=True)
+                self._restart_pool()
+        if len(parsed) != len(messages):
+            for msg in messages:
+                try:
+                    parsed.append(self.parse(msg.raw, **self._parse_kwargs(msg)))
+                except Exception as exc:
+                    parsed.append(ParseFailed(type(exc).__name__, str(exc)))
+                await asyncio.sleep(0)  # let the batch before this one go on meanwhile
+        return [
+            self._with_imap(folder, uidvalidity, msg, ev)
+            for msg, ev in zip(messages, parsed, strict=True)
+        ]
+
+    def _with_imap(
+        self, folder: str, uidvalidity: int, msg: Fetched, parsed: _Parsed
+    ) -> InboundEvent:
+        s = self.settings
+        if isinstance(parsed, ParseFailed):
+            self.stats.parse_failures += 1
+            self.stats.failed_uids = [*self.stats.failed_uids[-99:], (folder, msg.uid)]
+            log.warning(
+                "imap %s/%s: uid %s could not be parsed: %s", s.name, folder, msg.uid, parsed
+            )
+            failed = unparsable_event(
+                msg.raw,
+                parsed,
+                mailbox=s.name,
+                received_at=msg.internaldate,
+                kind=parsed.kind,
+            )
+            meta = dict(failed.meta)
+            meta["imap"] = {"folder": folder, "uid": msg.uid, "uidvalidity": uidvalidity}
+            return dataclasses.replace(failed, meta=meta)
+        meta = dict(parsed.meta)
+        meta["imap"] = {"folder": folder, "uid": msg.uid, "uidvalidity": uidvalidity}
+        return dataclasses.replace(parsed, meta=meta, source=parsed.source or s.name)
+
+    async def _deliver_batch(self, events: list[InboundEvent]) -> None:
+        """Hand a batch to ``ingest_batch``, retried (all of it) until it is taken: what
+        an earlier attempt committed comes back as duplicates."""
+        s = self.settings
+        ingest_batch = self.ingest.ingest_batch  # type: ignore[attr-defined]
+        backoff = _Backoff(s.backoff_initial, s.backoff_max)
+        while True:
+            try:
+                receipts = await ingest_batch(events)
+            except IngestUnavailable as exc:
+                reason = f"ingest unavailable: {exc}"
+            except Exception as exc:  # never skip a message the inbox did not take
+                log.exception("imap %s: ingest raised on a batch", s.name)
+                reason = f"ingest error: {exc!r}"
+            else:
+                self.stats.ingested += len(events)
+                self.stats.duplicates += sum(1 for r in receipts if getattr(r, "duplicate", False))
+                return
+            self.stats.ingest_retries += 1
+            self.stats.last_error = reason
+            await asyncio.sleep(backoff.next())
 
     def _parse_kwargs(self, msg: Fetched) -> dict[str, Any]:
         s = self.settings

@@ -13,7 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.events import Channel, InboundEvent
 from crm_core.models import Client, ContactPerson, ContactPoint, Deal, Interaction, Lead
 
-__all__ = ["OPEN_LEAD_STATUSES", "Match", "match_event", "parse_our_message_id"]
+__all__ = [
+    "BATCH_POINTS",
+    "OPEN_LEAD_STATUSES",
+    "Match",
+    "match_event",
+    "parse_our_message_id",
+    "prefetch_points",
+]
+
+# ``session.info`` key of a batch's contact points (identity -> point, None: there is
+# none), loaded once per batch transaction by :func:`prefetch_points` and kept current by
+# the pipeline as it creates points; without it every event queries its own.
+BATCH_POINTS = "crmhub.batch_points"
 
 OPEN_LEAD_STATUSES = ("new", "in_progress")
 # Our outbound Message-IDs name the outbox command whose sent email is the interaction:
@@ -56,7 +68,13 @@ def _points_query(n: int) -> Any:
 async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
     m = Match()
     pairs = [tuple(i.split(":", 1)) for i in event.identities if ":" in i]
-    if pairs:
+    known: dict[str, ContactPoint | None] | None = s.info.get(BATCH_POINTS)
+    if pairs and known is not None and all(f"{k}:{v}" in known for k, v in pairs):
+        for k, v in pairs:
+            point = known[f"{k}:{v}"]
+            if point is not None:
+                m.points[f"{k}:{v}"] = point
+    elif pairs:
         params = {f"k{i}": k for i, (k, _) in enumerate(pairs)}
         params.update({f"v{i}": v for i, (_, v) in enumerate(pairs)})
         rows = await s.scalars(_points_query(len(pairs)), params)
@@ -95,6 +113,50 @@ async def match_event(s: AsyncSession, event: InboundEvent) -> Match:
         )
     await _match_thread(s, event, m)
     return m
+
+
+async def prefetch_points(s: AsyncSession, events: list[InboundEvent]) -> None:
+    """Load, in a few queries, the contact points of every identity of ``events`` and the
+    leads, clients and contact persons they name into the session, and set
+    :data:`BATCH_POINTS`: :func:`match_event` then finds them without a query each."""
+    by_kind: dict[str, set[str]] = {}
+    for event in events:
+        for ident in event.identities:
+            kind, sep, value = ident.partition(":")
+            if sep:
+                by_kind.setdefault(kind, set()).add(value)
+    known: dict[str, ContactPoint | None] = {}
+    for kind, values in by_kind.items():
+        ordered = sorted(values)
+        for i in range(0, len(ordered), 500):
+            part = ordered[i : i + 500]
+            for value in part:
+                known.setdefault(f"{kind}:{value}", None)
+            rows = await s.scalars(
+                select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value.in_(part))
+            )
+            for point in rows:
+                known[f"{point.kind}:{point.value}"] = point
+    points = [p for p in known.values() if p is not None]
+    # The session's identity map holds unchanged objects weakly: keep them for the batch.
+    held: list[object] = list(points)
+    client_ids = {p.client_id for p in points if p.client_id is not None}
+    person_ids = {p.contact_person_id for p in points if p.contact_person_id is not None}
+    if person_ids:
+        persons = list(
+            await s.scalars(select(ContactPerson).where(ContactPerson.id.in_(person_ids)))
+        )
+        held.extend(persons)
+        client_ids |= {p.client_id for p in persons if p.client_id is not None}
+    lead_ids = {p.lead_id for p in points if p.lead_id is not None}
+    if lead_ids:
+        leads = list(await s.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
+        held.extend(leads)
+        client_ids |= {lead.client_id for lead in leads if lead.client_id is not None}
+    if client_ids:
+        held.extend(await s.scalars(select(Client).where(Client.id.in_(client_ids))))
+    s.info[BATCH_POINTS] = known
+    s.info[BATCH_POINTS + ".held"] = held
 
 
 async def _match_thread(s: AsyncSession, event: InboundEvent, m: Match) -> None:

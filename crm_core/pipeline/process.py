@@ -35,12 +35,17 @@ from crm_core.pipeline.calls import close_unseen_calls
 from crm_core.pipeline.campaign_feedback import campaign_feedback
 from crm_core.pipeline.complaints import apply_complaint
 from crm_core.pipeline.linking import link_identities
-from crm_core.pipeline.match import Match, match_event
+from crm_core.pipeline.match import BATCH_POINTS, Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
 from crm_core.pipeline.replies import close_first_reply, logged_reply
 from crm_core.services.segments import segment_owner
 
-__all__ = ["LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
+__all__ = ["BATCH_INTERACTION_IDS", "LEAD_KINDS", "Outcome", "PipelineConfig", "process_event"]
+
+# ``session.info`` key of a deque of interaction ids reserved by a batch transaction
+# (``InboxProcessor.persist_and_process``): an interaction takes the next one instead of
+# a flush of its own, so a batch's interactions are written together.
+BATCH_INTERACTION_IDS = "crmhub.batch_interaction_ids"
 
 # Events that open a lead when the sender is not known yet.
 LEAD_KINDS = frozenset(
@@ -126,6 +131,9 @@ async def _ensure_points(
             cp.extension = str(ext[value])[:16]
         s.add(cp)
         m.points[ident] = cp
+        known = s.info.get(BATCH_POINTS)
+        if known is not None:
+            known[ident] = cp
     # No flush here: the interaction's flush (or the savepoint's end) writes them, and a
     # unique violation there is the race the worker retries.
 
@@ -244,8 +252,12 @@ async def process_event(
         inter = _interaction(event, event_id, m, lead, link)
         if inter.user_id is None and answerer is not None:
             inter.user_id = answerer.id  # the operator who took the call
+        reserved = s.info.get(BATCH_INTERACTION_IDS)
+        if reserved:
+            inter.id = reserved.popleft()  # a batch: flushed with the next query, together
         s.add(inter)
-        await s.flush()
+        if inter.id is None:
+            await s.flush()
         out.interaction_id = inter.id
         if client is not None:
             await _touch_last_contact(s, client.id, inter.occurred_at)

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from crm_core.pipeline.match import Match
     from crm_core.pipeline.process import Outcome
 
-__all__ = ["caller_card", "live_events_for", "record_attachments"]
+__all__ = ["BATCH_ATTACHMENTS", "caller_card", "live_events_for", "record_attachments"]
+
+# ``session.info`` key of a list: when set (a batch transaction), attachment rows are
+# collected there as dicts and the batch inserts them all in one statement.
+BATCH_ATTACHMENTS = "crmhub.batch_attachments"
 
 LiveTuple = tuple[str, dict[str, Any], list[int] | None, int | None]
 
@@ -42,17 +46,20 @@ async def record_attachments(
             path = await asyncio.to_thread(_store, root, att.content, digest)
         elif digest and (root / digest[:2] / digest).exists():
             path = str(root / digest[:2] / digest)  # stored before the inbox row (Hub)
-        s.add(
-            AttachmentRow(
-                interaction_id=inter.id,
-                filename=att.filename[:500] or "attachment",
-                content_type=att.content_type[:200],
-                size=att.size,
-                sha256=digest,
-                path=path,
-                url=att.url,
-            )
-        )
+        values = {
+            "interaction_id": inter.id,
+            "filename": att.filename[:500] or "attachment",
+            "content_type": att.content_type[:200],
+            "size": att.size,
+            "sha256": digest,
+            "path": path,
+            "url": att.url,
+        }
+        collected = s.info.get(BATCH_ATTACHMENTS)
+        if collected is not None:
+            collected.append(values)
+        else:
+            s.add(AttachmentRow(**values))
 
 
 async def _users_by_extension(s: AsyncSession, exts: list[str]) -> list[int]:

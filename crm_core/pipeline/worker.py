@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,10 +23,17 @@ from crm_core.background import BackgroundTask
 from crm_core.db import Database
 from crm_core.events import InboundEvent
 from crm_core.live import LiveHub
-from crm_core.models import InboxEvent, utcnow
+from crm_core.models import AttachmentRow, InboxEvent, utcnow
 from crm_core.pipeline.assign import Assigner
-from crm_core.pipeline.inbox import Persisted, inbox_row
-from crm_core.pipeline.process import Outcome, PipelineConfig, process_event
+from crm_core.pipeline.inbox import Persisted, inbox_insert, inbox_row
+from crm_core.pipeline.match import prefetch_points
+from crm_core.pipeline.process import (
+    BATCH_INTERACTION_IDS,
+    Outcome,
+    PipelineConfig,
+    process_event,
+)
+from crm_core.pipeline.record import BATCH_ATTACHMENTS
 
 __all__ = ["InboxProcessor", "ProcessorStats", "backoff_seconds"]
 
@@ -78,6 +86,7 @@ class InboxProcessor:
         self._done: OrderedDict[int, Persisted] = OrderedDict()
         self._pending: set[int] = set()  # persisted here, not processed yet
         self._bg = BackgroundTask(self._run, "inbox-processor")
+        self._insert = inbox_insert(postgres=db.is_postgres)
 
     # -- wiring ---------------------------------------------------------------
     def persisted(self, ids: list[int], events: dict[int, InboundEvent] | None = None) -> None:
@@ -229,6 +238,122 @@ class InboxProcessor:
                 await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
         log.debug("process_now_done", ms=round((time.perf_counter() - started) * 1000, 1))
         return persisted
+
+    async def persist_and_process(self, events: Sequence[InboundEvent]) -> list[Persisted] | None:
+        """The lean path of a connector's batch (an initial mailbox sync): the inbox rows
+        and steps 3-5 of every new event in ONE transaction, then step 6 after commit.
+
+        The rows go in with one multi-row ``INSERT .. ON CONFLICT DO NOTHING`` (a
+        duplicate delivery is answered with the first delivery's row), each new event
+        runs through the same :func:`process_event` as on the per-event path (so the
+        same matching, threading, classification and assignment), and the rows are
+        marked processed with one executemany ``UPDATE``; nothing is read back from the
+        inbox.  Events that cannot be processed inline (an unparsable message) are
+        written pending and handed to the worker.  Returns one result per event, in
+        order; None when the transaction did not commit (a failing event, a race with
+        another process, a busy store): then nothing was written and the caller takes
+        the per-event path (inbox first, worker after), where failures are recorded.
+        """
+        if not events:
+            return []
+        started = time.perf_counter()
+        rows: dict[tuple[str, str, str], tuple[dict[str, Any], InboundEvent]] = {}
+        for ev in events:
+            rows.setdefault(_key(ev), (inbox_row(ev), ev))
+        created: dict[tuple[str, str, str], int] = {}
+        existing: dict[tuple[str, str, str], Persisted] = {}
+        done: list[tuple[Persisted, Outcome | None]] = []
+        handed: list[int] = []
+        try:
+            async with self.db.transaction() as s:
+                result = await s.execute(self._insert, [r for r, _ in rows.values()])
+                for r in result:
+                    created[(r.channel, r.kind, r.external_id)] = r.id
+                missing = [k for k in rows if k not in created]
+                if missing:
+                    existing = await _existing(s, missing)
+                finished: list[dict[str, Any]] = []
+                attachments: list[dict[str, Any]] = []
+                s.info[BATCH_ATTACHMENTS] = attachments
+                await prefetch_points(s, [rows[k][1] for k in created])
+                s.info[BATCH_INTERACTION_IDS] = await _reserve_ids(
+                    s, "interactions", len(created), postgres=self.db.is_postgres
+                )
+                for key, event_id in sorted(created.items(), key=lambda kv: kv[1]):
+                    event = rows[key][1]
+                    if event.meta.get("parse_error"):
+                        handed.append(event_id)  # the worker records the failure
+                        self._events[event_id] = event
+                        continue
+                    outcome = await process_event(s, event, event_id, self.assigner, self.cfg)
+                    now = utcnow()
+                    finished.append(
+                        {
+                            "b_id": event_id,
+                            "b_at": now,
+                            "b_lead": outcome.lead_id,
+                            "b_client": outcome.client_id,
+                            "b_inter": outcome.interaction_id,
+                        }
+                    )
+                    done.append(
+                        (
+                            Persisted(
+                                event_id=event_id,
+                                duplicate=False,
+                                status="processed",
+                                lead_id=outcome.lead_id,
+                                client_id=outcome.client_id,
+                                interaction_id=outcome.interaction_id,
+                                channel=event.channel.value,
+                            ),
+                            outcome,
+                        )
+                    )
+                if finished:
+                    await s.flush()
+                    if attachments:
+                        await s.execute(insert(_ATTACHMENTS), attachments)
+                    await s.execute(_MARK_PROCESSED, finished)
+        except Exception as exc:
+            self._invalidate()
+            for event_id in handed:
+                self._events.pop(event_id, None)
+            log.info("lean_batch_fell_back", size=len(events), error=str(exc)[:200])
+            return None
+        self.stats.batches += 1
+        by_id: dict[int, Persisted] = {}
+        for persisted, _ in done:
+            by_id[persisted.event_id] = persisted
+            self._after_commit(persisted)
+            self._finish(persisted.event_id, persisted)
+        if handed:
+            self.persisted(handed)
+        for _, after in done:
+            if after is not None:
+                if after.follow_up:
+                    self.persisted(after.follow_up)
+                for kind, payload, user_ids, owner in after.live:
+                    await self.live.publish(kind, payload, user_ids=user_ids, owner_id=owner)
+        out: list[Persisted] = []
+        seen: set[tuple[str, str, str]] = set()
+        for ev in events:
+            k = _key(ev)
+            if k in created:
+                event_id = created[k]
+                p = by_id.get(event_id) or Persisted(
+                    event_id=event_id, duplicate=False, status="pending"
+                )
+                out.append(dataclasses.replace(p, duplicate=k in seen))
+            else:
+                out.append(existing[k])
+            seen.add(k)
+        log.debug(
+            "lean_batch_done",
+            size=len(events),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return out
 
     async def _batch(
         self, ids: list[int], *, careful: bool = False, pending_only: bool = False
@@ -387,3 +512,72 @@ class InboxProcessor:
             "waiting": len(self._waiters),
             "backlog": self.backlog,
         }
+
+
+def _key(event: InboundEvent) -> tuple[str, str, str]:
+    return (event.channel.value, event.kind.value, event.external_id[:500])
+
+
+_T = cast(Table, InboxEvent.__table__)
+_ATTACHMENTS = cast(Table, AttachmentRow.__table__)
+_MARK_PROCESSED = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        status="processed",
+        processed_at=bindparam("b_at"),
+        last_error=None,
+        next_attempt_at=None,
+        lead_id=bindparam("b_lead"),
+        client_id=bindparam("b_client"),
+        interaction_id=bindparam("b_inter"),
+    )
+)
+
+
+async def _existing(
+    s: AsyncSession, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], Persisted]:
+    """The rows of earlier deliveries (a duplicate is answered with the first one)."""
+    q = select(
+        _T.c.id,
+        _T.c.channel,
+        _T.c.kind,
+        _T.c.external_id,
+        _T.c.status,
+        _T.c.lead_id,
+        _T.c.client_id,
+        _T.c.interaction_id,
+        _T.c.last_error,
+    ).where(tuple_(_T.c.channel, _T.c.kind, _T.c.external_id).in_(keys))
+    out: dict[tuple[str, str, str], Persisted] = {}
+    for r in await s.execute(q):
+        out[(r.channel, r.kind, r.external_id)] = Persisted(
+            event_id=r.id,
+            duplicate=True,
+            status=r.status,
+            lead_id=r.lead_id,
+            client_id=r.client_id,
+            interaction_id=r.interaction_id,
+            error=r.last_error,
+        )
+    return out
+
+
+async def _reserve_ids(s: AsyncSession, table: str, n: int, *, postgres: bool) -> deque[int]:
+    """``n`` primary keys of ``table`` for rows this transaction will insert, in order.
+
+    PostgreSQL: taken from the table's sequence (a rolled-back batch leaves a gap, as any
+    rolled-back insert does).  SQLite: the batch holds the single writer lock (``BEGIN
+    IMMEDIATE``) from its first statement, so nobody else inserts until it commits and
+    the ids after the current maximum are free."""
+    if n <= 0:
+        return deque()
+    if postgres:
+        rows = await s.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table, "n": n},
+        )
+        return deque(sorted(int(r[0]) for r in rows))
+    top = await s.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
+    return deque(range(int(top or 0) + 1, int(top or 0) + 1 + n))
