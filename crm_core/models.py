@@ -884,6 +884,8 @@ class TwoFactorChallenge(Base):
     purpose: Mapped[str] = mapped_column(String(10))
     failures: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # -- campaigns (0020_campaigns) ---------------------------------------------------------
 
 
@@ -988,6 +990,8 @@ class EmailConsentEvent(Base):
     user_id: Mapped[int | None] = mapped_column(_fk("users.id"))
     note: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- requests per day (issue 11: migration 0024_lead_daily) -----------------------------
 
 
