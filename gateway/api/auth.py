@@ -384,9 +384,7 @@ async def post_logout(request: web.Request) -> web.Response:
                 raise ApiError(403, CSRF_MESSAGE, CSRF_HEADER)
             with contextlib.suppress(NotFound):  # ended meanwhile (another tab)
                 async with db.transaction() as s:
-                    await end_session(
-                        s, user.id, sess.id, actor=Actor.of(user), reason="sign_out"
-                    )
+                    await end_session(s, user.id, sess.id, actor=Actor.of(user), reason="sign_out")
             _close(request, user.id, [f"s:{sess.id}"])
     resp = web.Response(status=204)
     _clear_cookie(resp)
