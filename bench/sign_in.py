@@ -58,7 +58,7 @@ async def _prepare(url: str) -> None:
 async def _run(base: str, runs: int) -> list[float]:
     times: list[float] = []
     async with aiohttp.ClientSession() as http:
-        for _ in range(60):  # wait for the server
+        for _ in range(480):  # wait for the server (2 minutes at most)
             try:
                 async with http.get(f"{base}/healthz") as r:
                     if r.status == 200:
@@ -66,6 +66,8 @@ async def _run(base: str, runs: int) -> list[float]:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.25)
+        else:
+            raise SystemExit("the server did not start within 2 minutes")
         body = {"email": "bench@example.ru", "password": PASSWORD}
         for _ in range(runs + 3):
             http.cookie_jar.clear()
@@ -118,6 +120,7 @@ def main() -> None:
                 },
                 "argon2id": ARGON2,
                 "cpus": os.cpu_count(),
+                "load_average": os.getloadavg()[0],
             }
         )
     )

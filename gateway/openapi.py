@@ -141,8 +141,8 @@ def _operation(
         ok["content"] = {"application/json": {"schema": schema}}
     responses: dict[str, Any] = {str(op.status): ok}
     codes = set(op.errors) | ({400} if op.body is not None else set())
-    if op.public:
-        codes.discard(401)
+    if op.public and op.errors == Operation.__dataclass_fields__["errors"].default:
+        codes.discard(401)  # public with the default errors: no 401 (login lists its own)
     for code in sorted(codes):
         responses[str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error"),

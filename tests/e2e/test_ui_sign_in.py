@@ -166,6 +166,31 @@ async def test_a_role_that_must_use_two_factor_enrols_at_sign_in(
         await expect(page.locator("#acc-two-factor")).to_contain_text("обязателен")
         await expect(page.locator("#two-factor-disable")).to_have_count(0)
 
+        # no SMTP here: the invitation dialog shows the link to hand over
+        await page.goto(ui.at("/ui/#/admin/users"))
+        await page.get_by_role("button", name="+ Пригласить").click()
+        dialog = page.locator("dialog#modal")
+        await dialog.get_by_label("E-mail").fill("novikova@example.ru")
+        await dialog.get_by_role("button", name="Пригласить").click()
+        link = dialog.locator("#invite-link")
+        await expect(link).to_have_value(re.compile(r"/ui/set-password\?token=\S+$"))
+        await dialog.get_by_role("button", name="Закрыть").click()
+
+        # "end sessions" signs the manager out of their browser
+        await give_password(ui, ui.manager)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            login = {"email": "petrov@example.ru", "password": PASSWORD}
+            async with http.post(ui.at("/api/v1/auth/login"), json=login) as r:
+                assert r.status == 200
+            async with http.get(ui.at("/api/v1/me")) as r:
+                assert r.status == 200
+            page.once("dialog", lambda d: d.accept())
+            row = page.locator("tr", has_text="petrov@example.ru")
+            await row.get_by_role("button", name="Завершить сеансы").click()
+            await expect(page.locator("#toasts")).to_contain_text("Сеансы завершены")
+            async with http.get(ui.at("/api/v1/me")) as r:
+                assert r.status == 401
+
 
 async def test_an_invitation_link_sets_the_password(page: Page, ui: UI) -> None:
     await sign_in(page, ui, ui.admin)
@@ -218,13 +243,17 @@ async def test_an_invitation_link_sets_the_password(page: Page, ui: UI) -> None:
 
 async def test_the_profile_ends_sessions_and_manages_tokens(page: Page, ui: UI) -> None:
     await sign_in(page, ui, ui.manager)
-    async with aiohttp.ClientSession() as http:  # a second session, elsewhere
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as http:  # a second session, elsewhere
         async with http.post(
             ui.at("/api/v1/auth/login"),
             json={"email": "petrov@example.ru", "password": PASSWORD},
             headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"},
         ) as r:
             assert r.status == 200, await r.text()
+        async with http.get(ui.at("/api/v1/me")) as r:
+            assert r.status == 200  # signed in there
         await page.goto(ui.at("/ui/#/profile"))
         rows = page.locator("#sessions-table tbody tr")
         await expect(rows).to_have_count(2)

@@ -213,3 +213,31 @@ async def test_sessions_expire_when_idle_and_the_list_shows_them(
     async with client.app[DB].transaction() as s:
         await s.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert (await laptop.request("GET", "/me"))[0] == 401
+
+
+async def test_openapi_describes_the_sign_in_routes(
+    db_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    client, _ = await start(db_url, tmp_path, aiohttp_client)
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    paths = doc["paths"]
+    login = paths["/api/v1/auth/login"]["post"]
+    assert login["security"] == [] and {"200", "401", "429"} <= set(login["responses"])
+    for path, method in (
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/forgot", "post"),
+        ("/api/v1/auth/set-password", "post"),
+        ("/api/v1/auth/password", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/auth/tokens", "get"),
+        ("/api/v1/auth/tokens", "post"),
+        ("/api/v1/auth/tokens/{id}", "delete"),
+        ("/api/v1/users/invite", "post"),
+        ("/api/v1/users/{id}/end-sessions", "post"),
+    ):
+        assert paths[path][method]["summary"], (path, method)
+    assert "csrf_token" in doc["components"]["schemas"]["MeOut"]["properties"]
+    # the page behind the links
+    r = await client.get("/ui/set-password?token=abc")
+    assert r.status == 200 and r.headers["Referrer-Policy"] == "no-referrer"

@@ -29,7 +29,7 @@ addStrings({
     "acc.tokens": "Токены для интеграций",
     "acc.tokensHint": "Для сайта, 1С, скриптов. Токен действует от вашего имени; «только чтение» не может ничего менять.",
     "acc.tokenName": "Название", "acc.scope": "Права", "acc.scopeRead": "только чтение",
-    "acc.scopeFull": "полные", "acc.expires": "Действует до (необязательно)",
+    "acc.scopeFull": "полные", "acc.expires": "Действует до (необязательно)", "acc.expiresCol": "Действует до",
     "acc.create": "Создать токен", "acc.created": "Создан", "acc.lastUsed": "Использован",
     "acc.never": "бессрочно", "acc.revoke": "Отозвать",
     "acc.revokeConfirm": "Отозвать токен «{name}»? Интеграции с ним перестанут работать.",
@@ -57,7 +57,7 @@ addStrings({
     "acc.tokens": "Tokens for integrations",
     "acc.tokensHint": "For a website, 1C, scripts. A token acts as you; a read-only one cannot change anything.",
     "acc.tokenName": "Name", "acc.scope": "Scope", "acc.scopeRead": "read only",
-    "acc.scopeFull": "full", "acc.expires": "Expires (optional)",
+    "acc.scopeFull": "full", "acc.expires": "Expires (optional)", "acc.expiresCol": "Expires",
     "acc.create": "Create a token", "acc.created": "Created", "acc.lastUsed": "Last used",
     "acc.never": "never expires", "acc.revoke": "Revoke",
     "acc.revokeConfirm": "Revoke the token “{name}”? Integrations using it will stop working.",
@@ -222,13 +222,13 @@ async function loadTokens(box) {
   const items = page.items || [];
   clear(box, shown, create,
     items.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "tokens-table" },
-      h("thead", {}, h("tr", {}, ["acc.tokenName", "acc.scope", "acc.created", "acc.lastUsed", "acc.expires"].map((k) => h("th", {}, t(k))), h("th", {}, ""))),
+      h("thead", {}, h("tr", {}, ["acc.tokenName", "acc.scope", "acc.created", "acc.lastUsed", "acc.expiresCol"].map((k) => h("th", {}, t(k))), h("th", {}, ""))),
       h("tbody", {}, items.map((tok) => h("tr", { dataset: { tokenId: String(tok.id) } },
         h("td", { "data-label": t("acc.tokenName") }, tok.name),
         h("td", { "data-label": t("acc.scope") }, tok.scope === "full" ? t("acc.scopeFull") : t("acc.scopeRead")),
         h("td", { "data-label": t("acc.created") }, fmtDate(tok.created_at)),
         h("td", { "data-label": t("acc.lastUsed") }, fmtDate(tok.last_used_at)),
-        h("td", { "data-label": t("acc.expires") }, tok.expires_at ? fmtDate(tok.expires_at) : t("acc.never")),
+        h("td", { "data-label": t("acc.expiresCol") }, tok.expires_at ? fmtDate(tok.expires_at) : t("acc.never")),
         h("td", { class: "actions" }, h("button", { type: "button", class: "small", onclick: () => revoke(tok) }, t("acc.revoke"))))))))
       : h("p", { class: "muted" }, t("acc.noTokens")));
 }
