@@ -190,6 +190,8 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[str, int | None]:
         raise UnsubscribeTokenError("malformed", "the link's campaign number is not a number")
     email_raw = _unb64(email_part, "address")
     mac = _unb64(mac_part, "signature")
+    if len(mac) != hashlib.sha256().digest_size:
+        raise UnsubscribeTokenError("malformed", "the link's signature is cut short")
     expected = _mac(secret, email_raw, campaign)
     # Compared before the address is parsed: an unsigned text is never looked at further.
     if not hmac.compare_digest(mac, expected):
