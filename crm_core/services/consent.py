@@ -190,6 +190,8 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[str, int | None]:
         raise UnsubscribeTokenError("malformed", "the link's campaign number is not a number")
     email_raw = _unb64(email_part, "address")
     mac = _unb64(mac_part, "signature")
+    if len(mac) != hashlib.sha256().digest_size:
+        raise UnsubscribeTokenError("malformed", "the link's signature is cut short")
     expected = _mac(secret, email_raw, campaign)
     # Compared before the address is parsed: an unsigned text is never looked at further.
     if not hmac.compare_digest(mac, expected):
@@ -383,9 +385,9 @@ async def suppress(
     note: str | None = None,
 ) -> ConsentResult:
     """Record that ``email`` must get no more campaigns: ``reason`` is ``unsubscribed``,
-    ``bounced`` or ``complained``; ``source`` says where it came from (``link``,
-    ``one_click``, ``bounce``, ``arf`` ...).  Idempotent: the same reason again changes
-    nothing (``"unchanged"``).  The caller commits."""
+    ``bounced`` or ``complained``; ``source`` says where it came from
+    (``unsubscribe_page``, ``one_click``, ``bounce``, ``arf`` ...).  Idempotent: the
+    same reason again changes nothing (``"unchanged"``).  The caller commits."""
     if reason not in SUPPRESS_REASONS:
         raise Invalid(f"reason must be one of {', '.join(SUPPRESS_REASONS)}", "reason")
     return await _change(
@@ -426,7 +428,8 @@ async def set_consent(
     An address that unsubscribed, bounced or complained keeps that state against an
     import (``"kept"``: an old spreadsheet must not resubscribe anyone); a person
     (``actor``) may lift it only with a ``note`` saying why (the client asked again by
-    phone, the mailbox exists again).  The caller commits."""
+    phone, the mailbox exists again); ``withdrawn`` over it is ``"kept"`` too (it would
+    say less).  The caller commits."""
     if state not in SET_STATES:
         raise Invalid(f"state must be one of {', '.join(SET_STATES)}", "state")
     addr = _address(email)
