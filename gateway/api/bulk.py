@@ -61,7 +61,9 @@ class BulkFilters(ClientListQuery):
         if not custom:
             return data
         given = plain.get("cf")
-        merged = {**given, **custom} if isinstance(given, dict) else custom
+        if given is not None and not isinstance(given, dict):
+            return data  # refused below (cf is an object; cf.<key> is not a field)
+        merged = {**(given or {}), **custom}
         return {**plain, "cf": merged}
 
     @field_validator("cf")
