@@ -328,15 +328,18 @@ async def requests_per_period(
 
     async def from_days(lo: datetime | None, hi: datetime | None) -> None:
         ld = LeadDaily
-        period = _day_period(s, ld.day, group).label("period")
-        q = select(
-            period, ld.source, ld.refused, ld.reason, func.sum(ld.n), func.sum(ld.converted)
-        ).where(ld.n > 0)
+        keys = (ld.source, ld.refused, ld.reason)
+        if group == "day":  # one row per key already: read in key order, no GROUP BY
+            q = select(ld.day, *keys, ld.n, ld.converted)
+        else:
+            period = _day_period(s, ld.day, group).label("period")
+            q = select(period, *keys, func.sum(ld.n), func.sum(ld.converted))
+            q = q.group_by(period, *keys)
+        q = q.where(ld.n > 0)
         if lo is not None:
             q = q.where(ld.day >= lo.strftime("%Y-%m-%d"))
         if hi is not None:
             q = q.where(ld.day < hi.strftime("%Y-%m-%d"))
-        q = q.group_by(period, ld.source, ld.refused, ld.reason)
         for key, source, refused, reason, n, n_converted in await s.execute(q):
             p = at(key)
             n = int(n or 0)

@@ -61,7 +61,9 @@ class BulkFilters(ClientListQuery):
         if not custom:
             return data
         given = plain.get("cf")
-        merged = {**given, **custom} if isinstance(given, dict) else custom
+        if given is not None and not isinstance(given, dict):
+            return data  # refused below (cf is an object; cf.<key> is not a field)
+        merged = {**(given or {}), **custom}
         return {**plain, "cf": merged}
 
     @field_validator("cf")
@@ -87,13 +89,14 @@ class _Bulk(Strict):
 
     def picked(self) -> dict[str, Any]:
         keys = ("client_ids", "segment_id", "filters")
-        given = [k for k in keys if getattr(self, k) is not None]
-        src: Any = self
+        # (where, which): top level or nested, exactly one in all
+        given: list[Any] = [self for k in keys if getattr(self, k) is not None]
         if self.selection is not None:
-            src = self.selection
-            given += [k for k in keys if getattr(src, k) is not None]
+            nested = self.selection
+            given += [nested for k in keys if getattr(nested, k) is not None]
         if len(given) != 1:
             raise Invalid("give exactly one of client_ids, segment_id or filters", "client_ids")
+        src = given[0]
         if src.client_ids is not None:
             return {"client_ids": sorted(set(src.client_ids))}
         if src.segment_id is not None:

@@ -489,3 +489,22 @@ async def test_filters_select_exactly_the_clients_the_list_shows(api: Api) -> No
             assert job["total"] == len(shown), (who, query)
     status, err = await _post(api, "admin", "tags", {"filters": {"cf.nope": "1"}, "add": ["x"]})
     assert (status, err["field"]) == (422, "cf.nope"), err
+
+
+async def test_filters_beside_an_empty_nested_selection(api: Api) -> None:
+    """Found by schemathesis: ``filters`` at the top and an empty ``selection`` was a 500
+    (the nested object was read for the filters); it selects by the filters."""
+    ids = await _clients(api, ["a1", "a2"])
+    body = {
+        "filters": {"owner_id": api.users["a2"].id},
+        "selection": {"segment_id": None},
+        "status": "ready",
+    }
+    status, out = await _post(api, "admin", "status", body)
+    assert status == 202, out
+    await _run(api)
+    async with api.db.sessions() as s:
+        got = dict((await s.execute(select(Client.id, Client.status))).tuples().all())
+    assert got == {ids[0]: "cold", ids[1]: "ready"}
+    status, err = await _post(api, "admin", "status", {**body, "selection": {"client_ids": ids}})
+    assert (status, err["field"]) == (422, "client_ids")

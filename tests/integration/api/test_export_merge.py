@@ -123,6 +123,30 @@ async def test_export_applies_the_list_filters_and_segment(api: Api, base: dict[
     assert status == 404 and b"segment" in body
 
 
+async def test_export_takes_custom_field_filters_as_the_list(
+    api: Api, base: dict[str, int]
+) -> None:
+    """``cf.<key>=value`` filters the export exactly as it filters the list (it was
+    refused as an unknown parameter)."""
+    from crm_core.models import Client, CustomField
+
+    async with api.db.transaction() as s:
+        s.add(CustomField(key="tier", label_ru="Уровень", type="choice", options=["gold", "x"]))
+        for key in ("a1", "b1"):
+            client = await s.get(Client, base[key])
+            assert client is not None
+            client.custom = {"tier": "gold"}
+    status, page = await api.as_("admin").get("/clients", **{"cf.tier": "gold"})
+    assert status == 200
+    listed = {c["name"] for c in page["items"]}
+    assert listed == {"Альфа А1", "Дельта Б1"}
+    status, _, body = await _download(api, "admin", format="csv", **{"cf.tier": "gold"})
+    assert status == 200
+    assert {r[0] for r in _csv_rows(body)[1:]} == listed
+    status, _, body = await _download(api, "admin", format="csv", **{"cf.nope": "1"})
+    assert status == 422 and b"cf.nope" in body
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
