@@ -114,11 +114,23 @@ const VARIABLES = [
 
 let poller = null;
 
-const mayRun = () => Boolean(state.me && ["admin", "supervisor"].includes(state.me.role));
+// Managers send (to their own clients) only when an admin allows it: /campaign-access.
+const mayRun = () => Boolean(state.me && (["admin", "supervisor"].includes(state.me.role)
+  || (state.campaigns && state.campaigns.may_send)));
 const statusBadge = (st) => h("span", { class: `badge cst-${st}`, dataset: { status: st } }, tOr(`cst.${st}`, st));
 const counts = (c) => c.counts || {};
 const total = (c) => Object.values(counts(c)).reduce((a, b) => a + Number(b || 0), 0);
 const settled = (c) => SETTLED.reduce((a, s) => a + Number(counts(c)[s] || 0), 0);
+
+/** A manager's permission, asked once (main.js asks at sign-in too). */
+async function access() {
+  if (!state.me || state.me.role !== "manager" || state.campaigns) return;
+  try {
+    state.campaigns = await api("GET", "/campaign-access");
+  } catch {
+    /* the buttons stay hidden; the server decides anyway */
+  }
+}
 
 function stopPolling() {
   if (poller) clearTimeout(poller);
@@ -128,8 +140,9 @@ function stopPolling() {
 export async function renderCampaigns(main) {
   stopPolling();
   clear(main, h("p", { class: "muted" }, t("loading")));
+  await access();
   const list = h("div", { id: "campaigns-list" });
-  const add = mayRun() || state.me?.may_send_campaigns
+  const add = mayRun()
     ? h("a", { class: "button primary", href: "#/campaigns/new", id: "campaign-new" }, t("cmp.new"))
     : null;
   clear(main, h("div", { class: "view-head" }, h("h1", {}, t("cmp.title")), add), list);
@@ -175,6 +188,7 @@ export async function renderCampaign(main, id) {
   clear(main, h("p", { class: "muted" }, t("loading")));
   let campaign = null;
   let segments;
+  await access();
   try {
     [segments, campaign] = await Promise.all([
       api("GET", "/segments").then((p) => p.items),
@@ -252,7 +266,7 @@ function drawStatus(box, c, head) {
   const all = total(c);
   const done = settled(c);
   const controls = [];
-  if (mayRun() || c.may_control) {
+  if (mayRun()) {
     if (c.status === "sending" || c.status === "scheduled") controls.push(action(t("cmp.pause"), "pause", c));
     if (c.status === "paused") controls.push(action(t("cmp.resume"), "resume", c, null, { class: "primary" }));
     if (["scheduled", "sending", "paused"].includes(c.status)) {
@@ -407,7 +421,7 @@ class Editor {
 
   actions() {
     const c = this.campaign;
-    if (!mayRun() && !c.may_control) return h("p", { class: "muted" }, t("cmp.readonly"));
+    if (!mayRun()) return h("p", { class: "muted" }, t("cmp.readonly"));
     const test = h("button", { type: "button", id: "campaign-test", onclick: async () => {
       if (!(await this.save(true))) return;
       try {
