@@ -46,6 +46,8 @@ addStrings({
     "cmp.unknownNote": "Статус «не известно»: письмо могло уйти, а могло и нет (сбой во время отправки). Проверьте вручную — повторно такие письма сами не отправляются.",
     "cmp.more": "Показать ещё", "cmp.shown": "Показано {n} из {total}",
     "cmp.readonly": "Рассылки запускают администраторы и руководители",
+    "cmp.apiAudience": "Также в аудитории (задано через API): фильтр списка клиентов — {filter}, выбранных клиентов — {clients}, исключённых клиентов — {excluded}",
+    "cmp.yes": "да", "cmp.no": "нет",
     "cst.draft": "черновик", "cst.scheduled": "запланирована", "cst.sending": "отправляется",
     "cst.paused": "на паузе", "cst.cancelled": "отменена", "cst.done": "завершена",
     "rst.pending": "в очереди", "rst.sending": "отправляется", "rst.sent": "отправлено",
@@ -88,6 +90,8 @@ addStrings({
     "cmp.unknownNote": "Status “unknown”: the message may or may not have gone (a crash while sending). Check by hand: such messages are never resent on their own.",
     "cmp.more": "Show more", "cmp.shown": "Shown {n} of {total}",
     "cmp.readonly": "Campaigns are started by admins and supervisors",
+    "cmp.apiAudience": "Also in the audience (set through the API): a clients list filter: {filter}, chosen clients: {clients}, excluded clients: {excluded}",
+    "cmp.yes": "yes", "cmp.no": "no",
     "cst.draft": "draft", "cst.scheduled": "scheduled", "cst.sending": "sending",
     "cst.paused": "paused", "cst.cancelled": "cancelled", "cst.done": "done",
     "rst.pending": "queued", "rst.sending": "sending", "rst.sent": "sent",
@@ -326,7 +330,14 @@ class Editor {
       h("p", { class: "muted small" }, t("cmp.segmentsHint")),
       field(t("cmp.exclude"), this.f.exclude_segment_ids),
       field(t("cmp.excludeDays"), this.f.exclude_contacted_days),
-      field(t("cmp.addresses"), this.f.addresses), positionsField, this.count),
+      field(t("cmp.addresses"), this.f.addresses), positionsField,
+      c.filter || (c.client_ids && c.client_ids.length) || (c.exclude_client_ids && c.exclude_client_ids.length)
+        ? h("p", { class: "muted small", id: "campaign-api-audience" }, t("cmp.apiAudience", {
+          filter: c.filter ? t("cmp.yes") : t("cmp.no"),
+          clients: (c.client_ids || []).length, excluded: (c.exclude_client_ids || []).length,
+        }))
+        : null,
+      this.count),
     h("fieldset", {}, h("legend", {}, t("cmp.templates")),
       field(t("cmp.subject"), this.f.subject), field(t("cmp.html"), this.f.html),
       field(t("cmp.text"), this.f.text),
