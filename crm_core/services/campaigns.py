@@ -32,6 +32,7 @@ from crm_core.models import (
     ContactPerson,
     ContactPoint,
     CustomField,
+    Interaction,
     OutboxCommand,
     Segment,
     User,
@@ -828,7 +829,7 @@ async def list_campaigns(
     }
 
 
-def recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
+def recipient_dict(r: CampaignRecipient, interaction_id: int | None = None) -> dict[str, Any]:
     return {
         "id": r.id,
         "client_id": r.client_id,
@@ -838,7 +839,7 @@ def recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
         "error": r.error,
         "attempts": r.attempts,
         "message_id": r.message_id,
-        "interaction_id": r.interaction_id,
+        "interaction_id": interaction_id,
         "sent_at": iso(r.sent_at),
         "updated_at": iso(r.updated_at),
     }
@@ -865,9 +866,13 @@ async def recipients_page(
     page = q.order_by(CampaignRecipient.id)
     if after is not None:
         page = page.where(CampaignRecipient.id > after)
-    rows = list(await s.scalars(page.limit(limit).offset(offset)))
+    joined: Any = page.add_columns(Interaction.id).outerjoin(
+        Interaction, Interaction.outbox_id == CampaignRecipient.outbox_id
+    )
+    found = (await s.execute(joined.limit(limit).offset(offset))).all()
+    rows = [r for r, _i in found]
     return {
-        "items": [recipient_dict(r) for r in rows],
+        "items": [recipient_dict(r, i) for r, i in found],
         "total": total,
         "limit": limit,
         "offset": offset,

@@ -114,16 +114,17 @@ async def test_send_to_a_segment_personalised_with_unsubscribe(
     assert status == 200 and page["total"] == 2
     item = page["items"][0]
     assert {"client_id", "email", "status", "error"} <= set(item)
+    assert item["interaction_id"] is not None
     # timeline: one outbound email per recipient, threaded by its own Message-ID
     async with api.db.sessions() as s:
         rows = list(await s.scalars(select(CampaignRecipient)))
-        inter = {i.id: i for i in await s.scalars(select(Interaction))}
+        inter = {i.outbox_id: i for i in await s.scalars(select(Interaction))}
         outbox = list(await s.scalars(select(OutboxCommand)))
     assert len(outbox) == 2 and all(o.status == "sent" for o in outbox)
     assert {o.idempotency_key for o in outbox} == {f"campaign:{c['id']}:{r.id}" for r in rows}
     sent_ids = {m[1] for m in sink.handler.received}
     for r in rows:
-        i = inter[r.interaction_id or 0]
+        i = inter[r.outbox_id]
         assert i.direction == "out" and i.client_id == r.client_id
         assert i.message_key == r.message_id and f"<{r.message_id}>" in sent_ids
         assert i.meta["campaign"] == "Весна"
