@@ -43,6 +43,7 @@ from crm_core.services.common import (
     Conflict,
     Forbidden,
     Invalid,
+    ListFilter,
     NotFound,
     ServiceError,
     audit,
@@ -216,7 +217,7 @@ def _check_render(tpl: Templates, ctx: dict[str, Any], when: str) -> None:
         tpl.render(ctx)
     except TemplateInvalid as exc:
         hint = ""
-        if ctx["contact"] is None and "contact" in exc.message:
+        if ctx["contact"] is None and ("contact" in exc.message or "'None'" in exc.message):
             hint = " (there is no contact person: use {% if contact %} ... {% endif %})"
         raise TemplateInvalid(f"{exc.message} ({when}){hint}", exc.field) from None
 
@@ -491,7 +492,45 @@ async def update_campaign(
 
 
 async def _selection(s: AsyncSession, actor: Actor, selection: dict[str, Any]) -> Select[Any]:
+    """``SELECT clients.id``: a segment through the mass operations' selection, the
+    clients list's filters through the list's own conditions."""
+    if "filters" in selection:
+        return await _filter_query(s, actor, selection["filters"] or {})
     return await bulk.select_clients(s, actor, selection)
+
+
+FILTER_BASE = ("phone", "email", "owner_id", "status", "q")
+
+
+async def _filter_query(s: AsyncSession, actor: Actor, filters: Mapping[str, Any]) -> Select[Any]:
+    from crm_core.services.clients import _conditions
+
+    def moment(key: str) -> datetime | None:
+        raw = filters.get(key)
+        if raw is None:
+            return None
+        try:
+            return datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise Invalid(f"filter.{key} must be an ISO date or time", f"filter.{key}") from None
+
+    base = {k: filters.get(k) for k in FILTER_BASE}
+    extra = {
+        k: v
+        for k, v in filters.items()
+        if k not in FILTER_BASE and k not in ("created_from", "created_to", "sort")
+    }
+    flt = ListFilter(
+        phone=base["phone"],
+        email=base["email"],
+        owner_id=int(base["owner_id"]) if base["owner_id"] is not None else None,
+        status=base["status"],
+        q=base["q"],
+        created_from=moment("created_from"),
+        created_to=moment("created_to"),
+        extra=extra,
+    )
+    return select(Client.id).where(visible_clients(actor), *await _conditions(s, flt))
 
 
 async def _audience_clients(

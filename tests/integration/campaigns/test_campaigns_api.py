@@ -296,3 +296,37 @@ async def test_suppressed_addresses_are_skipped_and_links_are_signed(
     assert consent.read_unsubscribe_token(secret, token) == ("keep@example.ru", c["id"])
     text = msg.get_body(preferencelist=("plain",))
     assert text is not None and url in text.get_content()
+
+
+async def test_audience_by_list_filter_minus_contacted(
+    api: Api, sink: SmtpSink, runner: CampaignRunner
+) -> None:
+    from datetime import timedelta
+
+    from crm_core.models import Client, utcnow
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["k1@example.ru", "k2@example.ru"], city="Казань")
+    await seed_clients(api.db, None, ["m1@example.ru"], city="Москва")
+    async with api.db.transaction() as s:
+        c = await s.get(Client, ids[1])
+        assert c is not None
+        c.last_contact_at = utcnow() - timedelta(days=2)
+    status, err = await admin.post("/campaigns", body(filter={"nonsense": "1"}))
+    assert status == 422, err
+    status, c = await admin.post(
+        "/campaigns", body(filter={"city": "Казань"}, exclude_contacted_days=7)
+    )
+    assert status == 201, c
+    assert c["filter"] == {"city": "Казань"}
+    status, aud = await admin.get(f"/campaigns/{c['id']}/audience")
+    assert aud["addresses"] == 1, aud
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    await runner.run_once()
+    assert sink.handler.count_by_rcpt() == {"k1@example.ru": 1}
+    # a later campaign excluding anyone contacted in 7 days skips k1 (just mailed) too
+    status, c2 = await admin.post(
+        "/campaigns", body(filter={"city": "Казань"}, exclude_contacted_days=7)
+    )
+    status, aud = await admin.get(f"/campaigns/{c2['id']}/audience")
+    assert aud["addresses"] == 0, aud
