@@ -74,10 +74,10 @@ async def test_send_to_a_segment_personalised_with_unsubscribe(
 ) -> None:
     admin = api.as_("admin")
     a1 = api.users["a1"]
-    async with api.db.transaction() as s:
-        u = await s.get(type(a1), a1.id)
-        assert u is not None
-        u.signature = "С уважением, <A1> & Co"
+    status, u = await admin.patch(
+        f"/users/{a1.id}", {"signature": "С уважением, <A1> & Co", "phone": "+7 495 000-00-01"}
+    )
+    assert status == 200 and u["signature"].startswith("С уважением"), u
     ids, seg = await seed_clients(
         api.db,
         a1.id,
