@@ -405,8 +405,7 @@ class Editor {
     if (changed) {
       // The count follows the form: the audience part is saved (a draft) and counted.
       try {
-        // the saved templates go along unchanged (a PATCH checks them; these passed)
-        const body = { ...audienceOf(this.body()), html: this.campaign.html, text: this.campaign.text };
+        const body = audienceOf(this.body());
         this.campaign = { ...this.campaign, ...(await api("PATCH", `/campaigns/${this.campaign.id}`, { body })) };
       } catch (e) {
         if (mine === this.seq) {
