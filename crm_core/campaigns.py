@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_clients
@@ -202,78 +202,113 @@ class _Committer:
                         fut.set_exception(error)
 
 
+_RT: Any = CampaignRecipient.__table__
+_OT: Any = OutboxCommand.__table__
+_IT: Any = Interaction.__table__
+
+
+def _r(**values: Any) -> Any:
+    return (
+        update(_RT)
+        .where(_RT.c.id == bindparam("b_rid"))
+        .values(updated_at=bindparam("b_now"), **values)
+    )
+
+
+def _o(**values: Any) -> Any:
+    return update(_OT).where(_OT.c.id == bindparam("b_oid")).values(**values)
+
+
+# One statement per kind of mark, run as executemany (Core: no ORM bookkeeping).
+_MARKS: dict[str, tuple[Any, Any]] = {
+    "sending": (  # the outbox row keeps "pending" until the outcome (one write less)
+        _r(
+            status="sending", message_id=bindparam("b_mid"), error=None, attempts=_RT.c.attempts + 1
+        ),
+        None,
+    ),
+    "sent": (
+        _r(status="sent", sent_at=bindparam("b_now"), error=None),
+        _o(
+            status="sent",
+            sent_at=bindparam("b_now"),
+            external_id=bindparam("b_mid"),
+            last_error=None,
+            attempts=_OT.c.attempts + 1,
+        ),
+    ),
+    "retry": (
+        _r(status="pending", next_attempt_at=bindparam("b_at"), error=bindparam("b_err")),
+        _o(
+            status="pending",
+            next_attempt_at=bindparam("b_at"),
+            last_error=bindparam("b_err"),
+            attempts=_OT.c.attempts + 1,
+        ),
+    ),
+    "failed": (
+        _r(status=bindparam("b_st"), error=bindparam("b_err")),
+        _o(status=bindparam("b_st"), last_error=bindparam("b_err"), attempts=_OT.c.attempts + 1),
+    ),
+}
+
+
 async def _apply(s: AsyncSession, ops: list[_Op]) -> None:
+    """Write one group of marks (in submission order within each kind; a recipient's
+    own marks never share a group: its worker waits for ``sending`` to commit)."""
     now = utcnow()
-    R, OB = CampaignRecipient, OutboxCommand
-    rec: list[dict[str, Any]] = []
-    box: list[dict[str, Any]] = []
-    logs: list[tuple[_Op, dict[str, Any]]] = []
-    sending_ids: list[int] = []
+    groups: dict[str, list[_Op]] = {}
     for op in ops:
-        if op.kind == "noop":
-            continue
-        r: dict[str, Any] = {"id": op.recipient_id, "updated_at": now}
-        o: dict[str, Any] = {"id": op.outbox_id} if op.outbox_id else {}
-        if op.kind == "sending":
-            r.update(status="sending", message_id=op.message_id, error=None)
-            o.update(status="sending", locked_until=None)
-            sending_ids.append(op.recipient_id)
-        elif op.kind == "sent":
-            r.update(status="sent", sent_at=now, error=None)
-            o.update(status="sent", sent_at=now, external_id=op.message_id, last_error=None)
-            logs.append((op, r))
-        elif op.kind == "retry":
-            r.update(status="pending", next_attempt_at=op.retry_at, error=op.error)
-            o.update(status="pending", next_attempt_at=op.retry_at, last_error=op.error)
-        else:  # failed | unknown
-            r.update(status=op.kind, error=op.error)
-            o.update(status=op.kind, last_error=op.error)
-        rec.append(r)
-        if o:
-            box.append(o)
-    if logs:
-        values = [
+        if op.kind != "noop":
+            groups.setdefault("failed" if op.kind == "unknown" else op.kind, []).append(op)
+    sent = groups.get("sent") or []
+    if sent:
+        await s.execute(
+            insert(_IT),
+            [
+                {
+                    "client_id": op.log.get("client_id"),
+                    "channel": "email",
+                    "direction": "out",
+                    "kind": "email_sent",
+                    "classification": "regular",
+                    "subject": (op.log.get("subject") or "")[:1000],
+                    "body": op.log.get("text"),
+                    "thread_id": op.message_id,
+                    "message_key": op.message_id,
+                    "outbox_id": op.outbox_id,
+                    "meta": {
+                        "campaign_id": op.log.get("campaign_id"),
+                        "campaign": op.log.get("campaign"),
+                        "recipient_id": op.recipient_id,
+                        "to": [op.log.get("email")],
+                        "from": [op.log.get("from")],
+                        "references": [],
+                    },
+                    "occurred_at": now,
+                    "created_at": now,
+                }
+                for op in sent
+            ],
+        )
+    for kind, items in groups.items():
+        rows = [
             {
-                "client_id": op.log.get("client_id"),
-                "channel": "email",
-                "direction": "out",
-                "kind": "email_sent",
-                "classification": "regular",
-                "subject": (op.log.get("subject") or "")[:1000],
-                "body": op.log.get("text"),
-                "thread_id": op.message_id,
-                "message_key": op.message_id,
-                "outbox_id": op.outbox_id,
-                "meta": {
-                    "campaign_id": op.log.get("campaign_id"),
-                    "campaign": op.log.get("campaign"),
-                    "recipient_id": op.recipient_id,
-                    "to": [op.log.get("email")],
-                    "from": [op.log.get("from")],
-                    "references": [],
-                },
-                "occurred_at": now,
-                "created_at": now,
+                "b_rid": op.recipient_id,
+                "b_oid": op.outbox_id,
+                "b_now": now,
+                "b_mid": op.message_id,
+                "b_at": op.retry_at,
+                "b_err": op.error,
+                "b_st": op.kind,
             }
-            for op, _r in logs
+            for op in items
         ]
-        made = (
-            await s.execute(
-                insert(Interaction).returning(Interaction.id, Interaction.outbox_id), values
-            )
-        ).all()
-        by_outbox = {oid: iid for iid, oid in made}
-        for op, r in logs:
-            r["interaction_id"] = by_outbox.get(op.outbox_id)
-    if rec:
-        # Rows differ in their keys: one executemany per shape.
-        for shape in {tuple(sorted(r)) for r in rec}:
-            await s.execute(update(R), [r for r in rec if tuple(sorted(r)) == shape])
-    if box:
-        for shape in {tuple(sorted(o)) for o in box}:
-            await s.execute(update(OB), [o for o in box if tuple(sorted(o)) == shape])
-    if sending_ids:
-        await s.execute(update(R).where(R.id.in_(sending_ids)).values(attempts=R.attempts + 1))
+        r_stmt, o_stmt = _MARKS[kind]
+        await s.execute(r_stmt, rows)
+        boxed = [r for r in rows if r["b_oid"] is not None]
+        if boxed and o_stmt is not None:
+            await s.execute(o_stmt, boxed)
 
 
 # -- the runner -----------------------------------------------------------------------

@@ -924,8 +924,9 @@ class CampaignRecipient(Base):
     """One address of a campaign: ``status`` pending | sending | sent | failed | bounced |
     unsubscribed | replied | suppressed | unknown (the SMTP transaction was in flight when
     the sending process died: a person decides, nothing is resent blindly).  Its outbox
-    command (``outbox_id``, key ``campaign:<campaign>:<recipient>``) and Message-ID
-    (``message_id``, without ``<>``) are kept so replies and bounces find it."""
+    command (``outbox_id``, key ``campaign:<campaign>:<recipient>``; the timeline entry
+    of a sent message has the same ``outbox_id``) and Message-ID (``message_id``, without
+    ``<>``) are kept so replies and bounces find it."""
 
     __tablename__ = "campaign_recipients"
     __table_args__ = (
@@ -943,7 +944,6 @@ class CampaignRecipient(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     outbox_id: Mapped[int | None] = mapped_column(_fk("outbox.id", "SET NULL"))
     message_id: Mapped[str | None] = mapped_column(String(500), index=True)
-    interaction_id: Mapped[int | None] = mapped_column(_fk("interactions.id", "SET NULL"))
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -33,6 +33,7 @@ _ENTITY = {
     "contact": "контактное лицо",
     "session": "сеанс",
     "token": "токен",
+    "campaign": "рассылка",
 }
 _NOT_FOUND = {
     "сделка": "не найдена",
@@ -44,6 +45,7 @@ _NOT_FOUND = {
     "сообщение": "не найдено",
     "вложение": "не найдено",
     "контактное лицо": "не найдено",
+    "рассылка": "не найдена",
 }
 _ROLES = {"admins": "администратор", "supervisors": "руководитель", "managers": "менеджер"}
 _STATE = {
@@ -493,6 +495,56 @@ _CATALOGUE: list[tuple[str, str]] = [
         "получатель {e} пожаловался на спам: напишите в заметке, почему согласие дано снова",
     ),
     (r"note must be at most (?P<n>\d+) characters", "заметка — не длиннее {n} символов"),
+    # campaigns
+    (
+        r"(?P<f>subject|html|text): template error on line (?P<n>\d+): (?P<m>.*)",
+        "{f}: ошибка в шаблоне, строка {n}: {m}",
+    ),
+    (r"(?P<f>subject|html|text): line (?P<n>\d+): (?P<m>.*)", "{f}: строка {n}: {m}"),
+    (r"subject is empty", "тема письма пустая"),
+    (r"a campaign needs html or text", "у рассылки должен быть текст или HTML"),
+    (
+        r"only admins and supervisors send campaigns",
+        "рассылки отправляют только администраторы и руководители",
+    ),
+    (r"give segment_ids, filter or client_ids", "укажите segment_ids, filter или client_ids"),
+    (
+        r"exclude_contacted_days must be a positive number of days",
+        "exclude_contacted_days — положительное число дней",
+    ),
+    (r"addresses must be one of (?P<v>.*)", "addresses — одно из: {v}"),
+    (r"(?P<f>\w+): segment (?P<id>\d+) does not exist", "{f}: сегмента {id} нет"),
+    (r"segment (?P<id>\d+) no longer exists", "сегмента {id} больше нет"),
+    (r"smtp_account (?P<a>.+) is not configured", "почтовый аккаунт {a} не настроен"),
+    (r"no SMTP account is configured", "почтовый аккаунт для рассылок не настроен"),
+    (r"SMTP account (?P<a>'[^']*'): (?P<m>.*)", "почтовый аккаунт {a}: {m}"),
+    (
+        r"campaign (?P<id>\d+) is (?P<s>\w+): only a draft can be edited",
+        "рассылка {id} в состоянии {s}: менять можно только черновик",
+    ),
+    (
+        r"campaign (?P<id>\d+) is (?P<s>\w+), not a draft",
+        "рассылка {id} в состоянии {s}, а не черновик",
+    ),
+    (
+        r"campaign (?P<id>\d+) is (?P<s>\w+): nothing to pause",
+        "рассылка {id} в состоянии {s}: приостанавливать нечего",
+    ),
+    (
+        r"campaign (?P<id>\d+) is (?P<s>\w+), not paused",
+        "рассылка {id} в состоянии {s}, а не на паузе",
+    ),
+    (r"campaign (?P<id>\d+) is already (?P<s>\w+)", "рассылка {id} уже в состоянии {s}"),
+    (
+        r"the audience is empty: no client with an email address matches",
+        "аудитория пуста: ни у одного подходящего клиента нет адреса email",
+    ),
+    (r"send_at must be an ISO date and time", "send_at — дата и время в формате ISO"),
+    (
+        r"send_at needs a time zone \(e\.g\. \+03:00 or Z\)",
+        "в send_at нужен часовой пояс (например, +03:00 или Z)",
+    ),
+    (r"name must be 1-200 characters", "название — от 1 до 200 символов"),
 ]
 _COMPILED = [(re.compile(rf"^(?:{p})$", re.DOTALL), ru) for p, ru in _CATALOGUE]
 

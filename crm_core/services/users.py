@@ -142,6 +142,8 @@ def user_dict(u: User) -> dict[str, Any]:
         "absences": u.absences or [],
         "capacity": u.capacity,
         "weight": u.weight,
+        "phone": u.phone,
+        "signature": u.signature or "",
         "created_at": iso(u.created_at),
     }
 
@@ -159,6 +161,8 @@ USER_FIELDS = (
     "absences",
     "capacity",
     "weight",
+    "phone",
+    "signature",
 )
 SUPERVISOR_FIELDS = ("working_hours", "absences", "capacity", "weight")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -271,6 +275,16 @@ async def update_user(
         if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 100:
             raise Invalid("weight must be a whole number from 1 to 100", "weight")
         new["weight"] = w
+    if "phone" in data:  # shown in campaign templates as owner.phone
+        phone = str(data["phone"] or "").strip()
+        if len(phone) > 32 or any(c in phone for c in "\r\n"):
+            raise Invalid("phone: one line, up to 32 characters", "phone")
+        new["phone"] = phone or None
+    if "signature" in data:  # owner.signature in campaign templates
+        sig = str(data["signature"] or "")
+        if len(sig) > 2000:
+            raise Invalid("signature: up to 2000 characters", "signature")
+        new["signature"] = sig
     changes = {k: [getattr(user, k), v] for k, v in new.items() if getattr(user, k) != v}
     for key, (_old, value) in changes.items():
         setattr(user, key, value)

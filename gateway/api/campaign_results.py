@@ -10,6 +10,9 @@ formula is written as text.
 ``GET /analytics/campaigns``: per campaign, replies turned into leads and deals (JSON,
 or CSV / XLSX / SVG like every analytics report).
 
+``GET /campaign-access``: whether the signed-in user may send campaigns (the pages show
+the menu entry by it).
+
 Who may see them: admins and supervisors every campaign; a manager the campaigns they
 created (any other answers 404, ids do not leak).
 """
@@ -33,6 +36,7 @@ from crm_core.services import campaign_results as svc
 from crm_core.services.campaigns import get_campaign
 from crm_core.services.export import Column, XlsxSink
 from gateway.api.analytics import PeriodQuery, report
+from gateway.api.campaigns import policy_of
 from gateway.api.common import actor, database, ok, path_id, read_query
 from gateway.api.schemas import Id, Strict
 from gateway.openapi import operation
@@ -185,7 +189,25 @@ async def get_campaigns_report(request: web.Request) -> web.Response:
     return await report("campaigns", data, q)
 
 
+@operation(
+    summary="Whether you may create and send campaigns (admins, supervisors; managers when "
+    "an admin allows it, to their own clients)",
+    tag="campaigns",
+    errors=(401,),
+)
+async def get_campaign_access(request: web.Request) -> web.Response:
+    who = actor(request)
+    allowed = policy_of(request.app).managers_allowed
+    return ok(
+        {
+            "may_send": who.is_admin or who.is_supervisor or allowed,
+            "managers_allowed": allowed,
+        }
+    )
+
+
 ROUTES = [
+    ("GET", "/campaign-access", get_campaign_access),
     ("GET", "/campaigns/{id}/results", get_results),
     ("GET", "/campaigns/{id}/recipients.xlsx", export_recipients),
     ("GET", "/campaigns/{id}/results/recipients", get_named_recipients),

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from crm_core.campaigns import CampaignRunner, CampaignTransport, test_send
 from crm_core.services import campaigns as svc
-from crm_core.services.common import Invalid
+from crm_core.services.common import Invalid, jsonable
 from gateway.api.common import actor, database, ok, path_id, read_body, read_query
 from gateway.api.schemas import Id, PageQuery, Strict
 from gateway.keys import SETTINGS
@@ -146,6 +146,32 @@ class PreviewOut(BaseModel):
     text: str
 
 
+def _filters(raw: dict[str, Any]) -> dict[str, Any]:
+    """The clients list's filters, checked and parsed as ``GET /clients`` takes them,
+    JSON-ready for storage (the service applies the list's own conditions)."""
+    from gateway.api.schemas import ClientListQuery
+
+    flt = ClientListQuery.model_validate(raw).to_filter()
+    values: dict[str, Any] = {
+        "q": flt.q,
+        "status": flt.status,
+        "owner_id": flt.owner_id,
+        "phone": flt.phone,
+        "email": flt.email,
+        "created_from": flt.created_from,
+        "created_to": flt.created_to,
+        **flt.extra,
+    }
+    return {k: jsonable(v) for k, v in values.items() if v is not None}
+
+
+def _data(body: BaseModel, *, partial: bool) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=partial)
+    if data.get("filter") is not None:
+        data["filter"] = _filters(data["filter"])
+    return data
+
+
 def policy_of(app: web.Application) -> svc.CampaignPolicy:
     settings = app.get(SETTINGS)
     if settings is None:  # an API-only app (tests)
@@ -205,7 +231,11 @@ async def create_campaign(request: web.Request) -> web.Response:
     body = await read_body(request, CampaignCreate)
     async with database(request).transaction() as s:
         row = await svc.create_campaign(
-            s, actor(request), policy_of(request.app), body.model_dump(), _accounts(request)
+            s,
+            actor(request),
+            policy_of(request.app),
+            _data(body, partial=False),
+            _accounts(request),
         )
         out = await _out(s, row)
     return ok(out, 201)
@@ -239,7 +269,7 @@ async def patch_campaign(request: web.Request) -> web.Response:
             actor(request),
             policy_of(request.app),
             cid,
-            body.model_dump(exclude_unset=True),
+            _data(body, partial=True),
             _accounts(request),
         )
         out = await _out(s, row)

@@ -51,6 +51,8 @@ class UserOut(Out):
     absences: list[dict[str, str]] = Field(description="[{start, end, reason}], dates")
     capacity: int | None = Field(description="open leads and tasks at most; null: no cap")
     weight: int = Field(description="share in weighted round robin, 1 to 100")
+    phone: str | None = Field(None, description="shown as owner.phone in campaign templates")
+    signature: str = Field("", description="owner.signature in campaign templates")
     created_at: str | None
 
 

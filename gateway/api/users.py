@@ -109,6 +109,8 @@ class UserPatch(Strict):
     absences: list[dict[str, str]] | None = Field(None, max_length=100)
     capacity: int | None = Field(None, ge=0, le=100000)
     weight: int | None = Field(None, ge=1, le=100)
+    phone: str | None = Field(None, max_length=32, description="owner.phone in campaigns")
+    signature: str | None = Field(None, max_length=2000, description="owner.signature")
 
 
 class UserCreate(UserPatch):

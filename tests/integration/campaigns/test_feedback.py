@@ -75,7 +75,9 @@ async def test_reply_and_bounce_find_their_recipient(
     assert by["nobody@example.ru"]["status"] == "bounced"
     async with api.db.transaction() as s:
         assert await consent.suppressed(s, ["nobody@example.ru"]) == {"nobody@example.ru"}
-        sent = await s.get(Interaction, recs["answer@example.ru"].interaction_id)
+        sent = await s.scalar(
+            select(Interaction).where(Interaction.outbox_id == recs["answer@example.ru"].outbox_id)
+        )
         assert sent is not None
         answer = await s.scalar(
             select(Interaction).where(

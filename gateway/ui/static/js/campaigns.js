@@ -46,6 +46,8 @@ addStrings({
     "cmp.unknownNote": "Статус «не известно»: письмо могло уйти, а могло и нет (сбой во время отправки). Проверьте вручную — повторно такие письма сами не отправляются.",
     "cmp.more": "Показать ещё", "cmp.shown": "Показано {n} из {total}",
     "cmp.readonly": "Рассылки запускают администраторы и руководители",
+    "cmp.apiAudience": "Также в аудитории (задано через API): фильтр списка клиентов — {filter}, выбранных клиентов — {clients}, исключённых клиентов — {excluded}",
+    "cmp.yes": "да", "cmp.no": "нет",
     "cst.draft": "черновик", "cst.scheduled": "запланирована", "cst.sending": "отправляется",
     "cst.paused": "на паузе", "cst.cancelled": "отменена", "cst.done": "завершена",
     "rst.pending": "в очереди", "rst.sending": "отправляется", "rst.sent": "отправлено",
@@ -88,6 +90,8 @@ addStrings({
     "cmp.unknownNote": "Status “unknown”: the message may or may not have gone (a crash while sending). Check by hand: such messages are never resent on their own.",
     "cmp.more": "Show more", "cmp.shown": "Shown {n} of {total}",
     "cmp.readonly": "Campaigns are started by admins and supervisors",
+    "cmp.apiAudience": "Also in the audience (set through the API): a clients list filter: {filter}, chosen clients: {clients}, excluded clients: {excluded}",
+    "cmp.yes": "yes", "cmp.no": "no",
     "cst.draft": "draft", "cst.scheduled": "scheduled", "cst.sending": "sending",
     "cst.paused": "paused", "cst.cancelled": "cancelled", "cst.done": "done",
     "rst.pending": "queued", "rst.sending": "sending", "rst.sent": "sent",
@@ -114,11 +118,23 @@ const VARIABLES = [
 
 let poller = null;
 
-const mayRun = () => Boolean(state.me && ["admin", "supervisor"].includes(state.me.role));
+// Managers send (to their own clients) only when an admin allows it: /campaign-access.
+const mayRun = () => Boolean(state.me && (["admin", "supervisor"].includes(state.me.role)
+  || (state.campaigns && state.campaigns.may_send)));
 const statusBadge = (st) => h("span", { class: `badge cst-${st}`, dataset: { status: st } }, tOr(`cst.${st}`, st));
 const counts = (c) => c.counts || {};
 const total = (c) => Object.values(counts(c)).reduce((a, b) => a + Number(b || 0), 0);
 const settled = (c) => SETTLED.reduce((a, s) => a + Number(counts(c)[s] || 0), 0);
+
+/** A manager's permission, asked once (main.js asks at sign-in too). */
+async function access() {
+  if (!state.me || state.me.role !== "manager" || state.campaigns) return;
+  try {
+    state.campaigns = await api("GET", "/campaign-access");
+  } catch {
+    /* the buttons stay hidden; the server decides anyway */
+  }
+}
 
 function stopPolling() {
   if (poller) clearTimeout(poller);
@@ -128,8 +144,9 @@ function stopPolling() {
 export async function renderCampaigns(main) {
   stopPolling();
   clear(main, h("p", { class: "muted" }, t("loading")));
+  await access();
   const list = h("div", { id: "campaigns-list" });
-  const add = mayRun() || state.me?.may_send_campaigns
+  const add = mayRun()
     ? h("a", { class: "button primary", href: "#/campaigns/new", id: "campaign-new" }, t("cmp.new"))
     : null;
   clear(main, h("div", { class: "view-head" }, h("h1", {}, t("cmp.title")), add), list);
@@ -175,6 +192,7 @@ export async function renderCampaign(main, id) {
   clear(main, h("p", { class: "muted" }, t("loading")));
   let campaign = null;
   let segments;
+  await access();
   try {
     [segments, campaign] = await Promise.all([
       api("GET", "/segments").then((p) => p.items),
@@ -252,7 +270,7 @@ function drawStatus(box, c, head) {
   const all = total(c);
   const done = settled(c);
   const controls = [];
-  if (mayRun() || c.may_control) {
+  if (mayRun()) {
     if (c.status === "sending" || c.status === "scheduled") controls.push(action(t("cmp.pause"), "pause", c));
     if (c.status === "paused") controls.push(action(t("cmp.resume"), "resume", c, null, { class: "primary" }));
     if (["scheduled", "sending", "paused"].includes(c.status)) {
@@ -312,7 +330,14 @@ class Editor {
       h("p", { class: "muted small" }, t("cmp.segmentsHint")),
       field(t("cmp.exclude"), this.f.exclude_segment_ids),
       field(t("cmp.excludeDays"), this.f.exclude_contacted_days),
-      field(t("cmp.addresses"), this.f.addresses), positionsField, this.count),
+      field(t("cmp.addresses"), this.f.addresses), positionsField,
+      c.filter || (c.client_ids && c.client_ids.length) || (c.exclude_client_ids && c.exclude_client_ids.length)
+        ? h("p", { class: "muted small", id: "campaign-api-audience" }, t("cmp.apiAudience", {
+          filter: c.filter ? t("cmp.yes") : t("cmp.no"),
+          clients: (c.client_ids || []).length, excluded: (c.exclude_client_ids || []).length,
+        }))
+        : null,
+      this.count),
     h("fieldset", {}, h("legend", {}, t("cmp.templates")),
       field(t("cmp.subject"), this.f.subject), field(t("cmp.html"), this.f.html),
       field(t("cmp.text"), this.f.text),
@@ -380,8 +405,7 @@ class Editor {
     if (changed) {
       // The count follows the form: the audience part is saved (a draft) and counted.
       try {
-        // the saved templates go along unchanged (a PATCH checks them; these passed)
-        const body = { ...audienceOf(this.body()), html: this.campaign.html, text: this.campaign.text };
+        const body = audienceOf(this.body());
         this.campaign = { ...this.campaign, ...(await api("PATCH", `/campaigns/${this.campaign.id}`, { body })) };
       } catch (e) {
         if (mine === this.seq) {
@@ -407,7 +431,7 @@ class Editor {
 
   actions() {
     const c = this.campaign;
-    if (!mayRun() && !c.may_control) return h("p", { class: "muted" }, t("cmp.readonly"));
+    if (!mayRun()) return h("p", { class: "muted" }, t("cmp.readonly"));
     const test = h("button", { type: "button", id: "campaign-test", onclick: async () => {
       if (!(await this.save(true))) return;
       try {

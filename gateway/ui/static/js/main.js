@@ -108,7 +108,14 @@ async function enter(user) {
   document.querySelector('#nav a[data-view="audit"]').hidden = me.role === "manager";
   renderMe();
   $("nav-admin").hidden = !["admin", "supervisor"].includes(me.role);
-  $("nav-campaigns").hidden = !["admin", "supervisor"].includes(me.role) && !me.may_send_campaigns;
+  $("nav-campaigns").hidden = !["admin", "supervisor"].includes(me.role);
+  state.campaigns = null;
+  if (me.role === "manager") {
+    api("GET", "/campaign-access").then((a) => {
+      state.campaigns = a;
+      $("nav-campaigns").hidden = !a.may_send;
+    }).catch(() => {});
+  }
   if (live) live.stop();
   live = new LiveClient({
     onEvent: (kind, payload) => handleLive(kind, payload, {
