@@ -260,7 +260,8 @@ async def _apply(s: AsyncSession, ops: list[_Op]) -> None:
     groups: dict[str, list[_Op]] = {}
     for op in ops:
         if op.kind != "noop":
-            groups.setdefault("failed" if op.kind == "unknown" else op.kind, []).append(op)
+            kind = "failed" if op.kind in ("unknown", "suppressed") else op.kind
+            groups.setdefault(kind, []).append(op)
     sent = groups.get("sent") or []
     if sent:
         await s.execute(
@@ -614,12 +615,21 @@ class CampaignRunner:
         after = 0
         while not run.stop:
             items = await self._batch(run, after)
-            for item in items:
-                if run.stop:
-                    return
-                await queue.put(item)
             if items:
                 after = items[-1].recipient_id
+                # Unsubscribed (or bounced) since the list was written: skip them now.
+                async with self.db.sessions() as s:
+                    gone = await svc.suppressed_among(s, [i.email for i in items])
+                for item in items:
+                    if run.stop:
+                        return
+                    if item.email in gone:
+                        why = "the address is suppressed (unsubscribed or bounced)"
+                        committer.submit(
+                            _Op("suppressed", item.recipient_id, item.outbox_id, error=why)
+                        )
+                        continue
+                    await queue.put(item)
                 continue
             # Everything due was handed out: wait for it, then look again from the start
             # (retries whose time came), or finish.

@@ -57,3 +57,18 @@ async def test_the_app_sends_a_started_campaign(
     assert sink.handler.count_by_rcpt() == {"w1@example.ru": 1, "w2@example.ru": 1}
     body = sink.handler.received[0][2]
     assert b"https://crm.example.ru/u/" in body
+    # the mail program's one-click unsubscribe (RFC 8058) marks the recipient
+    import email
+    import email.policy
+
+    msg = email.message_from_bytes(body, policy=email.policy.default)
+    url = str(msg["List-Unsubscribe"]).strip().strip("<>")
+    rcpt = str(msg["To"])
+    path = url.removeprefix("https://crm.example.ru")
+    resp = await http.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status == 200, await resp.text()
+    resp = await http.get(
+        f"/api/v1/campaigns/{cid}/recipients", params={"status": "unsubscribed"}, headers=auth
+    )
+    page = await resp.json()
+    assert [i["email"] for i in page["items"]] == [rcpt], page

@@ -330,3 +330,29 @@ async def test_audience_by_list_filter_minus_contacted(
     )
     status, aud = await admin.get(f"/campaigns/{c2['id']}/audience")
     assert aud["addresses"] == 0, aud
+
+
+async def test_unsubscribed_after_the_list_was_written_is_not_sent(
+    api: Api, sink: SmtpSink, runner: CampaignRunner
+) -> None:
+    from crm_core.access import Actor
+    from crm_core.models import Campaign
+    from crm_core.services import campaigns as svc
+    from crm_core.services import consent
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["stay@example.ru", "leave@example.ru"])
+    status, c = await admin.post("/campaigns", body(client_ids=ids))
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    assert status == 200
+    async with api.db.transaction() as s:  # the runner's first step, done here
+        row = await s.get(Campaign, c["id"])
+        assert row is not None
+        row.total = await svc.materialize(s, row, Actor.of(api.users["admin"]))
+        row.materialized = True
+    async with api.db.transaction() as s:
+        await consent.suppress(s, "leave@example.ru", "unsubscribed", "link")
+    await runner.run_once()
+    assert sink.handler.count_by_rcpt() == {"stay@example.ru": 1}
+    status, page = await admin.get(f"/campaigns/{c['id']}/recipients", status="suppressed")
+    assert page["total"] == 1 and page["items"][0]["email"] == "leave@example.ru"
