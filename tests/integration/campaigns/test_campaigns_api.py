@@ -356,3 +356,44 @@ async def test_unsubscribed_after_the_list_was_written_is_not_sent(
     assert sink.handler.count_by_rcpt() == {"stay@example.ru": 1}
     status, page = await admin.get(f"/campaigns/{c['id']}/recipients", status="suppressed")
     assert page["total"] == 1 and page["items"][0]["email"] == "leave@example.ru"
+
+
+async def test_smtp_login_refused_is_a_clear_error_at_start_and_test(api: Api) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from connectors.email.campaign_smtp import CampaignSmtp
+    from gateway.api.campaigns import CAMPAIGN_TRANSPORT
+    from tests.support.dovecot import free_port
+    from tests.support.smtp_sink import SinkHandler
+
+    from .conftest import smtp_settings
+
+    def refuse(*_args: object) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    port = free_port()
+    server = Controller(
+        SinkHandler(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=refuse,
+        auth_require_tls=False,
+        auth_required=True,
+    )
+    server.start()
+    try:
+        bad = CampaignSmtp({"default": smtp_settings(port, username="news", password="wrong")})
+        api.http.app[CAMPAIGN_TRANSPORT] = bad
+        admin = api.as_("admin")
+        ids, _ = await seed_clients(api.db, None, ["x@example.ru"])
+        status, c = await admin.post("/campaigns", body(client_ids=ids))
+        status, err = await admin.post(f"/campaigns/{c['id']}/start")
+        assert status == 422 and err["field"] == "smtp_account", err
+        assert "login refused" in err["error"] and "535" in err["error"], err
+        status, err = await admin.post(f"/campaigns/{c['id']}/test", {})
+        assert status == 422 and err["field"] == "smtp_account", err
+        status, again = await admin.get(f"/campaigns/{c['id']}")
+        assert again["status"] == "draft" and again["total"] == 0
+    finally:
+        server.stop()
