@@ -397,3 +397,36 @@ async def test_smtp_login_refused_is_a_clear_error_at_start_and_test(api: Api) -
         assert again["status"] == "draft" and again["total"] == 0
     finally:
         server.stop()
+
+
+async def test_a_process_that_lost_its_lease_marks_nothing_sending(api: Api) -> None:
+    import pytest
+
+    from crm_core.access import Actor
+    from crm_core.campaigns import LeaseLost, _Committer, _Op
+    from crm_core.models import Campaign
+    from crm_core.services import campaigns as svc
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["l@example.ru"])
+    status, c = await admin.post("/campaigns", body(client_ids=ids))
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    assert status == 200
+    async with api.db.transaction() as s:
+        row = await s.get(Campaign, c["id"])
+        assert row is not None
+        await svc.materialize(s, row, Actor.of(api.users["admin"]))
+        row.locked_by = "the-other-process"
+    async with api.db.sessions() as s:
+        rec = await s.scalar(select(CampaignRecipient))
+        assert rec is not None
+    stale = _Committer(api.db, c["id"], "me")
+    stale.start()
+    try:
+        with pytest.raises(LeaseLost):
+            await stale.submit_wait(_Op("sending", rec.id, rec.outbox_id, "m@x"))
+    finally:
+        await stale.stop()
+    async with api.db.sessions() as s:
+        again = await s.get(CampaignRecipient, rec.id)
+        assert again is not None and again.status == "pending" and again.message_id is None
