@@ -89,6 +89,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         cfg=PipelineConfig(
             callback_due_minutes=settings.callback_due_minutes,
             attachments_dir=settings.attachments_dir,
+            secret_key=settings.secret_key,
         ),
         assigner=make_assigner(app, db),
         live=app[LIVE],

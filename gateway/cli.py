@@ -205,7 +205,12 @@ def cmd_inbox_replay(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.services.inbox import replay_event
 
     async def run(db: Database) -> int:
-        result = await replay_event(db, args.id, callback_due_minutes=settings.callback_due_minutes)
+        result = await replay_event(
+            db,
+            args.id,
+            callback_due_minutes=settings.callback_due_minutes,
+            secret_key=settings.secret_key,
+        )
         _print(result)
         return 0 if result.get("status") == "processed" else 1
 

@@ -95,6 +95,7 @@ async def _pipeline(settings: Settings, events: list[InboundEvent]) -> list[dict
             cfg=PipelineConfig(
                 callback_due_minutes=settings.callback_due_minutes,
                 attachments_dir=settings.attachments_dir,
+                secret_key=settings.secret_key,
             ),
             assigner=assigner_for_cli(settings, db),
             wait_timeout=30,

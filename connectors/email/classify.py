@@ -1,4 +1,5 @@
-"""Classification of inbound mail: regular, auto-reply, bounce, bulk (pure).
+"""Classification of inbound mail: regular, auto-reply (also ARF spam complaints), bounce,
+bulk (pure).
 
 Order matters: a bounce usually also carries ``Auto-Submitted``, and an
 auto-reply may carry ``Precedence: bulk``; the more specific class wins.
@@ -52,6 +53,12 @@ def classify(
         pass
     local = (from_address or "").partition("@")[0].lower()
 
+    if ctype == "multipart/report" and report_type == "feedback-report":
+        # A mail provider's spam complaint (ARF): machine mail, no lead; the pipeline
+        # suppresses the complained address (crm_core.pipeline.complaints).
+        return Verdict(
+            Classification.AUTO_REPLY, ("multipart/report; report-type=feedback-report",)
+        )
     bounce: list[str] = []
     if ctype == "multipart/report" and report_type == "delivery-status":
         bounce.append("multipart/report; report-type=delivery-status")

@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.email.classify import classify
 from connectors.email.html import html_to_text, sanitize_html
-from connectors.email.parse_body import Body, bounce_details, walk_message
+from connectors.email.parse_body import Body, bounce_details, complaint_details, walk_message
 from connectors.email.parse_headers import (
     header_addresses,
     header_date,
@@ -250,6 +250,14 @@ def parse_message(
             meta["bounce_action"] = details["action"]
         if details["original"]:
             meta["bounced_message_id"] = normalize_message_id(details["original"])
+
+    if body.feedback_fields:
+        arf = complaint_details(body)
+        meta["feedback_type"] = arf["feedback_type"]
+        meta["complaint_addresses"] = arf["addresses"]
+        meta["complaint_tokens"] = arf["tokens"]
+        if arf["original"]:
+            meta["complaint_message_id"] = normalize_message_id(arf["original"])
 
     meta["preview"] = preview(text) if text else ""
     phones: list[str] = []

@@ -13,12 +13,13 @@ from connectors.email.parse_headers import decode_bytes, decode_header_text, raw
 from crm_core.events import Attachment
 from crm_core.identity import IdentityError, normalize_email
 
-__all__ = ["Body", "bounce_details", "walk_message"]
+__all__ = ["Body", "bounce_details", "complaint_details", "walk_message"]
 
 MAX_DEPTH = 30
 MAX_PARTS = 500
 MAX_TEXT_CHARS = 2_000_000
 _REPORT_PARTS = {
+    "message/feedback-report",
     "message/delivery-status",
     "message/global-delivery-status",
     "message/disposition-notification",
@@ -42,6 +43,7 @@ class Body:
     attachments: list[Attachment] = field(default_factory=list)
     oversized: list[str] = field(default_factory=list)
     dsn_fields: list[dict[str, str]] = field(default_factory=list)
+    feedback_fields: list[dict[str, str]] = field(default_factory=list)  # ARF (RFC 5965)
     returned_headers: list[str] = field(default_factory=list)
     has_dsn: bool = False
     defects: list[str] = field(default_factory=list)
@@ -170,6 +172,8 @@ class _Walker:
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             self.body.has_dsn = True
             self.body.dsn_fields.extend(_dsn_blocks(part))
+        if ctype == "message/feedback-report" and self.in_report:
+            self.body.feedback_fields.extend(_dsn_blocks(part))
         if ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/rfc822"):
             if self.in_report:
                 self.body.returned_headers.append(
@@ -261,3 +265,48 @@ def bounce_details(body: Body) -> dict[str, Any]:
             original = m.group(1)
             break
     return {"addresses": addresses, "status": status, "action": action, "original": original}
+
+
+# The link of a crmhub unsubscribe token in a returned message's List-Unsubscribe header.
+_UNSUB_TOKEN = re.compile(r"/u/([0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9]*\.[0-9A-Za-z_-]+)")
+
+
+def complaint_details(body: Body) -> dict[str, Any]:
+    """An ARF feedback report (RFC 5965, a mail provider's "this is spam" report): its
+    ``feedback-type``, the complained recipients (``Original-Rcpt-To``), the returned
+    message's Message-ID and the unsubscribe tokens of its ``List-Unsubscribe`` header
+    (signed by crmhub: the pipeline trusts an address only through a valid token)."""
+    feedback_type: str | None = None
+    addresses: list[str] = []
+    for block in body.feedback_fields:
+        if feedback_type is None and block.get("feedback-type"):
+            feedback_type = block["feedback-type"].split()[0].lower()[:40]
+        value = block.get("original-rcpt-to")
+        if value:
+            try:
+                norm = normalize_email(value.strip().strip("<>"))
+            except IdentityError:
+                continue
+            if norm not in addresses:
+                addresses.append(norm)
+    original: str | None = None
+    tokens: list[str] = []
+    for text in body.returned_headers:
+        head = text.split("\n\n", 1)[0].split("\r\n\r\n", 1)[0]
+        if original is None:
+            m = re.search(r"^Message-ID:\s*(<[^>\r\n]+>)", head, re.IGNORECASE | re.MULTILINE)
+            original = m.group(1) if m else None
+        # the header, unfolded (a long List-Unsubscribe is folded over lines)
+        m = re.search(
+            r"^List-Unsubscribe:(.*(?:\r?\n[ \t].*)*)", head, re.IGNORECASE | re.MULTILINE
+        )
+        if m:
+            for token in _UNSUB_TOKEN.findall(re.sub(r"\r?\n[ \t]+", "", m.group(1))):
+                if token not in tokens and len(tokens) < 5:
+                    tokens.append(token)
+    return {
+        "feedback_type": feedback_type,
+        "addresses": addresses[:20],
+        "original": original,
+        "tokens": tokens,
+    }

@@ -30,7 +30,7 @@ CUSTOM_PREFIX = "custom."
 class FieldSpec:
     name: str
     headers: tuple[str, ...]
-    # text | inn | kpp | ogrn | phones | emails | kind | status | int | decimal | date
+    # text | inn | kpp | ogrn | phones | emails | consent | kind | status | int | decimal | date
     # | list (tags, segments) | persons | parent
     parse: str = "text"
     multi: bool = False  # several columns add up (work + mobile phone)
@@ -135,6 +135,29 @@ FIELDS: tuple[FieldSpec, ...] = (
         ),
         parse="emails",
         multi=True,
+    ),
+    _f(
+        "email_consent",
+        "Согласие на рассылку",
+        "Email consent",
+        (
+            "согласие на рассылку",
+            "согласие на рассылки",
+            "согласие на email рассылку",
+            "согласие на e-mail рассылку",
+            "согласие на получение рассылки",
+            "согласие",
+            "подписка на рассылку",
+            "рассылка",
+            "email consent",
+            "e-mail consent",
+            "marketing consent",
+            "newsletter consent",
+            "consent",
+            "subscribed",
+            "newsletter",
+        ),
+        parse="consent",
     ),
     _f(
         "owner",

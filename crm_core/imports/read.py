@@ -75,6 +75,46 @@ _KINDS = {
         "контакт",
     ),
 }
+_CONSENTS = {
+    "granted": (
+        "да",
+        "yes",
+        "y",
+        "true",
+        "1",
+        "+",
+        "согласен",
+        "согласна",
+        "есть",
+        "подписан",
+        "подписана",
+        "granted",
+        "agreed",
+        "opt-in",
+        "opt in",
+        "subscribed",
+    ),
+    "withdrawn": (
+        "нет",
+        "no",
+        "n",
+        "false",
+        "0",
+        "-",
+        "не согласен",
+        "не согласна",
+        "отказ",
+        "отписан",
+        "отписана",
+        "отозвано",
+        "withdrawn",
+        "refused",
+        "opt-out",
+        "opt out",
+        "unsubscribed",
+    ),
+}
+_CONSENT_BY_KEY = {header_key(v): k for k, vs in _CONSENTS.items() for v in vs}
 _KIND_BY_KEY = {header_key(v): k for k, vs in _KINDS.items() for v in vs}
 _PHONE_SPLIT = re.compile(r"\s*(?:[,;/\n]|\s(?:или|or|и)\s)\s*")
 # A plain ASCII address: lower-cased as normalize_email would, without its slower checks.
@@ -115,6 +155,8 @@ class ClientRow:
     ogrn: str | None = None
     phones: list[ParsedPhone] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
+    # "Согласие на рассылку": granted (да) or withdrawn (нет) for the row's emails
+    email_consent: str | None = None
     owner: str | None = None
     persons: list[tuple[str, str | None]] = field(default_factory=list)  # (name, position)
     position: str | None = None
@@ -365,6 +407,17 @@ def _parse_cell(row: ClientRow, name: str, value: str, numeric: bool, catalog: C
                 continue
             if email not in row.emails:
                 row.emails.append(email)
+    elif parse == "consent":
+        consent = _CONSENT_BY_KEY.get(header_key(value))
+        if consent is None:
+            _err(
+                row,
+                name,
+                value,
+                "consent must be yes or no (да / нет)",
+                "согласие: да или нет",
+            )
+        row.email_consent = consent
     elif parse == "inn":
         digits = _SPACES.sub("", value)
         if numeric and digits.isdigit() and len(digits) in (9, 11):

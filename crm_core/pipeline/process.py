@@ -33,6 +33,7 @@ from crm_core.pipeline.answered import (
 from crm_core.pipeline.assign import Assigner, Assignment
 from crm_core.pipeline.calls import close_unseen_calls
 from crm_core.pipeline.campaign_feedback import campaign_feedback
+from crm_core.pipeline.complaints import apply_complaint
 from crm_core.pipeline.linking import link_identities
 from crm_core.pipeline.match import Match, match_event
 from crm_core.pipeline.record import live_events_for, record_attachments
@@ -78,6 +79,7 @@ class PipelineConfig:
     callback_due_minutes: int = 30
     attachments_dir: str = "./var/attachments"
     lead_title_max: int = 300
+    secret_key: str | None = None  # signs unsubscribe tokens (spam complaints are checked)
 
 
 @dataclass(slots=True)
@@ -167,6 +169,8 @@ async def process_event(
                 .where(ContactPoint.kind == "email", ContactPoint.value == str(addr).lower())
                 .values(unreachable=True, unreachable_reason="bounced")
             )
+    if event.meta.get("complaint_tokens"):  # an ARF spam complaint about a campaign email
+        await apply_complaint(s, event, cfg.secret_key)
     if event.kind == EventKind.MESSAGE_EDITED:
         return await _apply_edit(s, event, out)
     if event.kind == EventKind.MESSAGE_SENT and (mine := await logged_reply(s, event)):

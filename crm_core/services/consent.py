@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor
@@ -64,6 +64,7 @@ __all__ = [
     "normalize_address",
     "read_unsubscribe_token",
     "set_consent",
+    "set_consent_many",
     "signing_secret",
     "suppress",
     "suppressed",
@@ -98,15 +99,7 @@ async def signing_secret(s: AsyncSession, configured: str | None = None) -> str:
         return configured
     row = await s.get(ConnectorStateRow, SECRET_STATE_KEY)
     if row is None:
-        dialect = s.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt: Any = pg_insert(ConnectorStateRow)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as lite_insert
-
-            stmt = lite_insert(ConnectorStateRow)
+        stmt = _insert(s, ConnectorStateRow)
         # Two processes starting at once: the first insert wins, both read its key.
         await s.execute(
             stmt.values(
@@ -197,6 +190,8 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[str, int | None]:
         raise UnsubscribeTokenError("malformed", "the link's campaign number is not a number")
     email_raw = _unb64(email_part, "address")
     mac = _unb64(mac_part, "signature")
+    if len(mac) != hashlib.sha256().digest_size:
+        raise UnsubscribeTokenError("malformed", "the link's signature is cut short")
     expected = _mac(secret, email_raw, campaign)
     # Compared before the address is parsed: an unsigned text is never looked at further.
     if not hmac.compare_digest(mac, expected):
@@ -341,15 +336,7 @@ async def _change(
     previous: str | None = None
     row = await _lock(s, email)
     if row is None:
-        dialect = s.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt: Any = pg_insert(EmailConsent)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as lite_insert
-
-            stmt = lite_insert(EmailConsent)
+        stmt = _insert(s, EmailConsent)
         res: Any = await s.execute(
             stmt.values(
                 email=email,
@@ -398,9 +385,9 @@ async def suppress(
     note: str | None = None,
 ) -> ConsentResult:
     """Record that ``email`` must get no more campaigns: ``reason`` is ``unsubscribed``,
-    ``bounced`` or ``complained``; ``source`` says where it came from (``link``,
-    ``one_click``, ``bounce``, ``arf`` ...).  Idempotent: the same reason again changes
-    nothing (``"unchanged"``).  The caller commits."""
+    ``bounced`` or ``complained``; ``source`` says where it came from
+    (``unsubscribe_page``, ``one_click``, ``bounce``, ``arf`` ...).  Idempotent: the
+    same reason again changes nothing (``"unchanged"``).  The caller commits."""
     if reason not in SUPPRESS_REASONS:
         raise Invalid(f"reason must be one of {', '.join(SUPPRESS_REASONS)}", "reason")
     return await _change(
@@ -441,13 +428,16 @@ async def set_consent(
     An address that unsubscribed, bounced or complained keeps that state against an
     import (``"kept"``: an old spreadsheet must not resubscribe anyone); a person
     (``actor``) may lift it only with a ``note`` saying why (the client asked again by
-    phone, the mailbox exists again).  The caller commits."""
+    phone, the mailbox exists again); ``withdrawn`` over it is ``"kept"`` too (it would
+    say less).  The caller commits."""
     if state not in SET_STATES:
         raise Invalid(f"state must be one of {', '.join(SET_STATES)}", "state")
     addr = _address(email)
     source = _source(source)
     note = _note(note)
     current = await s.scalar(select(EmailConsent.state).where(EmailConsent.email == addr))
+    if current in SUPPRESS_REASONS and state == "withdrawn":
+        return "kept"  # already refused, by the address itself: that says more
     if current in SUPPRESS_REASONS and state == "granted":
         if actor is None or source == "import":
             return "kept"
@@ -459,6 +449,100 @@ async def set_consent(
             }[current]
             raise Invalid(f"{addr} {why}: say in the note why consent is granted again", "note")
     return await _change(s, addr, state, source, campaign_id=campaign_id, actor=actor, note=note)
+
+
+async def set_consent_many(
+    s: AsyncSession,
+    states: dict[str, str],
+    source: str,
+    actor: Actor | None,
+    note: str | None = None,
+) -> tuple[dict[str, int], list[str]]:
+    """:func:`set_consent` for many addresses at once (an import's chunk): ``states`` maps
+    normalized addresses to ``granted``/``withdrawn``.  A few queries whatever the
+    number; the same rules (an own refusal is kept).  Counts of ``changed``,
+    ``unchanged`` and ``kept``, and the kept addresses.  The caller commits."""
+    counts = {"changed": 0, "unchanged": 0, "kept": 0}
+    kept: list[str] = []
+    if not states:
+        return counts, kept
+    for state in states.values():
+        if state not in SET_STATES:
+            raise Invalid(f"state must be one of {', '.join(SET_STATES)}", "state")
+    source = _source(source)
+    note = _note(note)
+    current = await consent_of(s, states)
+    now = utcnow()
+    user_id = actor.user_id if actor else None
+    fresh: list[dict[str, Any]] = []
+    moved: dict[str, list[str]] = {}
+    events: list[dict[str, Any]] = []
+    for email, state in states.items():
+        before = current.get(email)
+        if before == state:
+            counts["unchanged"] += 1
+            continue
+        if before in SUPPRESS_REASONS:  # the address's own refusal stays
+            counts["kept"] += 1
+            if state == "granted":
+                kept.append(email)
+            continue
+        counts["changed"] += 1
+        if before is None:
+            fresh.append(
+                {
+                    "email": email,
+                    "state": state,
+                    "source": source,
+                    "campaign_id": None,
+                    "updated_by": user_id,
+                    "updated_at": now,
+                }
+            )
+        else:
+            moved.setdefault(state, []).append(email)
+        events.append(
+            {
+                "email": email,
+                "state": state,
+                "previous_state": before,
+                "source": source,
+                "campaign_id": None,
+                "user_id": user_id,
+                "note": note,
+                "at": now,
+            }
+        )
+    if fresh:
+        await s.execute(
+            _insert(s, EmailConsent).on_conflict_do_nothing(index_elements=["email"]), fresh
+        )
+    for state, emails in moved.items():
+        for i in range(0, len(emails), SUPPRESSED_BATCH):
+            await s.execute(
+                update(EmailConsent)
+                .where(
+                    EmailConsent.email.in_(emails[i : i + SUPPRESSED_BATCH]),
+                    EmailConsent.state.not_in(SUPPRESS_REASONS),
+                )
+                .values(
+                    state=state, source=source, campaign_id=None, updated_by=user_id, updated_at=now
+                )
+            )
+    if events:
+        await s.execute(insert(EmailConsentEvent), events)
+    return counts, kept
+
+
+def _insert(s: AsyncSession, model: Any) -> Any:
+    """An INSERT that can say ``ON CONFLICT DO NOTHING`` on either database."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+    return lite_insert(model)
 
 
 async def consent_of(s: AsyncSession, emails: Iterable[str]) -> dict[str, str]:

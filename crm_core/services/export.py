@@ -49,6 +49,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.services.common import MAX_LIMIT, ListFilter, NotFound
+from crm_core.services.consent import consent_of
 
 __all__ = [
     "FORMATS",
@@ -100,6 +101,8 @@ TAIL: tuple[tuple[str, str], ...] = (
     ("emails", "E-mail"),
     ("contact_name", "Контактное лицо"),
     ("position", "Должность"),
+    # "да"/"нет" when every address of the row agrees; empty when unknown or mixed
+    ("email_consent", "Согласие на рассылку"),
 )
 _WIDE = frozenset(
     {"name", "full_name", "legal_address", "actual_address", "notes", "phones", "emails"}
@@ -274,10 +277,23 @@ async def _page_rows(
             of_person[cp.contact_person_id][cp.kind].append(text)
         elif cp.client_id is not None:
             own[cp.client_id][cp.kind].append(text)
+    emails = [e for d in (own, of_person) for v in d.values() for e in v["email"]]
+    consent = await consent_of(s, emails) if emails else {}
     # Shaping the cells is pure Python: a worker thread, so the event loop stays free.
     return await asyncio.to_thread(
-        _assemble, ids, clients, parents, tags, segs, persons, own, of_person, cols, look
+        _assemble, ids, clients, parents, tags, segs, persons, own, of_person, cols, look, consent
     )
+
+
+def _consent_cell(emails: list[str], consent: dict[str, str]) -> str | None:
+    """ "да" if every address agreed, "нет" if every one refused (withdrawn, unsubscribed,
+    bounced, complained), else empty: a re-import then changes nothing."""
+    states = {
+        "да" if consent.get(e) == "granted" else "нет" if e in consent else "" for e in emails
+    }
+    if len(states) != 1:
+        return None  # no address, or addresses that disagree
+    return states.pop() or None
 
 
 def _assemble(
@@ -291,6 +307,7 @@ def _assemble(
     of_person: dict[int, dict[str, list[str]]],
     cols: Sequence[Column],
     look: _Lookups,
+    consent: dict[str, str],
 ) -> list[list[Any]]:
     rows: list[list[Any]] = []
     custom_cols = [(col.field, col.field[7:]) for col in cols if col.field.startswith("custom:")]
@@ -311,6 +328,7 @@ def _assemble(
             parent_inn=parent[1] if parent else None,
             phones=own[cid]["phone"],
             emails=own[cid]["email"],
+            email_consent=_consent_cell(own[cid]["email"], consent),
         )
         custom = c["custom"] or {}
         for name, ckey in custom_cols:
@@ -329,6 +347,7 @@ def _assemble(
             pv["position"] = p.position
             pv["phones"] = [*pv.get("phones", []), *of_person[p.id]["phone"]]
             pv["emails"] = [*pv.get("emails", []), *of_person[p.id]["email"]]
+            pv["email_consent"] = _consent_cell(pv["emails"], consent)
             rows.append([_plain(pv.get(f)) for f in fields])
     return rows
 

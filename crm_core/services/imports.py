@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.imports.catalog import Catalog, CustomSpec, option_value
 from crm_core.imports.errors import ImportFileError, RowError
@@ -57,6 +58,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.services import consent as consent_svc
 from crm_core.services.common import NotFound, ServiceError
 
 __all__ = [
@@ -142,9 +144,14 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     notes: list[RowError] = field(default_factory=list)
     mapping: dict[str, str | None] = field(default_factory=dict)
+    # "Согласие на рассылку": addresses changed / already so / kept (they unsubscribed)
+    consent: dict[str, int] = field(
+        default_factory=lambda: {"changed": 0, "unchanged": 0, "kept": 0}
+    )
 
     def as_dict(self, limit: int | None = None) -> dict[str, Any]:
         return {
+            "consent": dict(self.consent),
             "import_id": self.import_id,
             "rows": self.rows,
             "created": self.created,
@@ -176,6 +183,8 @@ class ImportReport:
             errs("errors"),
             errs("notes"),
             dict(data.get("mapping") or {}),
+            {k: int(v) for k, v in (data.get("consent") or {}).items()}
+            or {"changed": 0, "unchanged": 0, "kept": 0},
         )
 
 
@@ -431,12 +440,38 @@ class _Writer:
         by_inn, by_key, by_name = await self._lookup(good)
         touched: list[_Target] = []
         seen: set[int] = set()
+        consent: dict[str, tuple[str, ClientRow]] = {}
         for row in good:
             t = self._row(row, by_inn, by_key, by_name)
             if t is not None and id(t) not in seen:
                 seen.add(id(t))
                 touched.append(t)
+            if t is not None and row.email_consent:
+                consent.update((e, (row.email_consent, row)) for e in row.emails)
         await self._flush(touched)
+        if consent:
+            await self._consent(consent)
+
+    async def _consent(self, consent: dict[str, tuple[str, ClientRow]]) -> None:
+        """The "Согласие на рассылку" column for the rows' emails (never lifting an
+        address's own unsubscribe: a note says so)."""
+        who = Actor(self.batch.user_id, "manager") if self.batch.user_id else None
+        counts, kept = await consent_svc.set_consent_many(
+            self.s, {e: st for e, (st, _) in consent.items()}, "import", who
+        )
+        for key, n in counts.items():
+            self.report.consent[key] = self.report.consent.get(key, 0) + n
+        for email in kept:
+            row = consent[email][1]
+            self.report.notes.append(
+                RowError(
+                    row.row,
+                    row.columns.get("email_consent"),
+                    email,
+                    "consent not set: the address unsubscribed or bounced",
+                    "согласие не записано: адрес отписался сам или не существует",
+                )
+            )
 
     def _parent(
         self, row: ClientRow, by_inn: dict[str, list[_Target]], by_name: dict[str, _Target]

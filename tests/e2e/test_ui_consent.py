@@ -68,7 +68,7 @@ async def test_consent_block_unsubscribe_page_and_grant_again(page: Page, ui: UI
     await expect(ivan.locator("details li")).to_contain_text("рассылка №12")
 
     # granting again needs a note; with one it is saved and shown
-    await ivan.get_by_role("button", name="Изменить").click()
+    await ivan.get_by_role("button", name="Отметить согласие").click()
     dialog = page.locator("dialog#modal")
     await expect(dialog).to_contain_text("Адрес отписался сам")
     await dialog.get_by_label("Состояние").select_option("granted")

@@ -183,3 +183,37 @@ async def test_bad_tokens_answer_400_and_change_nothing(db: Database, aiohttp_cl
     assert "damaged" in await resp.text()
     assert await _count(db, EmailConsent) == 0
     assert await _count(db, EmailConsentEvent) == 0
+
+
+async def test_concurrent_one_clicks_record_once(db: Database, aiohttp_client: Any) -> None:
+    import asyncio
+
+    http = await _public(db, aiohttp_client)
+    token = await _token(db, "rush@romashka.ru", 9)
+
+    async def click() -> int:
+        resp = await http.post(f"/u/{token}", data="List-Unsubscribe=One-Click")
+        await resp.read()
+        return resp.status
+
+    assert await asyncio.gather(*(click() for _ in range(8))) == [200] * 8
+    assert await _count(db, EmailConsentEvent) == 1
+
+
+async def test_hostile_paths_never_5xx(db: Database, aiohttp_client: Any) -> None:
+    http = await _public(db, aiohttp_client)
+    token = await _token(db, "ivan@romashka.ru")
+    for path in (
+        "/u/" + "A" * 5000,
+        "/u/%00",
+        "/u/1.%D0%B8%D0%B2%D0%B0%D0%BD.1.x",
+        "/u/" + token + "/extra",
+        "/u/" + token.replace(".", "%2E"),
+        "/u/..%2F..%2Fetc%2Fpasswd",
+    ):
+        for method in ("GET", "POST", "HEAD"):
+            resp = await http.request(method, path, data=b"x" * 10_000)
+            assert resp.status < 500, (method, path, resp.status)
+    # only the percent-encoded form of the real token is a real token (the router
+    # decodes it): one unsubscribe
+    assert await _count(db, EmailConsentEvent) == 1

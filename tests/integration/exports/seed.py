@@ -185,6 +185,13 @@ async def seed_base(db: Database) -> dict[str, int]:
                 _point("email", "evil@example.ru", client_id=formula.id),
             ]
         )
+    # email consent ("Согласие на рассылку"): agreed, withdrawn, unsubscribed by itself
+    from crm_core.services import consent
+
+    async with db.transaction() as s:
+        await consent.set_consent(s, "info@romashka.ru", "granted", "manager", None)
+        await consent.set_consent(s, "ivan@romashka.ru", "withdrawn", "manager", None)
+        await consent.suppress(s, "anna@romashka.ru", "unsubscribed", "one_click")
     return ids
 
 
@@ -253,4 +260,10 @@ async def snapshot(db: Database) -> dict[str, dict[str, Any]]:
                 "emails": sorted(x.value for x in points if x.kind == "email"),
                 "persons": persons,
             }
+        from crm_core.models import EmailConsent
+
+        states = dict((await s.execute(select(EmailConsent.email, EmailConsent.state))).all())
+        for c in out.values():
+            addresses = c["emails"] + [e for p in c["persons"].values() for e in p["emails"]]
+            c["consent"] = {e: states[e] for e in sorted(addresses) if e in states}
     return out

@@ -35,7 +35,13 @@ async def test_custom_field_headers_do_not_collide(db: Database) -> None:
     assert len(headers) == len(set(headers))
     custom = [(c.field, c.header) for c in cols if c.field.startswith("custom:")]
     assert custom == [("custom:size", "Размер"), ("custom:phone2", "Телефон (phone2)")]
-    assert headers[-4:] == ["Телефон", "E-mail", "Контактное лицо", "Должность"]
+    assert headers[-5:] == [
+        "Телефон",
+        "E-mail",
+        "Контактное лицо",
+        "Должность",
+        "Согласие на рассылку",
+    ]
 
 
 def test_cell_values() -> None:

@@ -216,3 +216,21 @@ def test_csv_is_utf8_bom_semicolon_and_formula_safe(roundtrip: tuple[Snap, Snap,
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
     names = [r[0] for r in rows[1:]]
     assert '\'=HYPERLINK("http://evil.example","click")' in names
+
+
+def test_email_consent_survives(roundtrip: tuple[Snap, Snap, Path]) -> None:
+    """ "Согласие на рассылку": да/нет per row; an address that unsubscribed itself is
+    exported as "нет" and comes back as withdrawn (suppressed either way)."""
+    before, after, _ = roundtrip
+    assert before["ООО Ромашка"]["consent"] == {
+        "anna@romashka.ru": "unsubscribed",
+        "info@romashka.ru": "granted",
+        "ivan@romashka.ru": "withdrawn",
+    }
+    assert after["ООО Ромашка"]["consent"] == {
+        "anna@romashka.ru": "withdrawn",
+        "info@romashka.ru": "granted",
+        "ivan@romashka.ru": "withdrawn",
+    }
+    # nothing recorded stays unrecorded
+    assert all(not after[n]["consent"] for n in after if n != "ООО Ромашка")

@@ -8,7 +8,8 @@ import { openForm } from "./modal.js";
 
 addStrings({
   ru: {
-    "consent.title": "Согласие на рассылки", "consent.change": "Изменить",
+    "consent.title": "Согласие на рассылки", "consent.change": "Отметить",
+    "consent.changeLabel": "Отметить согласие: {email}",
     "consent.changeFor": "Согласие: {email}", "consent.state": "Состояние",
     "consent.note": "Заметка (откуда известно)", "consent.saved": "Согласие сохранено",
     "consent.history": "История ({n})", "consent.more": "Показаны последние изменения",
@@ -24,7 +25,8 @@ addStrings({
     "consent.failed": "Не удалось загрузить согласия: {error}",
   },
   en: {
-    "consent.title": "Email consent", "consent.change": "Change",
+    "consent.title": "Email consent", "consent.change": "Record",
+    "consent.changeLabel": "Record consent: {email}",
     "consent.changeFor": "Consent: {email}", "consent.state": "State",
     "consent.note": "Note (how we know)", "consent.saved": "Consent saved",
     "consent.history": "History ({n})", "consent.more": "The latest changes are shown",
@@ -73,7 +75,7 @@ function row(clientId, item, reload) {
         h("span", { class: `badge consent-${item.state}` }, stateName(item.state)),
         item.suppressed ? h("span", { class: "muted small" }, ` · ${t("consent.blocked")}`) : null,
         item.updated_at ? h("span", { class: "muted small" }, ` · ${fmtDate(item.updated_at)}`) : null),
-      h("button", { type: "button", class: "small consent-change", "aria-label": `${t("consent.change")}: ${item.email}`,
+      h("button", { type: "button", class: "small consent-change", "aria-label": t("consent.changeLabel", { email: item.email }),
         onclick: () => openConsentForm(clientId, item, reload) }, t("consent.change"))),
     item.history.length ? h("details", { class: "consent-history" },
       h("summary", {}, t("consent.history", { n: item.history.length + (item.history_more ? "+" : "") })),

@@ -37,6 +37,7 @@ const S = {
     updated: "Обновлено",
     unchanged: "Без изменений",
     skipped: "Пропущено",
+    consentLine: "Согласие на рассылку: записано для {changed} адр., без изменений {unchanged}, не подписано обратно (адрес отписался сам) {kept}",
     errors: "Ошибки",
     value: "Значение",
     error: "Ошибка",
@@ -85,6 +86,7 @@ const S = {
     updated: "Updated",
     unchanged: "Unchanged",
     skipped: "Skipped",
+    consentLine: "Email consent: recorded for {changed} addresses, {unchanged} unchanged, {kept} not resubscribed (the address unsubscribed itself)",
     errors: "Errors",
     value: "Value",
     error: "Error",
@@ -277,6 +279,12 @@ async function follow(id, dry, result) {
   }
 }
 
+/** The "Согласие на рассылку" column's outcome, when the file had one. */
+function consentLine(c) {
+  if (!c || !(c.changed || c.unchanged || c.kept)) return null;
+  return h("p", { class: "muted", id: "import-consent" }, tr("consentLine", c));
+}
+
 function renderReport(result, job) {
   const r = job.report || {};
   if (job.status === "failed") {
@@ -296,6 +304,7 @@ function renderReport(result, job) {
     h("dt", {}, tr(k)), h("dd", { dataset: { count: k } }, String(r[k] ?? 0)))),
   h("div", {}, h("dt", {}, tr("errors")),
     h("dd", { dataset: { count: "errors" } }, String(errors.length)))),
+  consentLine(r.consent),
   errors.length
     ? h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "import-errors" },
       h("thead", {}, h("tr", {}, ["row", "column", "value", "error"].map((k) =>
