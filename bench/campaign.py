@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,7 @@ from _load import fresh_db as fresh_url  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from connectors.email import SmtpSettings  # noqa: E402
-from connectors.email.campaign_smtp import CampaignSmtp  # noqa: E402
-from connectors.email.smtp_message import build_message  # noqa: E402
+from connectors.email.campaign_smtp import CampaignSmtp, build_campaign_message  # noqa: E402
 from crm_core.access import Actor  # noqa: E402
 from crm_core.campaigns import CampaignRunner  # noqa: E402
 from crm_core.db import Database, migrate  # noqa: E402
@@ -268,10 +266,8 @@ async def main() -> None:
                 "message_id": f"<bare.{client_id}@bench.example>",
                 "headers": svc.unsubscribe_headers(ctx["unsubscribe_url"]),
             }
-            built = build_message(payload, smtp)
-            messages.append(
-                (built.sender, built.recipients, built.message.as_bytes(policy=SMTP_POLICY))
-            )
+            sender, rcpts, data, _mid = build_campaign_message(payload)
+            messages.append((sender, rcpts, data))
         bare_s = await bare(messages, port, conc)
         await asyncio.sleep(0.5)
         counts = sink_counts(out)

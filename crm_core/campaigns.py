@@ -137,11 +137,22 @@ class _Op:
     log: dict[str, Any] = field(default_factory=dict)  # sent: the timeline entry
 
 
-class _Committer:
-    """Applies the marks of all connections in order, many per transaction."""
+class LeaseLost(RuntimeError):
+    """Another process holds the campaign now: send nothing more here."""
 
-    def __init__(self, db: Database) -> None:
+
+class _Committer:
+    """Applies the marks of all connections in order, many per transaction.
+
+    ``sending`` marks are written only while this process still holds the campaign's
+    lease, checked in the same transaction (on PostgreSQL with the campaign row locked,
+    so a claim by another process cannot slip in between): a process that lost its
+    lease (stalled past it) starts no SMTP transaction another process may also start."""
+
+    def __init__(self, db: Database, campaign_id: int = 0, holder: str = "") -> None:
         self.db = db
+        self.campaign_id = campaign_id
+        self.holder = holder
         self._ops: list[tuple[_Op, asyncio.Future[None] | None]] = []
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -180,10 +191,19 @@ class _Committer:
             if not batch:
                 continue
             error: BaseException | None = None
+            refused: set[int] = set()
             for attempt in range(8):
                 try:
                     async with self.db.transaction() as s:
-                        await _apply(s, [op for op, _ in batch])
+                        ops = [op for op, _ in batch]
+                        if self.holder and any(op.kind == "sending" for op in ops):
+                            q = select(Campaign.locked_by).where(Campaign.id == self.campaign_id)
+                            if self.db.is_postgres:
+                                q = q.with_for_update()
+                            if await s.scalar(q) != self.holder:
+                                refused = {id(op) for op in ops if op.kind == "sending"}
+                                ops = [op for op in ops if op.kind != "sending"]
+                        await _apply(s, ops)
                     error = None
                     break
                 except asyncio.CancelledError:
@@ -194,9 +214,11 @@ class _Committer:
                     await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
             if error is not None:
                 self.failed = error
-            for _op, fut in batch:
+            for op, fut in batch:
                 if fut is not None and not fut.done():
-                    if error is None:
+                    if id(op) in refused:
+                        fut.set_exception(LeaseLost("the campaign's lease went to another process"))
+                    elif error is None:
                         fut.set_result(None)
                     else:
                         fut.set_exception(error)
@@ -260,7 +282,8 @@ async def _apply(s: AsyncSession, ops: list[_Op]) -> None:
     groups: dict[str, list[_Op]] = {}
     for op in ops:
         if op.kind != "noop":
-            groups.setdefault("failed" if op.kind == "unknown" else op.kind, []).append(op)
+            kind = "failed" if op.kind in ("unknown", "suppressed") else op.kind
+            groups.setdefault(kind, []).append(op)
     sent = groups.get("sent") or []
     if sent:
         await s.execute(
@@ -518,7 +541,7 @@ class CampaignRunner:
         log.info("campaign_sending", campaign=run.id, name=self.name)
         concurrency = max(1, int(self.transport.limits(run.account).get("concurrency") or 1))
         limiter = await self._limiter(run.account)
-        committer = _Committer(self.db)
+        committer = _Committer(self.db, run.id, self.name)
         committer.start()
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=concurrency * 4)
         workers = [
@@ -614,12 +637,21 @@ class CampaignRunner:
         after = 0
         while not run.stop:
             items = await self._batch(run, after)
-            for item in items:
-                if run.stop:
-                    return
-                await queue.put(item)
             if items:
                 after = items[-1].recipient_id
+                # Unsubscribed (or bounced) since the list was written: skip them now.
+                async with self.db.sessions() as s:
+                    gone = await svc.suppressed_among(s, [i.email for i in items])
+                for item in items:
+                    if run.stop:
+                        return
+                    if item.email in gone:
+                        why = "the address is suppressed (unsubscribed or bounced)"
+                        committer.submit(
+                            _Op("suppressed", item.recipient_id, item.outbox_id, error=why)
+                        )
+                        continue
+                    await queue.put(item)
                 continue
             # Everything due was handed out: wait for it, then look again from the start
             # (retries whose time came), or finish.

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.models import EmailConsent
 from crm_core.services import consent as svc
+from crm_core.services.campaigns import mark_unsubscribed
 from crm_core.services.common import ServiceError
 from gateway.api.keys import DB
 from gateway.keys import SETTINGS
@@ -225,6 +226,7 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].transaction() as s:
             result = await svc.suppress(s, email, "unsubscribed", source, campaign_id=campaign_id)
+            await mark_unsubscribed(s, campaign_id, email)  # the campaign's results
     except ServiceError:  # an address signed by us that today's validator refuses
         return _bad(lang, path, svc.UnsubscribeTokenError("malformed", "bad address"))
     log.info("unsubscribed", campaign_id=campaign_id, source=source, result=result)

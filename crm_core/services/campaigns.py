@@ -66,6 +66,7 @@ __all__ = [
     "create_campaign",
     "get_campaign",
     "list_campaigns",
+    "mark_unsubscribed",
     "materialize",
     "pause",
     "preview",
@@ -806,6 +807,27 @@ async def cancel(
     row.finished_at = utcnow()
     await audit(s, actor, "campaign.cancel", "campaign", row.id, {})
     return row
+
+
+async def mark_unsubscribed(s: AsyncSession, campaign_id: int | None, email: str) -> None:
+    """The recipient of ``campaign_id`` at ``email`` used the unsubscribe link (the
+    address itself is suppressed by the consent service)."""
+    if campaign_id is None:
+        return
+    try:
+        address = normalize_email(email)
+    except IdentityError:
+        return
+    R = CampaignRecipient
+    await s.execute(
+        update(R)
+        .where(
+            R.campaign_id == campaign_id,
+            R.email == address,
+            R.status.in_(("sent", "unknown", "replied", "bounced", "pending")),
+        )
+        .values(status="unsubscribed", updated_at=utcnow())
+    )
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -26,7 +26,6 @@ __all__ = ["CAMPAIGN_RUNNER", "CAMPAIGN_TRANSPORT", "ROUTES", "policy_of"]
 CAMPAIGN_RUNNER = web.AppKey("campaign_runner", CampaignRunner)
 CAMPAIGN_TRANSPORT = web.AppKey("campaign_transport", CampaignTransport)
 W = (400, 401, 403, 404, 409, 422)
-Template = Field(max_length=200_000)
 Ids = Field(None, max_length=svc.MAX_IDS)
 
 
@@ -50,8 +49,8 @@ class _Audience(Strict):
 class CampaignCreate(_Audience):
     name: str = Field(min_length=1, max_length=200)
     subject: str = Field(max_length=2000)
-    html: str = Template
-    text: str = Template
+    html: str = Field("", max_length=200_000, description="HTML template (html or text)")
+    text: str = Field("", max_length=200_000, description="plain text template")
 
 
 class CampaignPatch(_Audience):

@@ -330,3 +330,103 @@ async def test_audience_by_list_filter_minus_contacted(
     )
     status, aud = await admin.get(f"/campaigns/{c2['id']}/audience")
     assert aud["addresses"] == 0, aud
+
+
+async def test_unsubscribed_after_the_list_was_written_is_not_sent(
+    api: Api, sink: SmtpSink, runner: CampaignRunner
+) -> None:
+    from crm_core.access import Actor
+    from crm_core.models import Campaign
+    from crm_core.services import campaigns as svc
+    from crm_core.services import consent
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["stay@example.ru", "leave@example.ru"])
+    status, c = await admin.post("/campaigns", body(client_ids=ids))
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    assert status == 200
+    async with api.db.transaction() as s:  # the runner's first step, done here
+        row = await s.get(Campaign, c["id"])
+        assert row is not None
+        row.total = await svc.materialize(s, row, Actor.of(api.users["admin"]))
+        row.materialized = True
+    async with api.db.transaction() as s:
+        await consent.suppress(s, "leave@example.ru", "unsubscribed", "link")
+    await runner.run_once()
+    assert sink.handler.count_by_rcpt() == {"stay@example.ru": 1}
+    status, page = await admin.get(f"/campaigns/{c['id']}/recipients", status="suppressed")
+    assert page["total"] == 1 and page["items"][0]["email"] == "leave@example.ru"
+
+
+async def test_smtp_login_refused_is_a_clear_error_at_start_and_test(api: Api) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from connectors.email.campaign_smtp import CampaignSmtp
+    from gateway.api.campaigns import CAMPAIGN_TRANSPORT
+    from tests.support.dovecot import free_port
+    from tests.support.smtp_sink import SinkHandler
+
+    from .conftest import smtp_settings
+
+    def refuse(*_args: object) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    port = free_port()
+    server = Controller(
+        SinkHandler(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=refuse,
+        auth_require_tls=False,
+        auth_required=True,
+    )
+    server.start()
+    try:
+        bad = CampaignSmtp({"default": smtp_settings(port, username="news", password="wrong")})
+        api.http.app[CAMPAIGN_TRANSPORT] = bad
+        admin = api.as_("admin")
+        ids, _ = await seed_clients(api.db, None, ["x@example.ru"])
+        status, c = await admin.post("/campaigns", body(client_ids=ids))
+        status, err = await admin.post(f"/campaigns/{c['id']}/start")
+        assert status == 422 and err["field"] == "smtp_account", err
+        assert "login refused" in err["error"] and "535" in err["error"], err
+        status, err = await admin.post(f"/campaigns/{c['id']}/test", {})
+        assert status == 422 and err["field"] == "smtp_account", err
+        status, again = await admin.get(f"/campaigns/{c['id']}")
+        assert again["status"] == "draft" and again["total"] == 0
+    finally:
+        server.stop()
+
+
+async def test_a_process_that_lost_its_lease_marks_nothing_sending(api: Api) -> None:
+    import pytest
+
+    from crm_core.access import Actor
+    from crm_core.campaigns import LeaseLost, _Committer, _Op
+    from crm_core.models import Campaign
+    from crm_core.services import campaigns as svc
+
+    admin = api.as_("admin")
+    ids, _ = await seed_clients(api.db, None, ["l@example.ru"])
+    status, c = await admin.post("/campaigns", body(client_ids=ids))
+    status, _ = await admin.post(f"/campaigns/{c['id']}/start")
+    assert status == 200
+    async with api.db.transaction() as s:
+        row = await s.get(Campaign, c["id"])
+        assert row is not None
+        await svc.materialize(s, row, Actor.of(api.users["admin"]))
+        row.locked_by = "the-other-process"
+    async with api.db.sessions() as s:
+        rec = await s.scalar(select(CampaignRecipient))
+        assert rec is not None
+    stale = _Committer(api.db, c["id"], "me")
+    stale.start()
+    try:
+        with pytest.raises(LeaseLost):
+            await stale.submit_wait(_Op("sending", rec.id, rec.outbox_id, "m@x"))
+    finally:
+        await stale.stop()
+    async with api.db.sessions() as s:
+        again = await s.get(CampaignRecipient, rec.id)
+        assert again is not None and again.status == "pending" and again.message_id is None
