@@ -379,6 +379,8 @@ async def main() -> None:
                 "idle_latency_max_s": round(max(lat), 3),
                 "parse_only_messages_per_s": round(parse_rate, 1),
                 "parse_ratio": round(parse_ratio, 3),
+                # the same, round by round (each round's parse and sync minutes apart)
+                "parse_ratio_rounds": [round(p / c, 3) for p, c in zip(parse, conn, strict=True)],
                 "db": DB_KIND,
                 "path": "per_message" if PER_MESSAGE else "batch",
                 "messages": args.messages,
