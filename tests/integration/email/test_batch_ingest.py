@@ -423,7 +423,7 @@ async def test_mailbox_batches_parsed_in_workers_with_a_broken_message(
             await asyncio.gather(task, return_exceptions=True)
         assert ingest.calls == 3  # 10 messages in batches of 4
         assert mb.stats.parse_failures == 1 and mb.stats.failed_uids == [("INBOX", 5)]
-        await wait_until(lambda: hub.processor.stats.failed == 1, 30)
+        await wait_until(lambda: hub.processor.stats.failed >= 1, 30)  # then retried
     finally:
         await hub.stop()
     async with db.sessions() as s:
