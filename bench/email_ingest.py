@@ -198,7 +198,7 @@ async def bare_fetch(port: int, total: int) -> float:
     return elapsed
 
 
-def settings(port: int, workers: int = 0) -> ImapSettings:
+def settings(port: int, workers: int | None = None) -> ImapSettings:
     return ImapSettings(
         name="bench",
         port=port,
@@ -211,7 +211,7 @@ def settings(port: int, workers: int = 0) -> ImapSettings:
     )
 
 
-async def connector_sync(port: int, total: int, spec: str | None, workers: int) -> float:
+async def connector_sync(port: int, total: int, spec: str | None, workers: int | None) -> float:
     ingest = await make_ingest(spec)
     mailbox = ImapMailbox(
         settings(port, workers),
@@ -287,8 +287,9 @@ async def main() -> None:
     ap.add_argument(
         "--parse-workers",
         type=int,
-        default=0,
-        help="ImapSettings.parse_workers (0: parse in the event loop's thread)",
+        default=None,
+        help="ImapSettings.parse_workers (default: the setting's default, a worker "
+        "process for a sync of several batches; 0: parse in the event loop's thread)",
     )
     ap.add_argument(
         "--db",
@@ -379,6 +380,8 @@ async def main() -> None:
                 "idle_latency_max_s": round(max(lat), 3),
                 "parse_only_messages_per_s": round(parse_rate, 1),
                 "parse_ratio": round(parse_ratio, 3),
+                # the same, round by round (each round's parse and sync minutes apart)
+                "parse_ratio_rounds": [round(p / c, 3) for p, c in zip(parse, conn, strict=True)],
                 "db": DB_KIND,
                 "path": "per_message" if PER_MESSAGE else "batch",
                 "messages": args.messages,

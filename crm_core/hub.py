@@ -72,6 +72,7 @@ class Hub:
         # Events per transaction on the lean batch path (ingest_batch): SQLite has one
         # writer, so a slice holds it for a bounded time (a fraction of a second).
         self.lean_batch = 50 if db.is_sqlite else 100
+        self._durable: set[str] = set()  # attachment digests this process wrote and fsynced
         self.processor.intake_idle = self.writer.idle
         self._started = False
         self._processing = False
@@ -106,7 +107,13 @@ class Hub:
                     continue
                 key = hashlib.sha256(a.content).digest()
                 if key not in stored:
-                    stored[key] = _store_attachment(root, a.content)
+                    digest = key.hex()
+                    if digest not in self._durable:  # made durable by this process before
+                        _store_attachment(root, a.content)
+                        if len(self._durable) > 100_000:
+                            self._durable.clear()
+                        self._durable.add(digest)
+                    stored[key] = digest
                 # durable in the store now: the pipeline finds it there by its digest
                 atts.append(
                     dataclasses.replace(

@@ -46,8 +46,10 @@ class ImapSettings(BaseModel):
     idle_timeout: float = Field(default=25 * 60, gt=0, le=29 * 60)  # re-issue IDLE before 29 min
     poll_interval: float = Field(default=60, gt=0)  # without IDLE, and for extra folders
     batch_size: int = Field(default=200, ge=1, le=MAX_BATCH)
-    # >0: parse in that many worker processes (parse must then be a module-level function)
-    parse_workers: int = Field(default=0, ge=0, le=32)
+    # >0: parse in that many worker processes (parse must then be a module-level function);
+    # 0: in the event loop; None (default): one worker process while a sync has at least
+    # three batches to parse (an initial sync), in the loop otherwise
+    parse_workers: int | None = Field(default=None, ge=0, le=32)
     command_timeout: float = Field(default=30, gt=0)
     connect_timeout: float = Field(default=15, gt=0)
     backoff_initial: float = Field(default=1.0, gt=0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import pickle
 import random
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -91,6 +92,17 @@ def unparsable_event(
 def _parse_call(parse: ParseFn, raw: bytes, kwargs: dict[str, Any]) -> InboundEvent:
     """Runs in a parse worker process; the event (with ``raw``) is pickled back."""
     return parse(raw, **kwargs)
+
+
+AUTO_POOL_BATCHES = 3  # parse_workers=None: a worker process for syncs this long
+
+
+def _picklable(fn: object) -> bool:
+    try:
+        pickle.dumps(fn)
+    except Exception:
+        return False
+    return True
 
 
 class ParseFailed(Exception):
@@ -175,12 +187,14 @@ class ImapMailbox:
         self._session_factory = session_factory
         self._session: ImapSession | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
         self.synced = asyncio.Event()  # set after each completed sync pass (tests, bench)
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def run(self) -> None:
-        workers = self.settings.parse_workers
+        workers = self.settings.parse_workers or 0
+        self._pool_size = workers
         if workers > 0:
             self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
         try:
@@ -329,6 +343,15 @@ class ImapMailbox:
         last UID moves to the chunk's end only after the batch returned (committed)."""
         last_uid = int(progress["last_uid"])
         ahead: asyncio.Task[list[InboundEvent]] | None = None
+        temporary = (
+            self._pool is None
+            and self.settings.parse_workers is None
+            and len(chunks) >= AUTO_POOL_BATCHES
+            and _picklable(self.parse)
+        )
+        if temporary:  # a long sync: parsing in a process of its own pays
+            self._pool_size = 1
+            self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
         try:
             for n, chunk in enumerate(chunks):
                 if ahead is None:
@@ -352,13 +375,14 @@ class ImapMailbox:
                 await asyncio.gather(ahead, return_exceptions=True)
             if progress["last_uid"] != last_uid:  # keep what was acknowledged, even on errors
                 await asyncio.shield(self.state.set(key, dict(progress)))
+            if temporary and self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool, self._pool_size = None, 0
 
     def _restart_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = ProcessPoolExecutor(
-                self.settings.parse_workers, mp_context=get_context("spawn")
-            )
+            self._pool = ProcessPoolExecutor(self._pool_size, mp_context=get_context("spawn"))
 
     async def _fetch_parse(
         self, session: ImapSession, folder: str, uidvalidity: int, chunk: list[int]
@@ -368,7 +392,7 @@ class ImapMailbox:
         parsed: list[_Parsed] = []
         if self._pool is not None:
             loop = asyncio.get_running_loop()
-            workers = max(1, self.settings.parse_workers)
+            workers = max(1, self._pool_size)
             step = max(1, -(-len(messages) // workers))
             parts = [
                 loop.run_in_executor(

@@ -395,3 +395,41 @@ async def test_mailbox_killed_mid_batch_resumes_without_loss_or_double(
     async with db.sessions() as s:
         ids = set(await s.scalars(select(InboxEvent.external_id)))
     assert ids == {m for m, _ in msgs}
+
+
+async def test_mailbox_batches_parsed_in_workers_with_a_broken_message(
+    db: Database, tmp_path: Path, dovecot: DovecotServer, user: str
+) -> None:
+    """The batch path with ``parse_workers``: parsed in a worker process, one call per
+    batch; a message that is no mail at all is kept raw and marked failed, the others are
+    on the timeline."""
+    msgs = unique_messages(FIXTURES, 9, "workers")
+    junk = b"no header here at all\r\n\r\njust words\r\n"
+    raws = [raw for _, raw in msgs]
+    dovecot.append_many(user, [*raws[:4], junk, *raws[4:]])
+    hub = Hub(db, cfg=PipelineConfig(attachments_dir=str(tmp_path / "att")), poll_interval=0.05)
+    await hub.start()
+    try:
+        ingest = HubBatches(hub)
+        box = settings_for(dovecot, user, batch_size=4, parse_workers=1)
+        mb = ImapMailbox(
+            box, ingest, MemoryState(), ConnectorHealth(name=box.name, channel="email")
+        )
+        task = asyncio.create_task(mb.run())
+        try:
+            await asyncio.wait_for(mb.synced.wait(), 60)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert ingest.calls == 3  # 10 messages in batches of 4
+        assert mb.stats.parse_failures == 1 and mb.stats.failed_uids == [("INBOX", 5)]
+        await wait_until(lambda: hub.processor.stats.failed >= 1, 30)  # then retried
+    finally:
+        await hub.stop()
+    async with db.sessions() as s:
+        rows = {r.external_id: r for r in await s.scalars(select(InboxEvent))}
+    assert len(rows) == 10
+    failed = [r for r in rows.values() if r.status == "failed"]
+    assert len(failed) == 1 and failed[0].external_id.startswith("sha256:")
+    assert "parse_error" in str(failed[0].payload)
+    assert {m for m, _ in msgs} == {k for k, r in rows.items() if r.status == "processed"}
