@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from datetime import date, timedelta
@@ -29,7 +30,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.services.auth import create_token
+from crm_core.services.auth import create_token, hash_password
 from crm_core.services.pipelines import create_pipeline, default_pipeline, load_funnel
 
 __all__ = ["load_demo"]
@@ -249,9 +250,13 @@ async def load_demo(db: Database) -> dict[str, Any]:
             s.add(u)
             users.append(u)
         await s.flush()
+        passwords: dict[str, str] = {}
         for u in users:  # an API token each (origin admin, as `users add` gives)
             issued, tokens[u.email] = await create_token(s, u, "API token", origin="admin")
             u.token_hash = issued.token_hash
+            # and a password to sign in with in the browser (printed once, stored hashed)
+            passwords[u.email] = secrets.token_urlsafe(12)
+            u.password_hash = await asyncio.to_thread(hash_password, passwords[u.email])
         funnels = await _demo_pipelines(s, users[0])
         managers = [u for u in users if u.role == "manager"]
         clients: list[Client] = []
@@ -436,4 +441,7 @@ async def load_demo(db: Database) -> dict[str, Any]:
                 occurred_at=now - timedelta(hours=1),
             )
         )
-    return {"loaded": True, "users": [{"email": e, "token": t} for e, t in tokens.items()]}
+    return {
+        "loaded": True,
+        "users": [{"email": e, "password": passwords[e], "token": t} for e, t in tokens.items()],
+    }

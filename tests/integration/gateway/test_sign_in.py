@@ -241,3 +241,30 @@ async def test_openapi_describes_the_sign_in_routes(
     # the page behind the links
     r = await client.get("/ui/set-password?token=abc")
     assert r.status == 200 and r.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_demo_users_sign_in_with_their_printed_passwords(
+    db_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """`crmhub demo` prints each user's password: the sign-in page must take it."""
+    from crm_core.db import Database, migrate
+    from crm_core.demo import load_demo
+
+    db = Database(db_url)
+    try:
+        await migrate(db)
+        demo = await load_demo(db)
+    finally:
+        await db.dispose()
+    users = demo["users"]
+    assert users and all(len(u["password"]) >= 10 and u["token"] for u in users)
+    assert len({u["password"] for u in users}) == len(users)
+    app: web.Application = create_app(
+        make_settings(db_url, tmp_path, run_workers=False, sla_poll_seconds=0)
+    )
+    client = await aiohttp_client(app)
+    admin = next(u for u in users if u["email"].startswith("admin@"))
+    status, body, _ = await login(client, admin["email"], admin["password"])
+    assert status == 200 and body["user"]["role"] == "admin", body
+    status, _, _ = await login(client, admin["email"], users[1]["password"])
+    assert status == 401
