@@ -17,7 +17,7 @@ from crm_core.campaigns import CampaignRunner, CampaignTransport, test_send
 from crm_core.services import campaigns as svc
 from crm_core.services.common import Invalid, jsonable
 from gateway.api.common import actor, database, ok, path_id, read_body, read_query
-from gateway.api.schemas import Id, PageQuery, Strict
+from gateway.api.schemas import Empty, Id, PageQuery, Strict
 from gateway.keys import SETTINGS
 from gateway.openapi import operation
 
@@ -339,7 +339,11 @@ async def _smtp_error(request: web.Request, account: str) -> str | None:
 
 
 @operation(
-    summary="Start sending (now, or at send_at)", tag="campaigns", response=CampaignOut, errors=W
+    summary="Start sending (now, or at send_at)",
+    tag="campaigns",
+    body=Empty,
+    response=CampaignOut,
+    errors=W,
 )
 async def start(request: web.Request) -> web.Response:
     cid = path_id(request)
@@ -356,7 +360,11 @@ async def start(request: web.Request) -> web.Response:
 
 def _state(name: str, fn: Any) -> Any:
     @operation(
-        summary=f"{name.capitalize()} the campaign", tag="campaigns", response=CampaignOut, errors=W
+        summary=f"{name.capitalize()} the campaign",
+        tag="campaigns",
+        body=Empty,
+        response=CampaignOut,
+        errors=W,
     )
     async def handle(request: web.Request) -> web.Response:
         cid = path_id(request)
