@@ -284,16 +284,23 @@ class ImapSession:
         client, self.client = self.client, None
         if client is None:
             return
+        cancelled = False
         if not self._lost.is_set():
             try:
                 await asyncio.wait_for(client.protocol.logout(), 2)
-            except BaseException:  # best effort; never block shutdown
+            except asyncio.CancelledError:
+                # the caller is being stopped: finish closing, then let the stop through
+                # (swallowing it kept a mailbox whose login is refused retrying forever)
+                cancelled = True
+            except Exception:  # best effort; never block shutdown
                 pass
         transport = client.protocol.transport
         if transport is not None:
             transport.close()
         for task in (*client.tasks, *client.protocol.tasks):  # e.g. a pending IDLE
             task.cancel()
+        if cancelled:
+            raise asyncio.CancelledError
 
     # -- commands -----------------------------------------------------------------
 

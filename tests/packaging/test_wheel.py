@@ -124,7 +124,7 @@ def test_installed_crmhub_migrates_and_serves_the_ui(installed: Path, tmp_path: 
         status, _, body = _get(base + "/api/v1/setup")
         setup = json.loads(body)
         assert status == 200 and setup["needs_first_admin"] is True
-        assert "crmhub users add" in setup["command"]
+        assert "crmhub users invite" in setup["command"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

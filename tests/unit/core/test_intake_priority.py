@@ -4,6 +4,7 @@ the inbox writer to have no submission waiting (a burst is acknowledged, then pr
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from crm_core.pipeline.process import PipelineConfig
@@ -11,7 +12,7 @@ from crm_core.pipeline.worker import InboxProcessor
 
 
 def processor(idle: asyncio.Event | None, yield_seconds: float) -> InboxProcessor:
-    db: Any = object()  # never touched by _yield_to_intake
+    db: Any = SimpleNamespace(is_postgres=False)  # only its dialect is read
     return InboxProcessor(
         db,
         assigner=None,  # type: ignore[arg-type]
