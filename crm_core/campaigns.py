@@ -40,7 +40,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.access import Actor, visible_clients
-from crm_core.background import BackgroundTask
+from crm_core.background import BackgroundTask, poll_claims, poll_forever
 from crm_core.db import Database
 from crm_core.models import (
     Campaign,
@@ -403,23 +403,15 @@ class CampaignRunner:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("campaign_runner_error", error=str(exc)[:500])
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        await poll_forever(
+            self.run_once,
+            self._wake,
+            self.poll_interval,
+            lambda exc: log.warning("campaign_runner_error", error=str(exc)[:500]),
+        )
 
     async def run_once(self) -> int:
-        n = 0
-        while (cid := await self.claim()) is not None:
-            await self.run_campaign(cid)
-            n += 1
-        return n
+        return await poll_claims(self.claim, self.run_campaign)
 
     async def claim(self) -> int | None:
         now = utcnow()

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import or_, select, update
 
 from crm_core.access import Actor
-from crm_core.background import BackgroundTask
+from crm_core.background import BackgroundTask, poll_claims, poll_forever
 from crm_core.db import Database
 from crm_core.models import Job, User
 from crm_core.models import utcnow as _now
@@ -71,24 +71,16 @@ class JobRunner:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: try again later
-                log.warning("job_runner_error", error=str(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        await poll_forever(
+            self.run_once,
+            self._wake,
+            self.poll_interval,
+            lambda exc: log.warning("job_runner_error", error=str(exc)),
+        )
 
     async def run_once(self) -> int:
         """Claim and run jobs until none is left; returns how many were run."""
-        n = 0
-        while (job_id := await self.claim()) is not None:
-            await self.run_job(job_id)
-            n += 1
-        return n
+        return await poll_claims(self.claim, self.run_job)
 
     async def claim(self) -> int | None:
         now = _now()
